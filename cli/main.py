@@ -1,0 +1,212 @@
+"""The `importer` command line: import files, inspect jobs, manage the database."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.progress import follow_job
+from db.migrate import upgrade_database
+from db.models import JobSource, JobStatus, OnError
+from db.repository import get_job, job_view, list_jobs, list_row_errors
+from db.session import session_scope
+from itemsheet.errors import SheetError
+from itemsheet.importing import JobOptions, create_job
+from itemsheet.storage import store_path
+from settings import apply_prefect_defaults, get_settings
+
+app = typer.Typer(help="Import item catalogues from spreadsheets.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the importer's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+ERRORS_IN_JSON = 100
+
+
+def _prepare_database() -> None:
+    """Upgrade the embedded SQLite database on first use; PostgreSQL is upgraded on purpose."""
+    if get_settings().resolved_database_url().startswith("sqlite"):
+        upgrade_database()
+
+
+def _report(job_id: uuid.UUID) -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        if job is None:
+            raise typer.BadParameter(f"no import job {job_id}")
+        view = job_view(job)
+        view["errors"] = list_row_errors(session, job_id, limit=ERRORS_IN_JSON)
+    return view
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="The spreadsheet or CSV file to import.")],
+    sheet: Annotated[str | None, typer.Option(help="Sheet name or 0-based index.")] = None,
+    on_error: Annotated[
+        OnError,
+        typer.Option(help="skip: import valid rows; abort: import nothing if any row is invalid."),
+    ] = OnError.SKIP,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compute everything, write no items.")
+    ] = False,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per committed batch.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the finished job as JSON on the last line.")
+    ] = False,
+) -> None:
+    """Import FILE now, in this process, showing progress."""
+    apply_prefect_defaults()
+    from flows.import_items import import_items
+
+    settings = get_settings()
+    _prepare_database()
+    options = JobOptions(
+        sheet=sheet,
+        on_error=on_error,
+        dry_run=dry_run,
+        batch_size=batch_size or settings.batch_size,
+    )
+    try:
+        stored = store_path(
+            file, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes
+        )
+    except SheetError as exc:
+        if as_json:
+            print(
+                json.dumps({"job_id": None, "status": "failed", "error": exc.reason, "errors": []})
+            )
+        else:
+            err.print(f"[red]failed:[/] {exc.reason}")
+        raise typer.Exit(1) from None
+    with session_scope() as session:
+        job_id = create_job(
+            session,
+            stored=stored,
+            filename=file.name,
+            source=JobSource.CLI,
+            options=options,
+            source_uri=str(file.resolve()),
+        ).id
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=follow_job,
+        args=(job_id, done, err),
+        kwargs={"quiet": as_json and not err.is_terminal},
+        daemon=True,
+    )
+    watcher.start()
+    try:
+        import_items(job_id=str(job_id), return_state=True)
+    finally:
+        done.set()
+        watcher.join()
+    report = _report(job_id)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        _print_job(report)
+    raise typer.Exit(0 if report["status"] == JobStatus.COMPLETED else 1)
+
+
+def _print_job(view: dict[str, Any]) -> None:
+    colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(
+        view["status"], "cyan"
+    )
+    out.print(f"[bold]{view['filename']}[/] [{colour}]{view['status']}[/] (job {view['job_id']})")
+    out.print(
+        f"  rows {view['total_rows'] or 0:,}: created {view['created']:,},"
+        f" updated {view['updated']:,},"
+        f" unchanged {view['unchanged']:,}, failed {view['failed']:,}"
+        f"{' (dry run: nothing written)' if view['dry_run'] else ''}"
+    )
+    if view["elapsed_s"] is not None:
+        out.print(f"  {view['elapsed_s']:.2f} s, {view['rows_per_s']:,.0f} rows/s")
+    if view["error"]:
+        out.print(f"  [red]reason:[/] {view['error']}")
+    for warning in view["warnings"]:
+        out.print(f"  [yellow]warning:[/] {warning}")
+    errors = view.get("errors") or []
+    if errors:
+        table = Table("row", "column", "value", "message", title="Row errors (first 100)")
+        for e in errors:
+            table.add_row(str(e["row"]), e["column"] or "", e["value"] or "", e["message"])
+        out.print(table)
+
+
+@app.command("jobs")
+def jobs(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    status: Annotated[JobStatus | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List recent import jobs, newest first."""
+    _prepare_database()
+    with session_scope(write=False) as session:
+        views = [job_view(j) for j in list_jobs(session, limit=limit, status=status)]
+    if as_json:
+        print(json.dumps(views, default=str))
+        return
+    table = Table(
+        "job",
+        "status",
+        "source",
+        "file",
+        "rows",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "started",
+    )
+    for v in views:
+        table.add_row(
+            v["job_id"],
+            v["status"],
+            v["source"],
+            v["filename"],
+            str(v["total_rows"] or 0),
+            str(v["created"]),
+            str(v["updated"]),
+            str(v["unchanged"]),
+            str(v["failed"]),
+            (v["started_at"] or v["created_at"])[:19],
+        )
+    out.print(table)
+
+
+@app.command("job")
+def job(
+    job_id: Annotated[uuid.UUID, typer.Argument(help="The job id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one import job with its first row errors."""
+    _prepare_database()
+    report = _report(job_id)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        _print_job(report)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending database migration."""
+    upgrade_database()
+    err.print("database is up to date")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The tables: import jobs, the item catalogue and the row errors of each job."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, UTCDateTime
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class JobStatus(StrEnum):
+    """Life cycle of an import job."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job will not change any more (unless retried)."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class OnError(StrEnum):
+    """What an import does with invalid rows."""
+
+    SKIP = "skip"
+    ABORT = "abort"
+
+
+class JobSource(StrEnum):
+    """Who started an import."""
+
+    CLI = "cli"
+    UPLOAD = "upload"
+    SCHEDULE = "schedule"
+
+
+class ImportJob(Base):
+    """One import of one file: options, progress and outcome."""
+
+    __tablename__ = "import_job"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    status: Mapped[JobStatus] = mapped_column(String(16), default=JobStatus.PENDING, index=True)
+    source: Mapped[JobSource] = mapped_column(String(16), default=JobSource.CLI)
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(String(255))
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    file_uri: Mapped[str] = mapped_column(Text)
+    file_format: Mapped[str | None] = mapped_column(String(8))
+    sheet: Mapped[str | None] = mapped_column(String(255))
+    sheet_name: Mapped[str | None] = mapped_column(String(255))
+    on_error: Mapped[OnError] = mapped_column(String(8), default=OnError.SKIP)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    total_rows: Mapped[int | None] = mapped_column(Integer)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    last_batch: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    flow_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Item(Base):
+    """One catalogue item, keyed by its SKU (case-sensitive, trimmed)."""
+
+    __tablename__ = "item"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100))
+    unit: Mapped[str | None] = mapped_column(String(20))
+    price: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+    quantity: Mapped[int | None] = mapped_column(BigInteger)
+    barcode: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class RowError(Base):
+    """Why one data row of a job was not imported."""
+
+    __tablename__ = "import_row_error"
+    __table_args__ = (Index("ix_import_row_error_job_id_row", "job_id", "row"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("import_job.id", ondelete="CASCADE"))
+    row: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)

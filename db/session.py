@@ -1,0 +1,79 @@
+"""Engines and sessions for the configured database, with SQLite tuned for concurrent use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from settings import get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets progress readers run while a batch is being written; foreign keys are off
+    # by default in SQLite; the busy timeout makes writers queue instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+    # pysqlite's own transaction handling would defer BEGIN; we issue it ourselves.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_sqlite(conn: Any) -> None:
+    # Writers take the write lock up front so two imports never deadlock on an upgrade.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, write: bool = True) -> Engine:
+    """Create an engine for `url`; SQLite gets WAL, a busy timeout and, for writers, eager locks."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _configure_sqlite)
+        if write:
+            event.listen(engine, "begin", _begin_sqlite)
+        else:
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@lru_cache
+def get_engine(*, write: bool = True) -> Engine:
+    """The process-wide engine for the configured database (`write=False`: for readers)."""
+    return make_engine(get_settings().resolved_database_url(), write=write)
+
+
+def get_sessionmaker(*, write: bool = True) -> sessionmaker[Session]:
+    """A session factory bound to the configured database."""
+    return sessionmaker(get_engine(write=write), expire_on_commit=False)
+
+
+def reset_engines() -> None:
+    """Forget cached engines (after settings change, in tests)."""
+    if get_engine.cache_info().currsize:
+        get_engine(write=True).dispose()
+        get_engine(write=False).dispose()
+    get_engine.cache_clear()
+
+
+@contextmanager
+def session_scope(*, write: bool = True) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    session = get_sessionmaker(write=write)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

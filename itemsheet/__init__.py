@@ -1,0 +1,1 @@
+"""Plain import logic: sniff, read, validate and diff item sheets (no Prefect, no FastAPI)."""

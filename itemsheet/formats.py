@@ -1,0 +1,212 @@
+"""Decide a file's format from its bytes, and refuse packages that are encrypted or too big."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from enum import StrEnum
+
+from itemsheet.errors import SheetError
+
+OLE2_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+ACCEPTED = ".xlsx, .xlsm, .xlsb, .xls, .ods or .csv (UTF-8)"
+UNSUPPORTED = f"this file is not a spreadsheet we can read; accepted formats: {ACCEPTED}"
+PASSWORD_PROTECTED = "workbook is password-protected"  # noqa: S105  (a message, not a secret)
+SNIFF_BYTES = 64 * 1024
+# Entries bigger than this are checked for an implausible compression ratio.
+RATIO_CHECK_MIN_BYTES = 8 * 1024 * 1024
+
+
+class FileFormat(StrEnum):
+    """The formats an import accepts."""
+
+    XLSX = "xlsx"
+    XLSM = "xlsm"
+    XLSB = "xlsb"
+    XLS = "xls"
+    ODS = "ods"
+    CSV = "csv"
+
+
+class Container(StrEnum):
+    """What the first bytes say a file is, before looking inside."""
+
+    ZIP = "zip"
+    OLE2 = "ole2"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class PackageLimits:
+    """Bounds on what a zip package may hold and expand to."""
+
+    max_uncompressed_bytes: int
+    max_compression_ratio: int
+    max_entries: int
+    max_cells: int
+
+
+def sniff_container(head: bytes) -> Container | None:
+    """Classify the first bytes of a file; None when it cannot be a spreadsheet or CSV."""
+    if head.startswith(ZIP_MAGICS):
+        return Container.ZIP
+    if head.startswith(OLE2_MAGIC):
+        return Container.OLE2
+    if _looks_like_utf8_text(head[:SNIFF_BYTES]):
+        return Container.TEXT
+    return None
+
+
+def _looks_like_utf8_text(sample: bytes) -> bool:
+    if not sample or b"\x00" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A sample may end inside a multi-byte character; anything else is not UTF-8.
+        return exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data"
+    return True
+
+
+def detect_format(data: bytes, *, filename: str | None = None) -> FileFormat:
+    """The format of a whole file, from its bytes; the file name only tells xlsx from xlsm."""
+    container = sniff_container(data[:SNIFF_BYTES])
+    if container is Container.ZIP:
+        return _zip_format(data, filename)
+    if container is Container.OLE2:
+        return _ole2_format(data)
+    if container is Container.TEXT:
+        return FileFormat.CSV
+    raise SheetError(UNSUPPORTED)
+
+
+def _open_zip(data: bytes) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise SheetError(
+            "the file is corrupt or truncated: its zip package cannot be opened"
+        ) from exc
+
+
+def _zip_format(data: bytes, filename: str | None) -> FileFormat:
+    with _open_zip(data) as package:
+        names = set(package.namelist())
+        if "xl/workbook.bin" in names:
+            return FileFormat.XLSB
+        if "xl/workbook.xml" in names or any(n.endswith("workbook.xml") for n in names):
+            macro = (filename or "").lower().endswith(".xlsm") or "xl/vbaProject.bin" in names
+            return FileFormat.XLSM if macro else FileFormat.XLSX
+        if "mimetype" in names or "content.xml" in names:
+            if "META-INF/manifest.xml" in names and b"encryption-data" in _read_capped(
+                package, "META-INF/manifest.xml", 1024 * 1024
+            ):
+                raise SheetError(PASSWORD_PROTECTED)
+            mimetype = _read_capped(package, "mimetype", 256) if "mimetype" in names else b""
+            if mimetype.strip() == ODS_MIMETYPE or ("content.xml" in names and not mimetype):
+                return FileFormat.ODS
+    raise SheetError(UNSUPPORTED)
+
+
+def _read_capped(package: zipfile.ZipFile, name: str, cap: int) -> bytes:
+    try:
+        with package.open(name) as member:
+            return member.read(cap)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise SheetError(f"the file is corrupt: part '{name}' cannot be read") from exc
+
+
+def _ole2_format(data: bytes) -> FileFormat:
+    # OLE2 directory entry names are UTF-16LE; an encrypted OOXML workbook is an OLE2 file
+    # holding these two streams instead of a zip package.
+    if (
+        "EncryptedPackage".encode("utf-16-le") in data
+        or "EncryptionInfo".encode("utf-16-le") in data
+    ):
+        raise SheetError(PASSWORD_PROTECTED)
+    # Anything else in an OLE2 container is handed to the reader as .xls; one that is not
+    # a workbook fails there with a clear reason.
+    return FileFormat.XLS
+
+
+_UNIQUE_COUNT = re.compile(rb'uniqueCount="(\d+)"')
+_DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+
+
+def check_package(data: bytes, limits: PackageLimits) -> None:
+    """Refuse a zip package whose size, ratio, part count or string table is beyond `limits`.
+
+    Declared sizes are checked first (cheap); then every XML part is really decompressed
+    with a running total, so a package that lies about its sizes is caught too.
+    """
+    with _open_zip(data) as package:
+        infos = package.infolist()
+        if len(infos) > limits.max_entries:
+            raise SheetError(
+                f"the package holds {len(infos):,} parts; the limit is {limits.max_entries:,}"
+            )
+        if any(info.flag_bits & 0x1 for info in infos):
+            raise SheetError(PASSWORD_PROTECTED)
+        declared = sum(info.file_size for info in infos)
+        if declared > limits.max_uncompressed_bytes:
+            raise SheetError(_too_big(declared, limits))
+        for info in infos:
+            if (
+                info.file_size > RATIO_CHECK_MIN_BYTES
+                and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1)
+            ):
+                ratio = info.file_size // max(info.compress_size, 1)
+                raise SheetError(
+                    f"part '{info.filename}' expands {ratio:,} times when unpacked;"
+                    " this looks like a zip bomb"
+                )
+        real = 0
+        for info in infos:
+            real += _inspect_member(
+                package, info, limits, budget=limits.max_uncompressed_bytes - real
+            )
+
+
+def _too_big(size: int, limits: PackageLimits) -> str:
+    return (
+        f"the file expands to {size / 2**20:,.0f} MiB when unpacked;"
+        f" the limit is {limits.max_uncompressed_bytes / 2**20:,.0f} MiB"
+    )
+
+
+def _inspect_member(
+    package: zipfile.ZipFile, info: zipfile.ZipInfo, limits: PackageLimits, *, budget: int
+) -> int:
+    """Decompress one part within `budget` bytes, checking the head of XML parts."""
+    size = 0
+    head = b""
+    try:
+        with package.open(info) as member:
+            while chunk := member.read(1024 * 1024):
+                if len(head) < 4096:
+                    head += chunk[: 4096 - len(head)]
+                size += len(chunk)
+                if size > budget:
+                    raise SheetError(_too_big(limits.max_uncompressed_bytes + 1, limits))
+    except SheetError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise SheetError(f"the file is corrupt: part '{info.filename}' cannot be unpacked") from exc
+    if info.filename.endswith((".xml", ".rels")):
+        _check_xml_head(info.filename, head, limits)
+    return size
+
+
+def _check_xml_head(name: str, head: bytes, limits: PackageLimits) -> None:
+    if _DOCTYPE.search(head):
+        raise SheetError(f"part '{name}' declares a DOCTYPE or entities, which are not allowed")
+    match = _UNIQUE_COUNT.search(head) if name.endswith("sharedStrings.xml") else None
+    if match and int(match.group(1)) > limits.max_cells:
+        raise SheetError(
+            f"the workbook declares {int(match.group(1)):,} shared strings;"
+            f" the limit is {limits.max_cells:,} cells"
+        )

@@ -1,0 +1,176 @@
+"""The import service: jobs, attempts and batches. Callers own every transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+from db.item_store import fetch_items, insert_items, update_items
+from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
+from db.repository import add_row_errors, delete_row_errors, get_job
+from itemsheet.diff import diff_batch
+from itemsheet.prepare import SheetSummary
+from itemsheet.storage import StoredFile
+
+
+class StaleAttempt(Exception):
+    """A newer attempt owns the job (or it ended); this one must not write."""
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How to import a file."""
+
+    sheet: str | None = None
+    on_error: OnError = OnError.SKIP
+    dry_run: bool = False
+    batch_size: int = 5000
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one committed batch did."""
+
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+
+
+def create_job(
+    session: Session,
+    *,
+    stored: StoredFile,
+    filename: str,
+    source: JobSource,
+    options: JobOptions,
+    source_uri: str | None = None,
+) -> ImportJob:
+    """A new pending job for a stored file."""
+    job = ImportJob(
+        status=JobStatus.PENDING,
+        source=source,
+        source_uri=source_uri,
+        filename=filename[:255],
+        file_sha256=stored.sha256,
+        file_size=stored.size,
+        file_uri=stored.uri,
+        sheet=options.sheet,
+        on_error=options.on_error,
+        dry_run=options.dry_run,
+        batch_size=options.batch_size,
+        warnings=[],
+        columns=[],
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def begin_attempt(
+    session: Session, job_id: uuid.UUID, *, flow_run_id: uuid.UUID | None
+) -> int | None:
+    """Mark the job processing under a new attempt number; None if it has nothing left to do."""
+    job = _job(session, job_id)
+    if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+        return None
+    job.status = JobStatus.PROCESSING
+    job.attempt += 1
+    job.error = None
+    job.finished_at = None
+    job.started_at = job.started_at or utcnow()
+    if flow_run_id is not None:
+        job.flow_run_id = flow_run_id
+    return job.attempt
+
+
+def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -> ImportJob:
+    """Store what the prepared sheet holds: row count, sheet, fields, warnings."""
+    job = _job(session, job_id)
+    if job.total_rows is not None and job.total_rows != summary.total_rows:
+        raise RuntimeError("the stored file no longer reads as it did; refusing to resume")
+    job.total_rows = summary.total_rows
+    job.sheet_name = summary.sheet_name
+    job.file_format = summary.file_format
+    job.columns = list(summary.fields)
+    job.warnings = list(summary.warnings)
+    return job
+
+
+def record_abort(session: Session, job_id: uuid.UUID, rows: pl.DataFrame) -> str:
+    """Keep the full error report of an `on_error=abort` import that writes nothing."""
+    job = _job(session, job_id)
+    invalid = rows.filter(pl.col("error_message").is_not_null())
+    delete_row_errors(session, job_id)
+    add_row_errors(session, job_id, invalid)
+    job.failed = invalid.height
+    return (
+        f"{invalid.height:,} of {rows.height:,} rows are invalid and on_error is abort;"
+        " nothing was imported"
+    )
+
+
+def apply_batch(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    attempt: int,
+    batch_no: int,
+    rows: pl.DataFrame,
+    now: datetime | None = None,
+) -> BatchOutcome | None:
+    """Write batch `batch_no` (1-based) and its progress; None if it was committed before.
+
+    Raises `StaleAttempt` when a newer attempt owns the job, so an old worker that wakes up
+    late never writes twice.
+    """
+    job = _job(session, job_id, for_update=True)
+    if job.attempt != attempt or job.status != JobStatus.PROCESSING:
+        raise StaleAttempt(f"job {job_id} is owned by attempt {job.attempt} ({job.status})")
+    if job.last_batch >= batch_no:
+        return None
+    if job.last_batch != batch_no - 1:
+        raise RuntimeError(f"batch {batch_no} cannot follow batch {job.last_batch}")
+    fields = list(job.columns)
+    failed = rows.filter(pl.col("error_message").is_not_null())
+    valid = rows.filter(pl.col("error_message").is_null()).select(fields).sort("sku")
+    stored = fetch_items(session, valid.get_column("sku").to_list(), fields)
+    diff = diff_batch(valid, stored, fields)
+    if not job.dry_run:
+        stamp = now or utcnow()
+        insert_items(session, diff.created, now=stamp)
+        update_items(session, diff.updated, now=stamp)
+    add_row_errors(session, job_id, failed)
+    outcome = BatchOutcome(diff.created.height, diff.updated.height, diff.unchanged, failed.height)
+    job.created += outcome.created
+    job.updated += outcome.updated
+    job.unchanged += outcome.unchanged
+    job.failed += outcome.failed
+    job.processed_rows += rows.height
+    job.last_batch = batch_no
+    job.updated_at = utcnow()
+    return outcome
+
+
+def finish_job(
+    session: Session, job_id: uuid.UUID, status: JobStatus, *, reason: str | None = None
+) -> ImportJob | None:
+    """End a job as completed, failed or cancelled; a completed job is never changed again."""
+    job = get_job(session, job_id, for_update=True)
+    if job is None or job.status == JobStatus.COMPLETED:
+        return job
+    job.status = status
+    job.error = reason
+    job.finished_at = utcnow()
+    return job
+
+
+def _job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> ImportJob:
+    job = get_job(session, job_id, for_update=for_update)
+    if job is None:
+        raise LookupError(f"import job {job_id} does not exist")
+    return job

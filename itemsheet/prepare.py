@@ -1,0 +1,71 @@
+"""From file bytes to validated rows: sniff, check the package, read, find header, validate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from itemsheet.errors import SheetError
+from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
+from itemsheet.header import find_header
+from itemsheet.reader import read_grid
+from itemsheet.validate import Validated, validate
+
+NO_DATA_ROWS = "the sheet has no data rows below its header"
+
+
+@dataclass
+class SheetSummary:
+    """What a prepared sheet holds, apart from its rows."""
+
+    file_format: str
+    sheet_name: str | None
+    fields: list[str]
+    total_rows: int
+    invalid_rows: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(
+    data: bytes, *, filename: str | None, sheet: str | None, limits: PackageLimits
+) -> tuple[Validated, SheetSummary]:
+    """Read and validate a whole file; raise `SheetError` with a one-line reason if it can't be."""
+    fmt = detect_format(data, filename=filename)
+    if fmt in (FileFormat.XLSX, FileFormat.XLSM, FileFormat.XLSB, FileFormat.ODS):
+        check_package(data, limits)
+    warnings: list[str] = []
+    if fmt is FileFormat.CSV and sheet not in (None, "", "0"):
+        warnings.append(f"a CSV file has a single sheet; the sheet option '{sheet}' was ignored")
+        sheet = None
+    grid = read_grid(data, fmt, sheet=sheet)
+    if grid.frame.height * max(grid.frame.width, 1) > limits.max_cells:
+        raise SheetError(
+            f"the sheet holds {grid.frame.height * grid.frame.width:,} cells;"
+            f" the limit is {limits.max_cells:,}"
+        )
+    header = find_header(grid.frame)
+    validated = validate(grid, header)
+    warnings.extend(header.warnings)
+    total = validated.frame.height
+    if total == 0:
+        warnings.append(NO_DATA_ROWS)
+    invalid = validated.frame.get_column("error_message").is_not_null().sum()
+    summary = SheetSummary(
+        fmt.value, grid.sheet_name, validated.fields, total, int(invalid), warnings
+    )
+    return validated, summary
+
+
+def write_rows(validated: Validated, path: Path) -> None:
+    """Keep the validated rows for the writer, as uncompressed Arrow IPC (cheap to read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    validated.frame.write_ipc(tmp, compression="uncompressed")
+    tmp.replace(path)
+
+
+def read_rows(path: Path) -> pl.DataFrame:
+    """The rows `write_rows` kept."""
+    return pl.read_ipc(path)

@@ -1,0 +1,82 @@
+"""Content-addressed file storage on a local path or any fsspec URL (s3://, gcs://, ...)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import fsspec
+
+from itemsheet.errors import SheetError
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Where a file was stored, and what it was."""
+
+    uri: str
+    sha256: str
+    size: int
+
+
+class FileTooLarge(SheetError):
+    """The file is bigger than the configured limit."""
+
+
+def too_large_reason(limit: int) -> str:
+    """The sentence a user sees for an oversize file."""
+    return f"the file is larger than the limit of {limit / 2**20:,.1f} MiB"
+
+
+def store_stream(stream: BinaryIO, base_url: str, *, max_bytes: int) -> StoredFile:
+    """Copy `stream` into storage under its sha256, refusing it once it passes `max_bytes`."""
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=8 * _CHUNK) as spool:
+        while chunk := stream.read(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise FileTooLarge(too_large_reason(max_bytes))
+            digest.update(chunk)
+            spool.write(chunk)
+        sha = digest.hexdigest()
+        uri = f"{base_url.rstrip('/')}/{sha[:2]}/{sha}"
+        fs, path = fsspec.core.url_to_fs(uri)
+        if not fs.exists(path):
+            fs.makedirs(fs._parent(path), exist_ok=True)
+            spool.seek(0)
+            partial = f"{path}.partial"
+            with fs.open(partial, "wb") as out:
+                shutil.copyfileobj(spool, out, _CHUNK)
+            fs.mv(partial, path)
+    return StoredFile(uri, sha, size)
+
+
+def store_path(path: Path, base_url: str, *, max_bytes: int) -> StoredFile:
+    """Store a local file (the CLI's way in)."""
+    try:
+        with path.open("rb") as stream:
+            return store_stream(stream, base_url, max_bytes=max_bytes)
+    except OSError as exc:
+        raise SheetError(f"the file cannot be read: {exc.strerror or exc}") from exc
+
+
+def fetch_local(uri: str, work_dir: Path) -> Path:
+    """A local path holding the stored file (the file itself when storage is local)."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    if (
+        getattr(fs, "protocol", None) in ("file", ("file", "local"))
+        or fs.__class__.__name__ == "LocalFileSystem"
+    ):
+        return Path(path)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    local = work_dir / Path(path).name
+    if not local.exists():
+        fs.get(path, str(local))
+    return local

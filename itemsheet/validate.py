@@ -1,0 +1,163 @@
+"""Normalise and validate every data row with polars expressions (no per-row Python)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from itemsheet.fields import FIELDS_BY_NAME, Kind
+from itemsheet.header import Header
+from itemsheet.reader import Grid
+
+PRICE_DTYPE = pl.Decimal(18, 4)
+VALUE_MAX_CHARS = 200
+ERROR_COLUMNS = ("error_column", "error_value", "error_message")
+
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
+_WHOLE = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.0*)?"
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The data rows of a sheet, in order, each typed and either valid or with its error.
+
+    `frame` columns: `row`, one column per present field, then `error_column`,
+    `error_value`, `error_message` (all null for a valid row).
+    """
+
+    frame: pl.DataFrame
+    fields: list[str]
+
+
+def _clean_text(column: str, *, spreadsheet: bool) -> pl.Expr:
+    text = pl.col(column).str.replace_all(_CONTROL, "").str.strip_chars()
+    if spreadsheet:
+        # fastexcel renders date cells as "YYYY-MM-DD HH:MM:SS"; the contract wants ISO 8601.
+        text = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1").str.replace(
+            r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?)$", "${1}T${2}"
+        )
+    return pl.when(text.str.len_chars() > 0).then(text)
+
+
+def _field_checks(field: str, text: pl.Expr, code: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, error message or null) for one field."""
+    spec = FIELDS_BY_NAME[field]
+    has_error_value = code.is_not_null()
+    error_value = pl.format("{} holds the error value {}", pl.lit(field), code)
+    if spec.kind is Kind.PRICE:
+        plain = text.str.replace_all(",", "", literal=True)
+        value = pl.when(text.str.contains(f"^(?:{_NUMBER})$")).then(
+            plain.cast(PRICE_DTYPE, strict=False)
+        )
+        message = (
+            pl.when(has_error_value)
+            .then(error_value)
+            .when(text.is_null())
+            .then(None)
+            .when(text.str.contains(f"^-(?:{_NUMBER})$"))
+            .then(pl.lit("price must not be negative"))
+            .when(~text.str.contains(f"^(?:{_NUMBER})$"))
+            .then(pl.lit("price is not a number"))
+            .when(value.is_null())
+            .then(pl.lit("price is too large"))
+        )
+        return value, message
+    if spec.kind is Kind.QUANTITY:
+        whole = text.str.replace_all(",", "", literal=True).str.replace(r"\.0*$", "")
+        value = pl.when(text.str.contains(f"^(?:{_WHOLE})$")).then(
+            whole.cast(pl.Int64, strict=False)
+        )
+        message = (
+            pl.when(has_error_value)
+            .then(error_value)
+            .when(text.is_null())
+            .then(None)
+            .when(text.str.contains(f"^-(?:{_NUMBER})$"))
+            .then(pl.lit("quantity must not be negative"))
+            .when(~text.str.contains(f"^(?:{_WHOLE})$"))
+            .then(pl.lit("quantity must be a whole number"))
+            .when(value.is_null())
+            .then(pl.lit("quantity is too large"))
+        )
+        return value, message
+    assert spec.max_len is not None
+    message = (
+        pl.when(has_error_value)
+        .then(error_value)
+        .when(text.is_null())
+        .then(pl.lit(f"{field} is required") if spec.required else None)
+        .when(text.str.len_chars() > spec.max_len)
+        .then(pl.lit(f"{field} is longer than {spec.max_len} characters"))
+    )
+    return text, message
+
+
+def _error_codes(grid: Grid, header: Header) -> pl.DataFrame:
+    """One column `code_<field>` per field with the error value of that cell, by frame index."""
+    positions = {int(column[1:]): field for field, column in header.columns.items()}
+    cells = grid.error_cells.filter(pl.col("col").is_in(list(positions)))
+    wide = pl.DataFrame({"index": pl.Series([], dtype=pl.Int64)})
+    for col, field in positions.items():
+        per_field = cells.filter(pl.col("col") == col).select(
+            "index", pl.col("code").alias(f"code_{field}")
+        )
+        wide = wide.join(per_field, on="index", how="full", coalesce=True)
+    return wide
+
+
+def validate(grid: Grid, header: Header) -> Validated:
+    """Type every non-empty data row below the header and attach its first error, if any."""
+    fields = list(header.columns)
+    data = grid.frame.with_columns(
+        grid.rows.alias("row"), pl.int_range(pl.len(), dtype=pl.Int64).alias("index")
+    ).slice(header.index + 1)
+    cells = [c for c in grid.frame.columns]
+    error_rows = grid.error_cells.get_column("index").unique().implode()
+    non_empty = pl.any_horizontal(
+        pl.col(c).str.replace_all(_CONTROL, "").str.strip_chars().str.len_chars() > 0 for c in cells
+    ).fill_null(False) | pl.col("index").is_in(error_rows)
+    data = data.filter(non_empty).join(_error_codes(grid, header), on="index", how="left")
+
+    typed: list[pl.Expr] = []
+    messages: list[pl.Expr] = []
+    values: list[pl.Expr] = []
+    for field in fields:
+        text = _clean_text(header.columns[field], spreadsheet=grid.spreadsheet)
+        code = (
+            pl.col(f"code_{field}") if f"code_{field}" in data.columns else pl.lit(None, pl.String)
+        )
+        value, message = _field_checks(field, text, code)
+        typed.append(value.alias(field))
+        messages.append(message.alias(f"msg_{field}"))
+        values.append(pl.coalesce(code, text).alias(f"raw_{field}"))
+    data = data.select("row", *typed, *messages, *values)
+
+    # A later row with an SKU seen before is a duplicate; the first occurrence is kept.
+    first_row = pl.col("row").min().over("sku")
+    duplicate = pl.col("msg_sku").is_null() & (pl.col("row") != first_row)
+    data = data.with_columns(
+        pl.when(duplicate)
+        .then(pl.format("duplicate SKU '{}' (first on row {})", pl.col("sku"), first_row))
+        .otherwise(pl.col("msg_sku"))
+        .alias("msg_sku")
+    )
+    column_chain: pl.Expr | None = None
+    value_chain: pl.Expr | None = None
+    for field in fields:
+        failing = pl.col(f"msg_{field}").is_not_null()
+        if column_chain is None or value_chain is None:
+            column_chain = pl.when(failing).then(pl.lit(field))
+            value_chain = pl.when(failing).then(pl.col(f"raw_{field}"))
+        else:
+            column_chain = column_chain.when(failing).then(pl.lit(field))  # type: ignore[attr-defined]
+            value_chain = value_chain.when(failing).then(pl.col(f"raw_{field}"))  # type: ignore[attr-defined]
+    assert column_chain is not None and value_chain is not None
+    message = pl.concat_str([pl.col(f"msg_{f}") for f in fields], separator="; ", ignore_nulls=True)
+    data = data.with_columns(
+        column_chain.alias("error_column"),
+        value_chain.str.slice(0, VALUE_MAX_CHARS).alias("error_value"),
+        pl.when(message.str.len_chars() > 0).then(message).alias("error_message"),
+    )
+    return Validated(data.select("row", *fields, *ERROR_COLUMNS), fields)

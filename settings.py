@@ -1,0 +1,79 @@
+"""The one place that reads the environment: every `IMPORTER_*` setting of the service."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Configuration read from `IMPORTER_*` environment variables (or a `.env` file)."""
+
+    model_config = SettingsConfigDict(env_prefix="IMPORTER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the embedded database, stored files and work files live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: a SQLite file `importer.db` under the data dir.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="Where uploads are kept: a path or fsspec URL; default: `files/` in data_dir.",
+    )
+    batch_size: int = Field(
+        default=5000, ge=1, le=1_000_000, description="Rows per committed batch."
+    )
+
+    # Limits on what a file may be or expand to.
+    max_upload_bytes: int = Field(default=50 * MIB, ge=1)
+    max_uncompressed_bytes: int = Field(default=2048 * MIB, ge=1)
+    max_compression_ratio: int = Field(default=200, ge=1)
+    max_zip_entries: int = Field(default=10_000, ge=1)
+    max_cells: int = Field(default=20_000_000, ge=1)
+    parse_timeout_s: float = Field(default=300.0, gt=0)
+    parse_memory_mib: int = Field(default=4096, ge=64)
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'importer.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        """The storage location, defaulting to `files/` under the data dir."""
+        return self.storage_url or str((self.data_dir / "files").resolve())
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for parsed sheets between the flow's tasks."""
+        return (self.data_dir / "work").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings; tests reset them with `get_settings.cache_clear()`."""
+    return Settings()
+
+
+# Defaults for Prefect settings the user has not set. Prefect's own server imports take
+# well over 20 s on a small machine the first time, which is Prefect's default startup
+# timeout for its temporary (ephemeral) server; and this service never phones home.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def apply_prefect_defaults() -> None:
+    """Fill in `PREFECT_DEFAULTS` for this process and its children, never overriding."""
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)

@@ -1,0 +1,74 @@
+"""Shared fixtures: a fresh importer data dir per test, one Prefect test server per session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from db.migrate import upgrade_database
+from db.session import reset_engines
+from settings import apply_prefect_defaults, get_settings
+
+apply_prefect_defaults()
+
+
+@pytest.fixture
+def importer_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A migrated embedded database and storage under `tmp_path/var`; yields the data dir."""
+    data_dir = tmp_path / "var"
+    monkeypatch.setenv("IMPORTER_DATA_DIR", str(data_dir))
+    for name in ("IMPORTER_DATABASE_URL", "IMPORTER_STORAGE_URL", "IMPORTER_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    reset_engines()
+    upgrade_database()
+    yield data_dir
+    reset_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One temporary Prefect server for every flow test; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield str(PREFECT_API_URL.value())
+
+
+@dataclass
+class CliResult:
+    """What one `importer` invocation printed and returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The JSON object on the last line of stdout."""
+        lines = self.stdout.strip().splitlines()
+        assert lines, f"no output; stderr: {self.stderr[-2000:]}"
+        value = json.loads(lines[-1])
+        assert isinstance(value, dict)
+        return value
+
+
+@pytest.fixture
+def run_cli(importer_env: Path, prefect_server: str) -> Any:
+    """Run `importer ARGS...` in this process (against the session's Prefect server)."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    def run(*args: str) -> CliResult:
+        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return run

@@ -1,0 +1,1 @@
+"""Black-box acceptance tests of the items sheet contract."""
