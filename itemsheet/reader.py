@@ -11,7 +11,9 @@ import fastexcel
 import polars as pl
 
 from itemsheet.errors import SheetError
+from itemsheet.fields import field_for_header
 from itemsheet.formats import PASSWORD_PROTECTED, FileFormat
+from itemsheet.header import HEADER_SEARCH_ROWS
 
 ERROR_CODES = {
     "Div0": "#DIV/0!",
@@ -130,17 +132,29 @@ def _decode_csv(data: bytes) -> str:
         ) from exc
 
 
+def _has_sku_cell(record: list[str]) -> bool:
+    return any(field_for_header(cell) == "sku" for cell in record)
+
+
 def _sniff_layout(text: str) -> tuple[str, int]:
-    """Pick the delimiter that splits the first lines most consistently; and the widest line."""
-    sample = [line for line in text.splitlines()[: _SNIFF_LINES * 4] if line.strip()][:_SNIFF_LINES]
-    best, best_score, width = ",", (-1, -1), 1
+    """Pick the delimiter and the widest line among the first lines.
+
+    The delimiter that splits out a recognisable SKU header wins (widest header first);
+    otherwise the one that splits most lines into the same number of fields.
+    """
+    sample = [line for line in text.splitlines()[: _SNIFF_LINES * 4] if line.strip()]
+    sample = sample[:_SNIFF_LINES]
+    best, best_score, width = ",", (-1, -1, -1, -1), 1
     for delimiter in _DELIMITERS:
-        counts = [len(fields) for fields in csv.reader(sample, delimiter=delimiter)]
-        split = [c for c in counts if c > 1]
-        mode = max(set(split), key=split.count) if split else 1
-        score = (len(split), split.count(mode) if split else 0)
+        records = list(csv.reader(sample, delimiter=delimiter))
+        headers = (r for r in records[:HEADER_SEARCH_ROWS] if _has_sku_cell(r))
+        header = next(headers, [])
+        counts = [len(r) for r in records if len(r) > 1]
+        mode = max(set(counts), key=counts.count) if counts else 1
+        score = (len(header), counts.count(mode), mode, -_DELIMITERS.index(delimiter))
         if score > best_score:
-            best, best_score, width = delimiter, score, max(counts, default=1)
+            best, best_score = delimiter, score
+            width = max((len(r) for r in records), default=1)
     return best, max(width, 1)
 
 

@@ -31,9 +31,21 @@ class Validated:
     fields: list[str]
 
 
-def _clean_text(column: str, *, spreadsheet: bool) -> pl.Expr:
-    text = pl.col(column).str.replace_all(_CONTROL, "").str.strip_chars()
-    if spreadsheet:
+_STRIPPABLE = "".join(map(chr, [*range(0x21), 0x7F]))
+_DATE_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
+
+
+def _clean_text(frame: pl.DataFrame, column: str, *, spreadsheet: bool) -> pl.Expr:
+    """Trimmed text of a column with control characters dropped; empty text is null.
+
+    The costlier rewrites only run on columns that need them (checked on the whole
+    column first), which keeps a clean sheet fast.
+    """
+    text = pl.col(column)
+    if frame.get_column(column).str.contains(_CONTROL).any():
+        text = text.str.replace_all(_CONTROL, "")
+    text = text.str.strip_chars()
+    if spreadsheet and frame.get_column(column).str.contains(_DATE_TEXT).any():
         # fastexcel renders date cells as "YYYY-MM-DD HH:MM:SS"; the contract wants ISO 8601.
         text = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1").str.replace(
             r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?)$", "${1}T${2}"
@@ -113,18 +125,24 @@ def validate(grid: Grid, header: Header) -> Validated:
     data = grid.frame.with_columns(
         grid.rows.alias("row"), pl.int_range(pl.len(), dtype=pl.Int64).alias("index")
     ).slice(header.index + 1)
-    cells = [c for c in grid.frame.columns]
     error_rows = grid.error_cells.get_column("index").unique().implode()
+    # Control characters alone do not make a row non-empty.
     non_empty = pl.any_horizontal(
-        pl.col(c).str.replace_all(_CONTROL, "").str.strip_chars().str.len_chars() > 0 for c in cells
+        pl.col(c).str.strip_chars(_STRIPPABLE).str.strip_chars().str.len_chars() > 0
+        for c in grid.frame.columns
     ).fill_null(False) | pl.col("index").is_in(error_rows)
     data = data.filter(non_empty).join(_error_codes(grid, header), on="index", how="left")
 
+    # Clean each mapped cell once; every check below reads the cleaned column.
+    data = data.with_columns(
+        _clean_text(data, header.columns[f], spreadsheet=grid.spreadsheet).alias(f"text_{f}")
+        for f in fields
+    )
     typed: list[pl.Expr] = []
     messages: list[pl.Expr] = []
     values: list[pl.Expr] = []
     for field in fields:
-        text = _clean_text(header.columns[field], spreadsheet=grid.spreadsheet)
+        text = pl.col(f"text_{field}")
         code = (
             pl.col(f"code_{field}") if f"code_{field}" in data.columns else pl.lit(None, pl.String)
         )

@@ -40,7 +40,10 @@ def queue_job(path: Path, **options: Any) -> uuid.UUID:
     stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
     with session_scope() as session:
         job = create_job(
-            session, stored=stored, filename=path.name, source=JobSource.CLI,
+            session,
+            stored=stored,
+            filename=path.name,
+            source=JobSource.CLI,
             options=JobOptions(**options),
         )
         return job.id
@@ -81,8 +84,13 @@ def test_import_writes_every_row_in_batches_and_reports_progress(tmp_path: Path)
     path = write_xlsx(tmp_path / "items.xlsx", catalogue(23))
     job = run_job(queue_job(path, batch_size=5))
     assert counts(job) == {
-        "status": JobStatus.COMPLETED, "total_rows": 23, "processed_rows": 23,
-        "created": 23, "updated": 0, "unchanged": 0, "failed": 0,
+        "status": JobStatus.COMPLETED,
+        "total_rows": 23,
+        "processed_rows": 23,
+        "created": 23,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
     }
     assert job.last_batch == 5
     assert job.error is None and job.finished_at is not None
@@ -114,7 +122,9 @@ def _crash_after(monkeypatch: pytest.MonkeyPatch, batches_done: int) -> None:
     monkeypatch.setattr(flow_module, "apply_batch", crashing)
 
 
-def _seed_and_import(tmp_path: Path, *, crash_after: int | None, monkeypatch: pytest.MonkeyPatch) -> tuple[ImportJob, dict[str, Any]]:
+def _seed_and_import(
+    tmp_path: Path, *, crash_after: int | None, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ImportJob, dict[str, Any]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     seed = write_xlsx(tmp_path / "seed.xlsx", catalogue(20))
     assert run_job(queue_job(seed)).status == JobStatus.COMPLETED
@@ -137,16 +147,29 @@ def _seed_and_import(tmp_path: Path, *, crash_after: int | None, monkeypatch: py
 def test_interrupted_import_resumes_after_last_batch_with_the_uninterrupted_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    resumed, resumed_items = _seed_and_import(tmp_path / "a", crash_after=3, monkeypatch=monkeypatch)
+    resumed, resumed_items = _seed_and_import(
+        tmp_path / "a", crash_after=3, monkeypatch=monkeypatch
+    )
     with session_scope(write=False) as session:
         errors = list_row_errors(session, resumed.id)
     assert [e["row"] for e in errors] == [37, 38]
     with fresh_database(tmp_path / "b" / "var", monkeypatch):
-        baseline, baseline_items = _seed_and_import(tmp_path / "b", crash_after=None, monkeypatch=monkeypatch)
-    assert counts(resumed) == counts(baseline) == {
-        "status": JobStatus.COMPLETED, "total_rows": 37, "processed_rows": 37,
-        "created": 15, "updated": 10, "unchanged": 10, "failed": 2,
-    }
+        baseline, baseline_items = _seed_and_import(
+            tmp_path / "b", crash_after=None, monkeypatch=monkeypatch
+        )
+    assert (
+        counts(resumed)
+        == counts(baseline)
+        == {
+            "status": JobStatus.COMPLETED,
+            "total_rows": 37,
+            "processed_rows": 37,
+            "created": 15,
+            "updated": 10,
+            "unchanged": 10,
+            "failed": 2,
+        }
+    )
     assert resumed.attempt == 2
     assert resumed_items == baseline_items
 
@@ -201,8 +224,13 @@ def test_dry_run_counts_everything_and_writes_nothing(tmp_path: Path) -> None:
     rows = catalogue(2) + [["SKU-00002", "Renamed", 3.5, 2], ["NEW-1", "New", 1, 1]]
     job = run_job(queue_job(write_xlsx(tmp_path / "b.xlsx", rows), dry_run=True))
     assert counts(job) == {
-        "status": JobStatus.COMPLETED, "total_rows": 4, "processed_rows": 4,
-        "created": 1, "updated": 1, "unchanged": 2, "failed": 0,
+        "status": JobStatus.COMPLETED,
+        "total_rows": 4,
+        "processed_rows": 4,
+        "created": 1,
+        "updated": 1,
+        "unchanged": 2,
+        "failed": 0,
     }
     assert job.dry_run
     assert stored_items() == before

@@ -1,0 +1,144 @@
+"""Format detection from bytes and the package checks that run before any parsing."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from itemsheet.errors import SheetError
+from itemsheet.formats import (
+    PASSWORD_PROTECTED,
+    Container,
+    FileFormat,
+    PackageLimits,
+    check_package,
+    detect_format,
+    sniff_container,
+)
+
+LIMITS = PackageLimits(
+    max_uncompressed_bytes=10 * 2**20, max_compression_ratio=50, max_entries=20, max_cells=1000
+)
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, data in entries.items():
+            package.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_holding_a_workbook_is_xlsx_whatever_the_name() -> None:
+    data = zip_bytes({"xl/workbook.xml": b"<workbook/>"})
+    assert detect_format(data, filename="items.csv") is FileFormat.XLSX
+
+
+def test_macro_workbook_is_xlsm() -> None:
+    data = zip_bytes({"xl/workbook.xml": b"<workbook/>", "xl/vbaProject.bin": b"x"})
+    assert detect_format(data, filename=None) is FileFormat.XLSM
+
+
+def test_binary_workbook_is_xlsb_and_opendocument_is_ods() -> None:
+    assert detect_format(zip_bytes({"xl/workbook.bin": b"x"})) is FileFormat.XLSB
+    ods = zip_bytes(
+        {"mimetype": b"application/vnd.oasis.opendocument.spreadsheet", "content.xml": b"<x/>"}
+    )
+    assert detect_format(ods) is FileFormat.ODS
+
+
+def test_utf8_text_is_csv_even_when_named_xlsx() -> None:
+    assert detect_format("SKU;Name\nä;ö\n".encode(), filename="items.xlsx") is FileFormat.CSV
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 50,
+        b"%PDF-1.7\n\x00\xff",
+        "SKU,Name\n".encode("utf-16"),
+        b"",
+    ],
+    ids=["png", "pdf", "utf16", "empty"],
+)
+def test_other_files_are_refused_naming_the_accepted_formats(data: bytes) -> None:
+    with pytest.raises(SheetError, match=r"accepted formats: .*xlsx.*csv"):
+        detect_format(data)
+
+
+def test_a_zip_that_is_not_a_workbook_is_refused() -> None:
+    with pytest.raises(SheetError, match="accepted formats"):
+        detect_format(zip_bytes({"word/document.xml": b"<doc/>"}))
+
+
+def test_truncated_zip_is_reported_corrupt() -> None:
+    data = zip_bytes({"xl/workbook.xml": b"<workbook/>" * 100})
+    with pytest.raises(SheetError, match="corrupt or truncated"):
+        detect_format(data[: len(data) // 2])
+
+
+def test_encrypted_ooxml_and_ods_are_password_protected() -> None:
+    ole2 = (
+        bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 100 + "EncryptedPackage".encode("utf-16-le")
+    )
+    with pytest.raises(SheetError, match=PASSWORD_PROTECTED):
+        detect_format(ole2)
+    manifest = b'<manifest><file-entry><encryption-data algorithm="x"/></file-entry></manifest>'
+    ods = zip_bytes(
+        {
+            "mimetype": b"application/vnd.oasis.opendocument.spreadsheet",
+            "META-INF/manifest.xml": manifest,
+            "content.xml": b"x",
+        }
+    )
+    with pytest.raises(SheetError, match=PASSWORD_PROTECTED):
+        detect_format(ods)
+
+
+def test_plain_ole2_is_xls() -> None:
+    assert detect_format(bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 100) is FileFormat.XLS
+
+
+def test_sniff_container_on_the_first_bytes_only() -> None:
+    assert sniff_container(b"PK\x03\x04rest") is Container.ZIP
+    assert sniff_container("a,b\né".encode()[:-1]) is Container.TEXT  # cut inside a character
+    assert sniff_container(b"\x00\x01\x02") is None
+
+
+def test_package_that_unpacks_beyond_the_limit_is_refused() -> None:
+    data = zip_bytes({"xl/workbook.xml": b"<w/>", "xl/worksheets/sheet1.xml": b" " * (11 * 2**20)})
+    with pytest.raises(SheetError, match="when unpacked; the limit is 10 MiB"):
+        check_package(data, LIMITS)
+
+
+def test_highly_compressed_part_is_refused_as_a_zip_bomb() -> None:
+    limits = PackageLimits(2**31, 50, 20, 1000)
+    data = zip_bytes({"xl/worksheets/sheet1.xml": b"<row/>" * (2 * 2**20)})
+    with pytest.raises(SheetError, match="zip bomb"):
+        check_package(data, limits)
+
+
+def test_shared_string_count_beyond_the_cell_limit_is_refused() -> None:
+    sst = b'<?xml version="1.0"?><sst count="4000000000" uniqueCount="4000000000"></sst>'
+    with pytest.raises(SheetError, match="4,000,000,000 shared strings"):
+        check_package(zip_bytes({"xl/sharedStrings.xml": sst}), LIMITS)
+
+
+def test_doctype_in_a_part_is_refused() -> None:
+    part = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><sst>&a;</sst>'
+    with pytest.raises(SheetError, match="DOCTYPE"):
+        check_package(zip_bytes({"xl/sharedStrings.xml": part}), LIMITS)
+
+
+def test_too_many_parts_are_refused() -> None:
+    data = zip_bytes({f"xl/part{i}.xml": b"<x/>" for i in range(25)})
+    with pytest.raises(SheetError, match="25 parts; the limit is 20"):
+        check_package(data, LIMITS)
+
+
+def test_ordinary_package_passes() -> None:
+    check_package(
+        zip_bytes({"xl/workbook.xml": b"<w/>", "xl/worksheets/sheet1.xml": b"<s/>"}), LIMITS
+    )

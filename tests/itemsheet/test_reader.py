@@ -1,0 +1,105 @@
+"""Reading real files of every format: sheet choice, row numbers, cell rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from itemsheet.errors import SheetError
+from itemsheet.formats import FileFormat, detect_format
+from itemsheet.reader import read_grid
+from tests.contract.workbooks import (
+    ErrorValue,
+    write_csv,
+    write_ods,
+    write_raw_xlsx,
+    write_xls,
+    write_xlsx,
+)
+
+ROWS = [
+    ["Catalogue"],
+    [],
+    ["SKU", "Name", "Price"],
+    [12345, "Widget", 12.5],
+    ["000123", "Gadget", 3],
+]
+
+
+def grid_rows(path: Path, sheet: str | None = None) -> list[tuple[int, list[str | None]]]:
+    data = path.read_bytes()
+    grid = read_grid(data, detect_format(data, filename=path.name), sheet=sheet)
+    return list(zip(grid.rows.to_list(), [list(r) for r in grid.frame.iter_rows()], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("writer", "suffix", "fmt"),
+    [
+        (write_xlsx, ".xlsx", FileFormat.XLSX),
+        (write_xls, ".xls", FileFormat.XLS),
+        (write_ods, ".ods", FileFormat.ODS),
+    ],
+)
+def test_workbooks_keep_sheet_row_numbers_and_render_numbers_as_text(
+    tmp_path: Path, writer: object, suffix: str, fmt: FileFormat
+) -> None:
+    path = writer(tmp_path / f"items{suffix}", ROWS)  # type: ignore[operator]
+    assert detect_format(path.read_bytes()) is fmt
+    rows = dict(grid_rows(path))
+    assert rows[3][:3] == ["SKU", "Name", "Price"]
+    assert rows[4][:3] == ["12345", "Widget", "12.5"]
+    assert rows[5][:3] == ["000123", "Gadget", "3"]
+
+
+def test_csv_rows_are_line_numbers_even_with_quoted_line_breaks(tmp_path: Path) -> None:
+    path = tmp_path / "items.csv"
+    path.write_bytes('\ufeffSKU;Name\r\n\r\nA;"two\nlines"\r\nB;b\r\n'.encode())
+    assert grid_rows(path) == [
+        (1, ["SKU", "Name"]),
+        (2, [None, None]),
+        (3, ["A", "two\nlines"]),
+        (5, ["B", "b"]),
+    ]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_csv_delimiter_is_detected(tmp_path: Path, delimiter: str) -> None:
+    path = write_csv(
+        tmp_path / "items.csv",
+        [["Title, with comma"], ["SKU", "Name", "Price"], ["A", "x", "1,5"]],
+        delimiter=delimiter,
+    )
+    rows = dict(grid_rows(path))
+    assert rows[2][:3] == ["SKU", "Name", "Price"]
+
+
+def test_csv_that_is_not_utf8_is_refused_with_advice(tmp_path: Path) -> None:
+    with pytest.raises(SheetError, match="not UTF-8"):
+        read_grid("SKU;Name\nA;Müller\n".encode("cp1252"), FileFormat.CSV)
+
+
+def test_first_visible_sheet_is_the_default_and_sheets_can_be_chosen(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "book.xlsx",
+        sheets={
+            "Hidden": [["SKU", "Name"], ["H", "h"]],
+            "Main": [["SKU", "Name"], ["M", "m"]],
+            "Other": [["SKU", "Name"], ["O", "o"]],
+        },
+        hidden=["Hidden"],
+    )
+    assert grid_rows(path)[1][1] == ["M", "m"]
+    assert grid_rows(path, "Other")[1][1] == ["O", "o"]
+    assert grid_rows(path, "0")[1][1] == ["H", "h"]
+    with pytest.raises(SheetError, match=r"^sheet 'Nope' not found; sheets: Hidden, Main, Other$"):
+        grid_rows(path, "Nope")
+
+
+def test_error_cells_are_reported_with_their_excel_code(tmp_path: Path) -> None:
+    path = write_raw_xlsx(
+        tmp_path / "e.xlsx", [["SKU", "Name", "Price"], ["A", "a", ErrorValue("#N/A")]]
+    )
+    data = path.read_bytes()
+    grid = read_grid(data, FileFormat.XLSX)
+    assert grid.error_cells.rows() == [(1, 2, "#N/A")]
