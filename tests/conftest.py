@@ -65,6 +65,9 @@ def run_cli(importer_env: Path, prefect_server: str) -> Any:
     """Run `importer ARGS...` in this process (against the session's Prefect server)."""
     from typer.testing import CliRunner
 
+    # Prefect's log handlers bind to sys.stderr when Prefect is first imported; do that
+    # now, not inside CliRunner, whose captured streams are closed after each call.
+    import flows.import_items  # noqa: F401
     from cli.main import app
 
     def run(*args: str) -> CliResult:
