@@ -16,6 +16,8 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run as current_run
+from prefect.states import Cancelled
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from db.models import JobStatus, OnError
 from db.repository import get_job, job_view, list_row_errors
@@ -23,12 +25,21 @@ from db.session import session_scope
 from itemsheet.child import ChildLimits, prepare_in_child
 from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
-from itemsheet.importing import apply_batch, begin_attempt, finish_job, record_abort, record_summary
+from itemsheet.importing import (
+    CancelRequested,
+    apply_batch,
+    begin_attempt,
+    finish_job,
+    record_abort,
+    record_summary,
+)
 from itemsheet.prepare import read_rows
 from itemsheet.storage import fetch_local
 from settings import Settings, get_settings
 
 ARTIFACT_INTERVAL_S = 0.5
+CANCELLED_REASON = "the import was cancelled; rows committed before that are kept"
+WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
 
 
 def rows_path(settings: Settings, job_id: str) -> Any:
@@ -79,9 +90,30 @@ def load_sheet(job_id: str) -> int:
     return math.ceil(summary.total_rows / batch_size)
 
 
-@task(name="write-batches", cache_policy=NO_CACHE)
-def write_batches(job_id: str, attempt: int, batches: int) -> None:
-    """Commit each remaining batch with its row errors and progress in one transaction."""
+def _transient(task: Any, task_run: Any, state: State) -> bool:
+    """Retry the writer after a database hiccup (lost connection, locked, restarting)."""
+    try:
+        state.result()
+    except (OperationalError, InterfaceError, DisconnectionError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="write-batches",
+    cache_policy=NO_CACHE,
+    retries=len(WRITE_RETRY_DELAYS_S),
+    retry_delay_seconds=WRITE_RETRY_DELAYS_S,
+    retry_condition_fn=_transient,
+)
+def write_batches(job_id: str, attempt: int, batches: int) -> bool:
+    """Commit each remaining batch with its row errors and progress in one transaction.
+
+    Returns False when the job was cancelled between batches. A retry starts after the
+    last committed batch, so nothing is written twice.
+    """
     settings = get_settings()
     key = uuid.UUID(job_id)
     with session_scope(write=False) as session:
@@ -97,14 +129,17 @@ def write_batches(job_id: str, attempt: int, batches: int) -> None:
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
         batch = rows.slice((batch_no - 1) * size, size)
-        with session_scope() as session:
-            apply_batch(session, key, attempt=attempt, batch_no=batch_no, rows=batch)
+        try:
+            with session_scope() as session:
+                apply_batch(session, key, attempt=attempt, batch_no=batch_no, rows=batch)
+        except CancelRequested:
+            return False
         if time.monotonic() - shown >= ARTIFACT_INTERVAL_S or batch_no == batches:
             update_progress_artifact(
                 artifact_id=artifact, progress=100.0 * min(batch_no * size, total) / max(total, 1)
             )
-            assert isinstance(artifact, uuid.UUID)
-    shown = time.monotonic()
+            shown = time.monotonic()
+    return True
 
 
 def _summarise(job_id: str) -> None:
@@ -145,7 +180,7 @@ def _mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
 def _mark_cancelled(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
     job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
     with session_scope() as session:
-        finish_job(session, job_id, JobStatus.CANCELLED, reason="the import was cancelled")
+        finish_job(session, job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON)
 
 
 @flow(
@@ -165,9 +200,13 @@ def import_items(job_id: str) -> dict[str, Any]:
         attempt = begin_attempt(session, key, flow_run_id=uuid.UUID(run_id) if run_id else None)
     if attempt is None:
         logger.info("job %s has already ended; nothing to do", job_id)
+    elif not write_batches(job_id, attempt, load_sheet(job_id)):
+        with session_scope() as session:
+            job = finish_job(session, key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
+        logger.info("job %s was cancelled between batches", job_id)
+        rows_path(get_settings(), job_id).unlink(missing_ok=True)
+        return Cancelled(message=CANCELLED_REASON)  # type: ignore[return-value]
     else:
-        batches = load_sheet(job_id)
-        write_batches(job_id, attempt, batches)
         with session_scope() as session:
             finish_job(session, key, JobStatus.COMPLETED)
         rows_path(get_settings(), job_id).unlink(missing_ok=True)

@@ -21,6 +21,10 @@ class StaleAttempt(Exception):
     """A newer attempt owns the job (or it ended); this one must not write."""
 
 
+class CancelRequested(Exception):
+    """Somebody asked to cancel the job; the batch in flight was not written."""
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """How to import a file."""
@@ -126,13 +130,15 @@ def apply_batch(
     """Write batch `batch_no` (1-based) and its progress; None if it was committed before.
 
     Raises `StaleAttempt` when a newer attempt owns the job, so an old worker that wakes up
-    late never writes twice.
+    late never writes twice, and `CancelRequested` (writing nothing) once a cancel was asked.
     """
     job = _job(session, job_id, for_update=True)
     if job.attempt != attempt or job.status != JobStatus.PROCESSING:
         raise StaleAttempt(f"job {job_id} is owned by attempt {job.attempt} ({job.status})")
     if job.last_batch >= batch_no:
         return None
+    if job.cancel_requested:
+        raise CancelRequested(f"job {job_id} was cancelled after {job.processed_rows} rows")
     if job.last_batch != batch_no - 1:
         raise RuntimeError(f"batch {batch_no} cannot follow batch {job.last_batch}")
     fields = list(job.columns)
@@ -159,9 +165,12 @@ def apply_batch(
 def finish_job(
     session: Session, job_id: uuid.UUID, status: JobStatus, *, reason: str | None = None
 ) -> ImportJob | None:
-    """End a job as completed, failed or cancelled; a completed job is never changed again."""
+    """End a job as completed, failed or cancelled.
+
+    A completed job is never changed again, and a job already in `status` keeps its reason.
+    """
     job = get_job(session, job_id, for_update=True)
-    if job is None or job.status == JobStatus.COMPLETED:
+    if job is None or job.status in (JobStatus.COMPLETED, status):
         return job
     job.status = status
     job.error = reason

@@ -253,3 +253,54 @@ def test_rerunning_a_completed_job_changes_nothing(tmp_path: Path) -> None:
     assert counts(first) == counts(second)
     assert second.attempt == 1
     assert len(stored_items()) == 5
+
+
+def test_a_database_hiccup_in_a_batch_is_retried_without_doubling_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    real = flow_module.apply_batch
+    failures = {"left": 2}
+
+    def flaky(session: Any, job_id: uuid.UUID, **kwargs: Any) -> Any:
+        outcome = real(session, job_id, **kwargs)
+        if kwargs["batch_no"] == 2 and failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("COMMIT", {}, Exception("database is restarting"))
+        return outcome
+
+    monkeypatch.setattr(flow_module, "apply_batch", flaky)
+    job = run_job(queue_job(write_csv(tmp_path / "a.csv", catalogue(10)), batch_size=3))
+    assert failures["left"] == 0
+    assert counts(job) == {
+        "status": JobStatus.COMPLETED, "total_rows": 10, "processed_rows": 10,
+        "created": 10, "updated": 0, "unchanged": 0, "failed": 0,
+    }
+    assert len(stored_items()) == 10
+
+
+def test_cancel_requested_stops_between_batches_and_keeps_committed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = flow_module.apply_batch
+    job_id = queue_job(write_csv(tmp_path / "a.csv", catalogue(12)), batch_size=3)
+
+    def cancel_after_second(session: Any, key: uuid.UUID, **kwargs: Any) -> Any:
+        outcome = real(session, key, **kwargs)
+        if kwargs["batch_no"] == 2:
+            job = get_job(session, key)
+            assert job is not None
+            job.cancel_requested = True  # as the API does, committed with this batch
+        return outcome
+
+    monkeypatch.setattr(flow_module, "apply_batch", cancel_after_second)
+    state = import_items(job_id=str(job_id), return_state=True)
+    assert state.is_cancelled()
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        assert job.status == JobStatus.CANCELLED
+        assert (job.processed_rows, job.created, job.last_batch) == (6, 6, 2)
+        assert job.error is not None and "cancelled" in job.error
+    assert len(stored_items()) == 6

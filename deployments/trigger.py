@@ -1,0 +1,87 @@
+"""Start and cancel import flow runs through the Prefect API (the API's only Prefect link)."""
+
+from __future__ import annotations
+
+import uuid
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled, Cancelling
+
+from deployments.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, qualified
+
+
+class TriggerUnavailable(Exception):
+    """Prefect could not be reached or has no import deployment; `str()` says why."""
+
+
+class PrefectTrigger:
+    """Creates flow runs of the import deployment; the deployment id is looked up once."""
+
+    def __init__(self, deployment: str = qualified(IMPORT_FLOW, IMPORT_DEPLOYMENT)) -> None:
+        self.deployment = deployment
+        self._deployment_id: uuid.UUID | None = None
+
+    async def _resolve(self) -> uuid.UUID:
+        if self._deployment_id is None:
+            async with get_client() as client:
+                deployment = await client.read_deployment_by_name(self.deployment)
+            self._deployment_id = deployment.id
+        return self._deployment_id
+
+    async def start_import(self, job_id: uuid.UUID, *, filename: str) -> uuid.UUID:
+        """Create a flow run for `job_id`; the job id doubles as the idempotency key."""
+        return await self._start(job_id, filename=filename, key=str(job_id))
+
+    async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
+        """A new flow run for a job that ended; it resumes after the last committed batch."""
+        return await self._start(job_id, filename=filename, key=f"{job_id}-retry-{attempt}")
+
+    async def _start(self, job_id: uuid.UUID, *, filename: str, key: str) -> uuid.UUID:
+        try:
+            deployment_id = await self._resolve()
+            async with get_client() as client:
+                run = await client.create_flow_run_from_deployment(
+                    deployment_id,
+                    parameters={"job_id": str(job_id)},
+                    name=f"import {filename}"[:200],
+                    idempotency_key=key,
+                )
+        except ObjectNotFound as exc:
+            self._deployment_id = None
+            raise TriggerUnavailable(
+                f"Prefect has no deployment '{self.deployment}'; start one with `importer worker`"
+            ) from exc
+        except Exception as exc:  # httpx errors, timeouts, a server that is starting
+            self._deployment_id = None
+            raise TriggerUnavailable(
+                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
+            ) from exc
+        return run.id
+
+    async def cancel(self, flow_run_id: uuid.UUID) -> None:
+        """Ask Prefect to cancel a flow run that has not finished; ignore one that has."""
+        try:
+            async with get_client() as client:
+                run = await client.read_flow_run(flow_run_id)
+                if run.state is None or run.state.is_final():
+                    return
+                if run.state.type in (StateType.SCHEDULED, StateType.PENDING):
+                    await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
+                else:
+                    await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+        except ObjectNotFound:
+            return
+        except Exception as exc:
+            raise TriggerUnavailable(
+                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
+            ) from exc
+
+    async def healthy(self) -> bool:
+        """True when the Prefect API answers."""
+        try:
+            async with get_client() as client:
+                return (await client.api_healthcheck()) is None
+        except Exception:
+            return False
