@@ -42,6 +42,27 @@ class Settings(BaseSettings):
     parse_timeout_s: float = Field(default=300.0, gt=0)
     parse_memory_mib: int = Field(default=4096, ge=64)
 
+    prefect_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the Prefect UI for flow run links; default: Prefect's own"
+        " PREFECT_UI_URL, or one derived from PREFECT_API_URL.",
+    )
+
+    # The local stack (`importer up`) and workers (`importer worker`).
+    host: str = Field(default="127.0.0.1", description="Address the API and web page listen on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the API and web page.")
+    prefect_port: int = Field(
+        default=4200, ge=1, le=65535, description="Port of the local Prefect server."
+    )
+    worker_limit: int = Field(default=2, ge=1, description="Imports one worker runs at once.")
+    reimport_source: str | None = Field(
+        default=None, description="Path or fsspec URL reimported on a schedule."
+    )
+    reimport_cron: str | None = Field(
+        default=None, description="Cron schedule of the reimport; off when unset."
+    )
+    reimport_sheet: str | None = Field(default=None, description="Sheet of the reimported file.")
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to the embedded SQLite file."""
         if self.database_url:
@@ -70,6 +91,8 @@ def get_settings() -> Settings:
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # A served deployment picks up a new flow run within a second instead of ten.
+    "PREFECT_RUNNER_POLL_FREQUENCY": "1",
 }
 
 

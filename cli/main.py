@@ -196,6 +196,35 @@ def job(
         _print_job(report)
 
 
+@app.command("up")
+def up(
+    host: Annotated[str | None, typer.Option(help="Address of the API and web page.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the API and web page.")] = None,
+    prefect_port: Annotated[
+        int | None, typer.Option(help="Port of the local Prefect server.")
+    ] = None,
+) -> None:
+    """Start everything: Prefect server (unless PREFECT_API_URL is set), worker and API."""
+    from cli.stack import run_stack
+
+    apply_prefect_defaults()
+    settings = get_settings()
+    overrides = {"host": host, "port": port, "prefect_port": prefect_port}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    upgrade_database()
+    raise typer.Exit(run_stack(settings, err))
+
+
+@app.command("worker")
+def worker() -> None:
+    """Serve the import deployments (more machines can run this against one Prefect server)."""
+    apply_prefect_defaults()
+    _prepare_database()
+    from deployments.serve import serve_deployments
+
+    serve_deployments()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending database migration."""

@@ -1,0 +1,155 @@
+"""`importer up`: a Prefect server, a worker serving the deployments and the API, as one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from sqlalchemy import update
+
+from db.models import ImportJob, JobStatus, utcnow
+from db.session import session_scope
+from settings import Settings
+
+STARTUP_TIMEOUT_S = 240.0
+STOP_TIMEOUT_S = 20.0
+STOPPED_REASON = "the service stopped during the import; retry the job to resume it"
+
+
+@dataclass
+class Stack:
+    """The processes `importer up` started, stopped in reverse order."""
+
+    console: Console
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, args: Sequence[str], env: dict[str, str]) -> None:
+        """Start one process in its own process group, so Ctrl-C reaches only us first."""
+        proc = subprocess.Popen(
+            list(args), env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.processes.append((name, proc))
+
+    def exited(self) -> str | None:
+        """The name of a process that has stopped on its own, if any."""
+        return next((name for name, proc in self.processes if proc.poll() is not None), None)
+
+    def stop(self) -> None:
+        """SIGTERM each process (newest first), then SIGKILL what is left."""
+        for name, proc in reversed(self.processes):
+            if proc.poll() is None:
+                self.console.print(f"stopping {name} ...")
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def _wait_healthy(url: str, stack: Stack, what: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if (name := stack.exited()) is not None:
+            raise RuntimeError(f"{name} stopped while {what} was starting")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{what} did not answer at {url} within {STARTUP_TIMEOUT_S:.0f} s")
+
+
+def mark_interrupted_jobs() -> int:
+    """Jobs a stopped stack left `processing` become `failed`, ready to be retried."""
+    with session_scope() as session:
+        result = session.execute(
+            update(ImportJob)
+            .where(ImportJob.status == JobStatus.PROCESSING)
+            .values(status=JobStatus.FAILED, error=STOPPED_REASON, finished_at=utcnow())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (a service manager stopping us) ends the stack like Ctrl-C does.
+    raise KeyboardInterrupt
+
+
+def run_stack(settings: Settings, console: Console) -> int:
+    """Start everything, print the URLs, wait for Ctrl-C (or a crash), stop everything."""
+    env = dict(os.environ)
+    bin_dir = Path(sys.executable).parent
+    stack = Stack(console)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if "PREFECT_API_URL" not in env:
+            prefect_home = settings.data_dir.resolve() / "prefect"
+            prefect_home.mkdir(parents=True, exist_ok=True)
+            env["PREFECT_HOME"] = str(prefect_home)
+            env["PREFECT_API_URL"] = f"http://127.0.0.1:{settings.prefect_port}/api"
+            env.setdefault("PREFECT_UI_URL", f"http://127.0.0.1:{settings.prefect_port}")
+            console.print(f"starting Prefect server on port {settings.prefect_port} ...")
+            stack.start(
+                "prefect server",
+                [
+                    str(bin_dir / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(settings.prefect_port),
+                ],
+                env,
+            )
+            _wait_healthy(f"{env['PREFECT_API_URL']}/health", stack, "the Prefect server")
+        console.print("starting the worker and the API ...")
+        stack.start("worker", [sys.executable, "-m", "cli.main", "worker"], env)
+        stack.start(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.port),
+                "--log-level",
+                "warning",
+            ],
+            env,
+        )
+        _wait_healthy(f"http://{settings.host}:{settings.port}/api/health", stack, "the API")
+        ui = env.get("PREFECT_UI_URL") or env["PREFECT_API_URL"].removesuffix("/api")
+        console.print(
+            f"[bold green]ready[/]  web page and API: http://{settings.host}:{settings.port}/"
+        )
+        console.print(f"       API docs: http://{settings.host}:{settings.port}/docs")
+        console.print(f"       Prefect UI: {ui}")
+        console.print("press Ctrl-C to stop")
+        while (name := stack.exited()) is None:
+            time.sleep(0.5)
+        console.print(f"[red]{name} stopped unexpectedly; stopping the rest[/]")
+        return 1
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+        return 0
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 1
+    finally:
+        stack.stop()
+        if interrupted := mark_interrupted_jobs():
+            console.print(f"{interrupted} unfinished import(s) marked failed; retry them to resume")
