@@ -60,7 +60,8 @@ def _reader_failure(exc: Exception) -> SheetError:
     text = " ".join(str(exc).split())
     if "password" in text.lower() or "encrypt" in text.lower():
         return SheetError(PASSWORD_PROTECTED)
-    return SheetError(f"the file is corrupt or not a readable workbook ({text[:160]})")
+    detail = text.split(" Context:")[0].removeprefix("calamine error: ")[:120]
+    return SheetError(f"the file is corrupt or not a readable workbook ({detail})")
 
 
 def _open_workbook(data: bytes) -> fastexcel.ExcelReader:

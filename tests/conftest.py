@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,20 +14,57 @@ import pytest
 from db.migrate import upgrade_database
 from db.session import reset_engines
 from settings import apply_prefect_defaults, get_settings
+from tests import postgres
 
 apply_prefect_defaults()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session; skips where none can be started."""
+    if not postgres.available():
+        pytest.skip(postgres.INSTALL_HINT)
+    with postgres.cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite"])
+def database(request: pytest.FixtureRequest) -> str:
+    """The database backend a test runs on; packages that must pass on both override this."""
+    return str(request.param)
+
+
 @pytest.fixture
-def importer_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A migrated embedded database and storage under `tmp_path/var`; yields the data dir."""
-    data_dir = tmp_path / "var"
-    monkeypatch.setenv("IMPORTER_DATA_DIR", str(data_dir))
-    for name in ("IMPORTER_DATABASE_URL", "IMPORTER_STORAGE_URL", "IMPORTER_BATCH_SIZE"):
+def switch_database(
+    request: pytest.FixtureRequest, database: str, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """Point the importer at a new, migrated, empty database (and data dir) of the backend."""
+
+    def switch(data_dir: Path) -> Path:
+        monkeypatch.setenv("IMPORTER_DATA_DIR", str(data_dir))
+        if database == "postgresql":
+            server = request.getfixturevalue("postgres_server")
+            url = postgres.create_database(server, f"test_{uuid.uuid4().hex[:16]}")
+            monkeypatch.setenv("IMPORTER_DATABASE_URL", url)
+        else:
+            monkeypatch.delenv("IMPORTER_DATABASE_URL", raising=False)
+        get_settings.cache_clear()
+        reset_engines()
+        upgrade_database()
+        return data_dir
+
+    return switch
+
+
+@pytest.fixture
+def importer_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, switch_database: Any
+) -> Iterator[Path]:
+    """A migrated database (SQLite, or PostgreSQL where parametrised) and storage under
+    `tmp_path/var`; yields the data dir."""
+    for name in ("IMPORTER_STORAGE_URL", "IMPORTER_BATCH_SIZE"):
         monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    reset_engines()
-    upgrade_database()
+    data_dir = switch_database(tmp_path / "var")
     yield data_dir
     reset_engines()
     get_settings.cache_clear()

@@ -1,0 +1,77 @@
+"""The FastAPI application: routers, the body size limit and one-sentence error answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.limits import BodySizeLimit
+from api.routes import errors, events, health, imports
+from api.services.jobs import InvalidCursor, JobConflict, JobNotFound
+from db.migrate import upgrade_database
+from settings import get_settings
+
+API_PREFIX = "/api"
+UNEXPECTED = "the server hit an unexpected error; try again, and report it if it persists"
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # An embedded SQLite database is ours to upgrade; PostgreSQL is upgraded on purpose.
+    if get_settings().resolved_database_url().startswith("sqlite"):
+        await run_in_threadpool(upgrade_database)
+    yield
+
+
+def create_app() -> FastAPI:
+    """A new application; tests create one each and override its trigger."""
+    app = FastAPI(
+        title="Item importer",
+        summary="Import item catalogues from spreadsheets as Prefect flow runs.",
+        version="0.1.0",
+        lifespan=_lifespan,
+    )
+    app.add_middleware(BodySizeLimit)
+    for module in (imports, errors, events, health):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_exception_handler(JobNotFound, _answer(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(JobConflict, _answer(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(InvalidCursor, _answer(status.HTTP_422_UNPROCESSABLE_CONTENT))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _unexpected)
+    return app
+
+
+def _answer(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler that answers `code` with the exception's one-sentence message."""
+
+    async def handler(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, code)
+
+    return handler
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's list of validation errors, said as one sentence."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(
+        str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")
+    )
+    message = str(first.get("msg", "the request is not valid"))
+    message = message[:1].lower() + message[1:]
+    detail = f"{where or 'the request'} is not valid: {message}"
+    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    # Starlette re-raises the error after this answer, so the server still logs its traceback.
+    return JSONResponse({"detail": UNEXPECTED}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+app = create_app()

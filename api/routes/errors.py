@@ -1,0 +1,53 @@
+"""A job's row errors: a JSON page, or the whole report as a CSV download."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import ReadSessionDep
+from api.schemas import ErrorOut, RowErrorOut, RowErrorPage
+from api.services.jobs import load_job
+from api.services.reports import iter_errors_csv
+from db.repository import count_row_errors, list_row_errors
+
+router = APIRouter(tags=["imports"], responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
+
+
+@router.get("/excel/import/{job_id}/errors", name="import_errors")
+def import_errors(
+    job_id: JobIdPath,
+    session: ReadSessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RowErrorPage:
+    """A page of the job's row errors, in sheet order, with their total."""
+    load_job(session, job_id)
+    items = list_row_errors(session, job_id, limit=limit, offset=offset)
+    return RowErrorPage(
+        job_id=job_id,
+        total=count_row_errors(session, job_id),
+        limit=limit,
+        offset=offset,
+        items=[RowErrorOut.model_validate(item) for item in items],
+    )
+
+
+@router.get(
+    "/excel/import/{job_id}/errors.csv",
+    name="import_errors_csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "row,column,value,message"}},
+)
+def import_errors_csv(job_id: JobIdPath, session: ReadSessionDep) -> StreamingResponse:
+    """Download the job's row errors as CSV; cells a spreadsheet would run start with `'`."""
+    load_job(session, job_id)
+    return StreamingResponse(
+        iter_errors_csv(job_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-{job_id}-errors.csv"'},
+    )

@@ -1,0 +1,159 @@
+"""Upload a file as an import job; follow, list, cancel and retry jobs."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, TriggerDep
+from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobOut, JobPage, JobProgress
+from api.services.jobs import list_history, load_job, reopen_for_retry, request_cancel
+from api.views import job_links, job_out, job_progress
+from db.models import ImportJob, JobSource, JobStatus, OnError
+from deployments.trigger import TriggerUnavailable
+from itemsheet.importing import JobOptions, finish_job
+from itemsheet.storage import FileTooLarge
+from itemsheet.uploads import (
+    DuplicateImport,
+    UnsupportedFile,
+    create_upload_job,
+    record_flow_run,
+    store_upload,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["imports"], responses={422: {"model": ErrorOut}})
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
+
+
+@router.post(
+    "/excel/import",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportAccepted,
+    responses={
+        409: {"model": DuplicateOut},
+        413: {"model": ErrorOut},
+        415: {"model": ErrorOut},
+        503: {"model": ErrorOut},
+    },
+)
+async def upload_import(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    trigger: TriggerDep,
+    file: Annotated[UploadFile, File(description="The spreadsheet or CSV file.")],
+    sheet: Annotated[str | None, Form(max_length=255, description="Name or 0-based index.")] = None,
+    on_error: Annotated[OnError, Form()] = OnError.SKIP,
+    dry_run: Annotated[bool, Form()] = False,
+    force: Annotated[bool, Form(description="Import even if the same import runs.")] = False,
+) -> ImportAccepted | JSONResponse:
+    """Store the file and start its import; the workbook is read by the flow run, not here."""
+    options = JobOptions(
+        sheet=sheet or None, on_error=on_error, dry_run=dry_run, batch_size=settings.batch_size
+    )
+    try:
+        stored = await run_in_threadpool(
+            store_upload,
+            file.file,
+            base_url=settings.resolved_storage_url(),
+            max_bytes=settings.max_upload_bytes,
+        )
+    except UnsupportedFile as exc:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.reason) from None
+    except FileTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, exc.reason) from None
+    try:
+        job = await run_in_threadpool(
+            create_upload_job,
+            session,
+            stored=stored,
+            filename=file.filename,
+            options=options,
+            force=force,
+        )
+    except DuplicateImport as exc:
+        body = DuplicateOut(detail=str(exc), job_id=exc.job_id)
+        return JSONResponse(body.model_dump(mode="json"), status.HTTP_409_CONFLICT)
+    # The flow run reads the job, so it must be committed before Prefect hears of it.
+    await run_in_threadpool(session.commit)
+    await _start_run(session, job, trigger.start_import(job.id, filename=job.filename))
+    links = job_links(request, job.id)
+    return ImportAccepted(
+        job_id=job.id,
+        status=JobStatus.PENDING,
+        progress_url=links.progress_url,
+        events_url=links.events_url,
+    )
+
+
+@router.get("/excel/import/{job_id}/progress", name="import_progress", responses=NOT_FOUND)
+def import_progress(job_id: JobIdPath, request: Request, session: ReadSessionDep) -> JobProgress:
+    """The job's counts, percentage, ETA and links."""
+    return job_progress(load_job(session, job_id), job_links(request, job_id))
+
+
+@router.get("/excel/imports")
+def import_history(
+    session: ReadSessionDep,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    source: JobSource | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobPage:
+    """Import jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    page = list_history(session, limit=limit, cursor=cursor, status=status_, source=source)
+    return JobPage(items=[job_out(j) for j in page.jobs], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/excel/import/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 409: {"model": ErrorOut}},
+)
+async def cancel_import(job_id: JobIdPath, session: SessionDep, trigger: TriggerDep) -> JobOut:
+    """Stop a job: at once if it has not started, else after its current batch."""
+    job = await run_in_threadpool(request_cancel, session, job_id)
+    await run_in_threadpool(session.commit)
+    if job.flow_run_id is not None:
+        try:
+            await trigger.cancel(job.flow_run_id)
+        except TriggerUnavailable as exc:
+            # The request is recorded; the flow stops at its next batch all the same.
+            log.warning("could not cancel flow run %s: %s", job.flow_run_id, exc)
+    return job_out(job)
+
+
+@router.post(
+    "/excel/import/{job_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+async def retry_import(job_id: JobIdPath, session: SessionDep, trigger: TriggerDep) -> JobOut:
+    """Run a failed or cancelled job again; it resumes after its last committed batch."""
+    job = await run_in_threadpool(reopen_for_retry, session, job_id)
+    await run_in_threadpool(session.commit)
+    await _start_run(
+        session, job, trigger.retry_import(job.id, filename=job.filename, attempt=job.attempt)
+    )
+    return job_out(job)
+
+
+async def _start_run(session: Session, job: ImportJob, starting: Awaitable[uuid.UUID]) -> None:
+    """Await the trigger; store its flow run, or fail the job and answer 503 if Prefect is away."""
+    try:
+        flow_run_id = await starting
+    except TriggerUnavailable as exc:
+        reason = str(exc)
+        await run_in_threadpool(finish_job, session, job.id, JobStatus.FAILED, reason=reason)
+        await run_in_threadpool(session.commit)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, reason) from None
+    await run_in_threadpool(record_flow_run, session, job.id, flow_run_id)

@@ -1,0 +1,107 @@
+"""Response bodies of the API, so the OpenAPI document describes every answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from db.models import JobSource, JobStatus, OnError
+
+
+class ErrorOut(BaseModel):
+    """Any refused request: one sentence that says what is wrong and what to do."""
+
+    detail: str = Field(examples=["there is no import job 5f0c...; check the id"])
+
+
+class DuplicateOut(ErrorOut):
+    """The same file is already being imported with the same options."""
+
+    job_id: uuid.UUID = Field(description="The job that is importing this file now.")
+
+
+class ImportAccepted(BaseModel):
+    """An upload became a pending job; follow it with the two URLs."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    progress_url: str = Field(description="GET: the job's progress as JSON.")
+    events_url: str = Field(description="GET: the job's progress as Server-Sent Events.")
+
+
+class JobOut(BaseModel):
+    """One import job as clients see it (the shape of `db.repository.job_view`)."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    source: JobSource
+    filename: str = Field(description="The client's file name; display only.")
+    total_rows: int | None = Field(description="Non-empty data rows; null until the sheet is read.")
+    processed_rows: int
+    percent: float
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    error: str | None = Field(description="Why the job failed or was cancelled, in one line.")
+    warnings: list[str]
+    dry_run: bool
+    on_error: OnError
+    sheet: str | None
+    elapsed_s: float | None
+    rows_per_s: float
+    last_batch: int
+    attempt: int
+    file_sha256: str
+    file_size: int
+    flow_run_id: uuid.UUID | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobProgress(JobOut):
+    """A job with what a progress display needs besides its counts."""
+
+    eta_s: float | None = Field(
+        description="Seconds until done, from rows/s and the remaining rows; null when unknown."
+    )
+    flow_run_url: str | None = Field(description="The flow run in the Prefect UI, when known.")
+    errors_url: str = Field(description="GET: the job's row errors as JSON (`.csv`: as CSV).")
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first."""
+
+    items: list[JobOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+
+
+class RowErrorOut(BaseModel):
+    """Why one data row was not imported (row numbers as Excel shows them)."""
+
+    row: int
+    column: str | None
+    value: str | None = Field(description="The cell as text, cut at 200 characters.")
+    message: str
+
+
+class RowErrorPage(BaseModel):
+    """A page of a job's row errors in sheet order."""
+
+    job_id: uuid.UUID
+    total: int
+    limit: int
+    offset: int
+    items: list[RowErrorOut]
+
+
+class HealthOut(BaseModel):
+    """Whether the database and the Prefect API answer."""
+
+    database: Literal["ok", "error"]
+    prefect: Literal["ok", "error"]

@@ -1,0 +1,1 @@
+"""API-side services: plain functions over a session, with no FastAPI imports."""

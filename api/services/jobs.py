@@ -1,0 +1,134 @@
+"""Job control for the API: look up, list page by page, cancel and reopen import jobs.
+
+Functions take the session first and never commit; the request's unit of work does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from db.models import ImportJob, JobSource, JobStatus
+from db.repository import get_job
+from itemsheet.importing import finish_job
+
+CANCELLED_BEFORE_START = "the import was cancelled before it started"
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobNotFound(LookupError):
+    """No import job has this id."""
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        super().__init__(f"there is no import job {job_id}; check the id")
+
+
+class JobConflict(Exception):
+    """The job's status does not allow what was asked; `str()` says why."""
+
+
+class InvalidCursor(ValueError):
+    """A history cursor that this service did not hand out."""
+
+    def __init__(self) -> None:
+        super().__init__("the cursor is not valid; pass next_cursor from the previous page")
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of jobs, newest first, and the cursor of the next page (None: last page)."""
+
+    jobs: Sequence[ImportJob]
+    next_cursor: str | None
+
+
+def load_job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> ImportJob:
+    """The job with this id, or `JobNotFound`."""
+    job = get_job(session, job_id, for_update=for_update)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def encode_cursor(job: ImportJob) -> str:
+    """An opaque token for the position just after `job` in newest-first order."""
+    raw = f"{job.created_at.isoformat()}|{job.id.hex}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) a cursor stands for; `InvalidCursor` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        stamp, job_id = raw.split("|")
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return created_at, uuid.UUID(hex=job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor from exc
+
+
+def list_history(
+    session: Session,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    status: JobStatus | None = None,
+    source: JobSource | None = None,
+) -> HistoryPage:
+    """Jobs newest first (ties broken by id), filtered, starting after `cursor`."""
+    query = select(ImportJob).order_by(ImportJob.created_at.desc(), ImportJob.id.desc())
+    if status is not None:
+        query = query.where(ImportJob.status == str(status))
+    if source is not None:
+        query = query.where(ImportJob.source == str(source))
+    if cursor is not None:
+        created_at, job_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                ImportJob.created_at < created_at,
+                and_(ImportJob.created_at == created_at, ImportJob.id < job_id),
+            )
+        )
+    jobs = session.scalars(query.limit(limit + 1)).all()
+    if len(jobs) > limit:
+        return HistoryPage(jobs[:limit], encode_cursor(jobs[limit - 1]))
+    return HistoryPage(jobs, None)
+
+
+def request_cancel(session: Session, job_id: uuid.UUID) -> ImportJob:
+    """Ask a job to stop; one that has not started yet is cancelled at once.
+
+    A job still `pending` has not begun an attempt, and a flow run that begins later finds it
+    cancelled and does nothing, so ending it here is safe. A running job is told through
+    `cancel_requested`, which the flow checks between batches.
+    """
+    job = load_job(session, job_id, for_update=True)
+    status = JobStatus(job.status)
+    if status.is_terminal:
+        raise JobConflict(f"the import has already ended as {status}; there is nothing to cancel")
+    job.cancel_requested = True
+    if status == JobStatus.PENDING:
+        finish_job(session, job_id, JobStatus.CANCELLED, reason=CANCELLED_BEFORE_START)
+    return job
+
+
+def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
+    """Put a failed or cancelled job back to `pending` for a new flow run."""
+    job = load_job(session, job_id, for_update=True)
+    status = JobStatus(job.status)
+    if status not in RETRYABLE:
+        raise JobConflict(f"only a failed or cancelled import can be retried; this one is {status}")
+    job.status = JobStatus.PENDING
+    job.cancel_requested = False
+    job.error = None
+    job.finished_at = None
+    return job

@@ -1,0 +1,106 @@
+"""The upload service: sniff a received file, store it by content, refuse a duplicate, open a job.
+
+Nothing here parses the workbook: a request only checks the first bytes, stores the file and
+creates a pending job; the flow run reads it. Callers own every transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import BinaryIO
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db.models import ImportJob, JobSource, JobStatus
+from itemsheet.errors import SheetError
+from itemsheet.formats import SNIFF_BYTES, UNSUPPORTED, Container, sniff_container
+from itemsheet.importing import JobOptions, create_job
+from itemsheet.storage import StoredFile, store_stream
+
+ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING)
+DEFAULT_FILENAME = "upload"
+
+
+class UnsupportedFile(SheetError):
+    """The first bytes show the file is no spreadsheet or CSV we can read."""
+
+
+class DuplicateImport(Exception):
+    """The same file is already being imported with the same options."""
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"this file is already being imported with the same options (job {job_id});"
+            " follow that job, or send force=true to import it again"
+        )
+
+
+def sniff_upload(head: bytes) -> Container:
+    """The container the first bytes announce; `UnsupportedFile` names the accepted formats."""
+    container = sniff_container(head)
+    if container is None:
+        raise UnsupportedFile(UNSUPPORTED)
+    return container
+
+
+def store_upload(stream: BinaryIO, *, base_url: str, max_bytes: int) -> StoredFile:
+    """Sniff a seekable upload, then store it under its sha256 (`FileTooLarge` past the limit)."""
+    sniff_upload(stream.read(SNIFF_BYTES))
+    stream.seek(0)
+    return store_stream(stream, base_url, max_bytes=max_bytes)
+
+
+def display_filename(raw: str | None) -> str:
+    """The client's file name without any folder part, fit for display; never used as a path."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] or DEFAULT_FILENAME
+
+
+def find_active_duplicate(
+    session: Session, *, sha256: str, options: JobOptions
+) -> ImportJob | None:
+    """The newest pending or processing job of the same file with the same options, if any."""
+    sheet = ImportJob.sheet.is_(None) if options.sheet is None else ImportJob.sheet == options.sheet
+    query = (
+        select(ImportJob)
+        .where(
+            ImportJob.file_sha256 == sha256,
+            ImportJob.status.in_([str(s) for s in ACTIVE_STATUSES]),
+            ImportJob.on_error == str(options.on_error),
+            ImportJob.dry_run == options.dry_run,
+            sheet,
+        )
+        .order_by(ImportJob.created_at.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def create_upload_job(
+    session: Session,
+    *,
+    stored: StoredFile,
+    filename: str | None,
+    options: JobOptions,
+    force: bool = False,
+) -> ImportJob:
+    """A pending job (source `upload`) for a stored file; `DuplicateImport` unless `force`."""
+    if not force:
+        duplicate = find_active_duplicate(session, sha256=stored.sha256, options=options)
+        if duplicate is not None:
+            raise DuplicateImport(duplicate.id)
+    return create_job(
+        session,
+        stored=stored,
+        filename=display_filename(filename),
+        source=JobSource.UPLOAD,
+        options=options,
+    )
+
+
+def record_flow_run(session: Session, job_id: uuid.UUID, flow_run_id: uuid.UUID) -> None:
+    """Remember the flow run that carries out a job (the run may have stored it already)."""
+    session.execute(update(ImportJob).where(ImportJob.id == job_id).values(flow_run_id=flow_run_id))

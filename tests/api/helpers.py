@@ -1,0 +1,126 @@
+"""Fakes and builders for the API tests: a recording trigger, jobs and row errors in the DB."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from db.models import ImportJob, JobSource, JobStatus, OnError, RowError
+from db.repository import get_job
+from db.session import session_scope
+from deployments.trigger import TriggerUnavailable
+
+UNAVAILABLE = "the Prefect API cannot be reached (ConnectError); try again shortly"
+
+
+@dataclass
+class FakeTrigger:
+    """Records every call and answers with a new flow run id, as Prefect would."""
+
+    started: list[tuple[uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
+    retried: list[tuple[uuid.UUID, str, int, uuid.UUID]] = field(default_factory=list)
+    cancelled: list[uuid.UUID] = field(default_factory=list)
+    is_healthy: bool = True
+
+    async def start_import(self, job_id: uuid.UUID, *, filename: str) -> uuid.UUID:
+        run = uuid.uuid4()
+        self.started.append((job_id, filename, run))
+        return run
+
+    async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
+        run = uuid.uuid4()
+        self.retried.append((job_id, filename, attempt, run))
+        return run
+
+    async def cancel(self, flow_run_id: uuid.UUID) -> None:
+        self.cancelled.append(flow_run_id)
+
+    async def healthy(self) -> bool:
+        return self.is_healthy
+
+
+class UnavailableTrigger:
+    """A Prefect that cannot be reached."""
+
+    async def start_import(self, job_id: uuid.UUID, *, filename: str) -> uuid.UUID:
+        raise TriggerUnavailable(UNAVAILABLE)
+
+    async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
+        raise TriggerUnavailable(UNAVAILABLE)
+
+    async def cancel(self, flow_run_id: uuid.UUID) -> None:
+        raise TriggerUnavailable(UNAVAILABLE)
+
+    async def healthy(self) -> bool:
+        return False
+
+
+def add_job(**fields: Any) -> uuid.UUID:
+    """Insert a job directly; `fields` override plain defaults."""
+    values: dict[str, Any] = {
+        "status": JobStatus.PENDING,
+        "source": JobSource.UPLOAD,
+        "filename": "items.xlsx",
+        "file_sha256": "ab" * 32,
+        "file_size": 1234,
+        "file_uri": "memory://files/ab",
+        "on_error": OnError.SKIP,
+        "dry_run": False,
+        "batch_size": 100,
+        "warnings": [],
+        "columns": [],
+    }
+    values.update(fields)
+    with session_scope() as session:
+        job = ImportJob(**values)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def update_job(job_id: uuid.UUID, **fields: Any) -> None:
+    """Change a job as a flow run would, in its own transaction."""
+    with session_scope() as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        for name, value in fields.items():
+            setattr(job, name, value)
+
+
+def read_job(job_id: uuid.UUID) -> ImportJob:
+    """The job as stored now (detached, every column loaded)."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        return job
+
+
+def all_jobs() -> list[ImportJob]:
+    """Every job in the database."""
+    with session_scope(write=False) as session:
+        return list(session.query(ImportJob).all())
+
+
+def add_row_errors(
+    job_id: uuid.UUID, records: list[tuple[int, str | None, str | None, str]]
+) -> None:
+    """Insert row errors (row, column, value, message) for a job."""
+    with session_scope() as session:
+        session.add_all(
+            RowError(job_id=job_id, row=row, column=column, value=value, message=message)
+            for row, column, value, message in records
+        )
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    """Every file in the upload storage of a data dir."""
+    root = data_dir / "files"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def at(seconds: float) -> datetime:
+    """A fixed UTC moment, `seconds` after a reference time."""
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)

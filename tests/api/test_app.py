@@ -1,0 +1,128 @@
+"""The application as a whole: start-up, documentation, and what the API may import."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.deps import get_trigger
+from api.main import create_app
+from db.session import reset_engines
+from settings import get_settings
+from tests.api.helpers import FakeTrigger
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def unmigrated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    data_dir = tmp_path / "fresh"
+    monkeypatch.setenv("IMPORTER_DATA_DIR", str(data_dir))
+    for name in ("IMPORTER_DATABASE_URL", "IMPORTER_STORAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    reset_engines()
+    yield data_dir
+    reset_engines()
+    get_settings.cache_clear()
+
+
+def test_startup_creates_and_upgrades_an_embedded_sqlite_database(
+    unmigrated_data_dir: Path,
+) -> None:
+    app = create_app()
+    app.dependency_overrides[get_trigger] = lambda: FakeTrigger()
+
+    with TestClient(app) as client:
+        response = client.get("/api/excel/imports")
+
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "next_cursor": None}
+    assert (unmigrated_data_dir / "importer.db").exists()
+
+
+def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+
+    assert set(paths) == {
+        "/api/excel/import",
+        "/api/excel/import/{job_id}/progress",
+        "/api/excel/import/{job_id}/events",
+        "/api/excel/import/{job_id}/errors",
+        "/api/excel/import/{job_id}/errors.csv",
+        "/api/excel/import/{job_id}/cancel",
+        "/api/excel/import/{job_id}/retry",
+        "/api/excel/imports",
+        "/api/health",
+    }
+    upload = paths["/api/excel/import"]["post"]["responses"]
+    assert set(upload) == {"202", "409", "413", "415", "422", "503"}
+    assert upload["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ImportAccepted"
+    )
+    progress = paths["/api/excel/import/{job_id}/progress"]["get"]["responses"]
+    assert progress["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/JobProgress")
+    assert (
+        "text/event-stream"
+        in (paths["/api/excel/import/{job_id}/events"]["get"]["responses"]["200"]["content"])
+    )
+
+
+def test_an_unexpected_error_is_answered_in_one_sentence_without_a_traceback(
+    app_without_raising: TestClient,
+) -> None:
+    response = app_without_raising.get(
+        "/api/excel/import/00000000-0000-0000-0000-000000000000/progress"
+    )
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "detail": "the server hit an unexpected error; try again, and report it if it persists"
+    }
+
+
+@pytest.fixture
+def app_without_raising(
+    importer_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """An app whose database has lost its tables, so any job lookup fails unexpectedly."""
+    from sqlalchemy import text
+
+    from db.session import session_scope
+
+    with session_scope() as session:
+        session.execute(text("DROP TABLE import_row_error"))
+        session.execute(text("DROP TABLE import_job"))
+    app = create_app()
+    app.dependency_overrides[get_trigger] = lambda: FakeTrigger()
+    with_client = TestClient(app, raise_server_exceptions=False)
+    yield with_client
+    with_client.close()
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_the_api_never_imports_flows() -> None:
+    for path in (ROOT / "api").rglob("*.py"):
+        roots = {name.split(".")[0] for name in _imported_modules(path)}
+        assert "flows" not in roots, path
+
+
+def test_the_upload_service_imports_neither_fastapi_nor_prefect() -> None:
+    roots = {name.split(".")[0] for name in _imported_modules(ROOT / "itemsheet" / "uploads.py")}
+
+    assert not roots & {"fastapi", "starlette", "prefect", "flows"}

@@ -1,0 +1,169 @@
+"""POST .../cancel and .../retry: which statuses allow them and what they change."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.deps import get_trigger
+from api.services.jobs import CANCELLED_BEFORE_START
+from db.models import JobStatus, utcnow
+from tests.api.helpers import UNAVAILABLE, FakeTrigger, UnavailableTrigger, add_job, read_job
+
+TERMINAL = [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
+
+
+def cancel(client: TestClient, job_id: uuid.UUID) -> tuple[int, dict[str, object]]:
+    response = client.post(f"/api/excel/import/{job_id}/cancel")
+    return response.status_code, response.json()
+
+
+def retry(client: TestClient, job_id: uuid.UUID) -> tuple[int, dict[str, object]]:
+    response = client.post(f"/api/excel/import/{job_id}/retry")
+    return response.status_code, response.json()
+
+
+def test_cancelling_a_pending_job_without_a_run_ends_it_at_once(
+    client: TestClient, trigger: FakeTrigger
+) -> None:
+    job_id = add_job(status=JobStatus.PENDING)
+
+    code, body = cancel(client, job_id)
+
+    assert code == 202
+    assert (body["status"], body["cancel_requested"]) == ("cancelled", True)
+    job = read_job(job_id)
+    assert (job.status, job.cancel_requested, job.error) == (
+        "cancelled",
+        True,
+        CANCELLED_BEFORE_START,
+    )
+    assert job.finished_at is not None
+    assert trigger.cancelled == []
+
+
+def test_cancelling_a_pending_job_with_a_queued_run_ends_it_and_cancels_the_run(
+    client: TestClient, trigger: FakeTrigger
+) -> None:
+    run = uuid.uuid4()
+    job_id = add_job(status=JobStatus.PENDING, flow_run_id=run)
+
+    code, body = cancel(client, job_id)
+
+    assert (code, body["status"]) == (202, "cancelled")
+    assert trigger.cancelled == [run]
+
+
+def test_cancelling_a_processing_job_asks_the_flow_to_stop_between_batches(
+    client: TestClient, trigger: FakeTrigger
+) -> None:
+    run = uuid.uuid4()
+    job_id = add_job(status=JobStatus.PROCESSING, flow_run_id=run, started_at=utcnow())
+
+    code, body = cancel(client, job_id)
+
+    assert code == 202
+    assert (body["status"], body["cancel_requested"]) == ("processing", True)
+    job = read_job(job_id)
+    assert (job.status, job.cancel_requested) == ("processing", True)
+    assert trigger.cancelled == [run]
+
+
+def test_a_cancel_request_is_kept_when_prefect_cannot_be_reached(
+    app: FastAPI, client: TestClient
+) -> None:
+    app.dependency_overrides[get_trigger] = lambda: UnavailableTrigger()
+    job_id = add_job(status=JobStatus.PROCESSING, flow_run_id=uuid.uuid4())
+
+    code, _ = cancel(client, job_id)
+
+    assert code == 202
+    assert read_job(job_id).cancel_requested is True
+
+
+@pytest.mark.parametrize("ended", TERMINAL)
+def test_cancelling_an_ended_job_is_409(
+    client: TestClient, trigger: FakeTrigger, ended: JobStatus
+) -> None:
+    job_id = add_job(status=ended, flow_run_id=uuid.uuid4())
+
+    code, body = cancel(client, job_id)
+
+    assert code == 409
+    assert body == {
+        "detail": f"the import has already ended as {ended}; there is nothing to cancel"
+    }
+    assert read_job(job_id).cancel_requested is False
+    assert trigger.cancelled == []
+
+
+def test_cancelling_an_unknown_job_is_404(client: TestClient) -> None:
+    assert cancel(client, uuid.uuid4())[0] == 404
+
+
+@pytest.mark.parametrize("ended", [JobStatus.FAILED, JobStatus.CANCELLED])
+def test_retrying_a_failed_or_cancelled_job_reopens_it_and_starts_a_new_run(
+    client: TestClient, trigger: FakeTrigger, ended: JobStatus
+) -> None:
+    job_id = add_job(
+        status=ended,
+        filename="spring.xlsx",
+        attempt=2,
+        last_batch=3,
+        cancel_requested=True,
+        error="the import stopped unexpectedly",
+        flow_run_id=uuid.uuid4(),
+        started_at=utcnow(),
+        finished_at=utcnow(),
+    )
+
+    code, body = retry(client, job_id)
+
+    assert code == 202
+    [(retried_id, filename, attempt, run)] = trigger.retried
+    assert (retried_id, filename, attempt) == (job_id, "spring.xlsx", 2)
+    assert (body["status"], body["error"], body["flow_run_id"]) == ("pending", None, str(run))
+    job = read_job(job_id)
+    assert (job.status, job.cancel_requested, job.error, job.finished_at) == (
+        "pending",
+        False,
+        None,
+        None,
+    )
+    assert (job.flow_run_id, job.last_batch) == (run, 3)
+
+
+@pytest.mark.parametrize("state", [JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.COMPLETED])
+def test_retrying_a_job_that_did_not_fail_or_was_not_cancelled_is_409(
+    client: TestClient, trigger: FakeTrigger, state: JobStatus
+) -> None:
+    job_id = add_job(status=state)
+
+    code, body = retry(client, job_id)
+
+    assert code == 409
+    assert body == {
+        "detail": f"only a failed or cancelled import can be retried; this one is {state}"
+    }
+    assert read_job(job_id).status == state
+    assert trigger.retried == []
+
+
+def test_retrying_an_unknown_job_is_404(client: TestClient) -> None:
+    assert retry(client, uuid.uuid4())[0] == 404
+
+
+def test_retry_when_prefect_is_unavailable_fails_the_job_again_and_answers_503(
+    app: FastAPI, client: TestClient
+) -> None:
+    app.dependency_overrides[get_trigger] = lambda: UnavailableTrigger()
+    job_id = add_job(status=JobStatus.FAILED, error="earlier reason")
+
+    code, body = retry(client, job_id)
+
+    assert (code, body) == (503, {"detail": UNAVAILABLE})
+    job = read_job(job_id)
+    assert (job.status, job.error) == ("failed", UNAVAILABLE)

@@ -1,0 +1,100 @@
+"""A job's row errors as a JSON page and as a CSV download with formula cells neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+from fastapi.testclient import TestClient
+
+from tests.api.helpers import add_job, add_row_errors
+
+
+def test_errors_come_in_sheet_order_pages_with_their_total(client: TestClient) -> None:
+    job_id = add_job(status="completed")
+    add_row_errors(
+        job_id, [(row, "price", f"x{row}", "price is not a number") for row in (9, 3, 5)]
+    )
+    add_row_errors(add_job(), [(2, "sku", None, "sku is empty")])  # another job's error
+
+    first = client.get(f"/api/excel/import/{job_id}/errors", params={"limit": 2}).json()
+    second = client.get(
+        f"/api/excel/import/{job_id}/errors", params={"limit": 2, "offset": 2}
+    ).json()
+
+    assert (first["total"], first["limit"], first["offset"]) == (3, 2, 0)
+    assert [e["row"] for e in first["items"]] == [3, 5]
+    assert first["items"][0] == {
+        "row": 3,
+        "column": "price",
+        "value": "x3",
+        "message": "price is not a number",
+    }
+    assert [e["row"] for e in second["items"]] == [9]
+    assert second["total"] == 3
+
+
+def test_errors_of_a_job_without_errors_are_an_empty_page(client: TestClient) -> None:
+    job_id = add_job()
+
+    body = client.get(f"/api/excel/import/{job_id}/errors").json()
+
+    assert (body["total"], body["items"]) == (0, [])
+
+
+def test_errors_of_an_unknown_job_are_404(client: TestClient) -> None:
+    missing = uuid.uuid4()
+    assert client.get(f"/api/excel/import/{missing}/errors").status_code == 404
+    assert client.get(f"/api/excel/import/{missing}/errors.csv").status_code == 404
+
+
+def test_error_csv_is_a_download_with_the_four_columns(client: TestClient) -> None:
+    job_id = add_job()
+    add_row_errors(
+        job_id,
+        [(4, "name", None, "name is empty"), (2, "price", "1,2,3", 'not a "number"')],
+    )
+
+    response = client.get(f"/api/excel/import/{job_id}/errors.csv")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="import-{job_id}-errors.csv"'
+    )
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows == [
+        ["row", "column", "value", "message"],
+        ["2", "price", "1,2,3", 'not a "number"'],
+        ["4", "name", "", "name is empty"],
+    ]
+
+
+def test_error_csv_prefixes_cells_a_spreadsheet_would_run_as_formulas(
+    client: TestClient,
+) -> None:
+    job_id = add_job()
+    dangerous = ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"]
+    add_row_errors(
+        job_id,
+        [(row, "sku", value, value) for row, value in enumerate(dangerous, start=2)]
+        + [(9, "=cmd", "plain", "a - b is fine inside")],
+    )
+
+    text = client.get(f"/api/excel/import/{job_id}/errors.csv").content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+
+    assert [row[2] for row in rows[:-1]] == ["'" + value for value in dangerous]
+    assert [row[3] for row in rows[:-1]] == ["'" + value for value in dangerous]
+    assert rows[-1] == ["9", "'=cmd", "plain", "a - b is fine inside"]
+
+
+def test_error_csv_holds_every_error_of_a_large_report(client: TestClient) -> None:
+    job_id = add_job()
+    add_row_errors(job_id, [(row, "sku", None, "sku is empty") for row in range(2, 5002)])
+
+    text = client.get(f"/api/excel/import/{job_id}/errors.csv").content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+
+    assert [int(row[0]) for row in rows] == list(range(2, 5002))
