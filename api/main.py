@@ -10,10 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import get_trigger
 from api.limits import BodySizeLimit
 from api.routes import errors, events, health, imports
 from api.services.jobs import InvalidCursor, JobConflict, JobNotFound
 from db.migrate import upgrade_database
+from deployments.trigger import PrefectTrigger
 from settings import get_settings
 
 API_PREFIX = "/api"
@@ -26,6 +28,9 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     if get_settings().resolved_database_url().startswith("sqlite"):
         await run_in_threadpool(upgrade_database)
     yield
+    trigger = get_trigger()
+    if isinstance(trigger, PrefectTrigger):
+        await trigger.aclose()
 
 
 def create_app() -> FastAPI:

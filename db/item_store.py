@@ -1,4 +1,4 @@
-"""Reading and writing catalogue items in bulk: the one module with dialect-specific SQL."""
+"""Bulk item reads and writes, and transaction locks: the one module with dialect SQL."""
 
 from __future__ import annotations
 
@@ -107,3 +107,14 @@ def update_items(session: Session, frame: pl.DataFrame, *, now: datetime) -> Non
     ordered = frame.select(*fields, "sku")
     rows = [(*row[:-1], stamp, row[-1]) for row in _bind_rows(conn, ordered)]
     conn.exec_driver_sql(f"UPDATE item SET {assignments} WHERE sku = {mark}", rows)
+
+
+def lock_for_transaction(session: Session, key: str) -> None:
+    """Serialise transactions that take the same `key` until they end.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite needs none: every writing
+    transaction there begins IMMEDIATE and so already holds the database's write lock.
+    """
+    conn = _connection(session)
+    if not _is_sqlite(conn):
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
@@ -22,11 +22,26 @@ class PrefectTrigger:
     def __init__(self, deployment: str = qualified(IMPORT_FLOW, IMPORT_DEPLOYMENT)) -> None:
         self.deployment = deployment
         self._deployment_id: uuid.UUID | None = None
+        self._client: PrefectClient | None = None
+
+    async def _prefect(self) -> PrefectClient:
+        # One long-lived client keeps its connections: a new one per call costs 60-160 ms.
+        if self._client is None:
+            client = get_client()
+            await client.__aenter__()
+            self._client = client
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the Prefect client (on application shutdown)."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.__aexit__(None, None, None)
 
     async def _resolve(self) -> uuid.UUID:
         if self._deployment_id is None:
-            async with get_client() as client:
-                deployment = await client.read_deployment_by_name(self.deployment)
+            client = await self._prefect()
+            deployment = await client.read_deployment_by_name(self.deployment)
             self._deployment_id = deployment.id
         return self._deployment_id
 
@@ -36,18 +51,21 @@ class PrefectTrigger:
 
     async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
         """A new flow run for a job that ended; it resumes after the last committed batch."""
-        return await self._start(job_id, filename=filename, key=f"{job_id}-retry-{attempt}")
+        # Unique per request: a retry whose run was cancelled before it started must not
+        # get that cancelled run back from Prefect's idempotency check.
+        key = f"{job_id}-retry-{attempt}-{uuid.uuid4().hex[:8]}"
+        return await self._start(job_id, filename=filename, key=key)
 
     async def _start(self, job_id: uuid.UUID, *, filename: str, key: str) -> uuid.UUID:
         try:
             deployment_id = await self._resolve()
-            async with get_client() as client:
-                run = await client.create_flow_run_from_deployment(
-                    deployment_id,
-                    parameters={"job_id": str(job_id)},
-                    name=f"import {filename}"[:200],
-                    idempotency_key=key,
-                )
+            client = await self._prefect()
+            run = await client.create_flow_run_from_deployment(
+                deployment_id,
+                parameters={"job_id": str(job_id)},
+                name=f"import {filename}"[:200],
+                idempotency_key=key,
+            )
         except ObjectNotFound as exc:
             self._deployment_id = None
             raise TriggerUnavailable(
@@ -63,14 +81,14 @@ class PrefectTrigger:
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         """Ask Prefect to cancel a flow run that has not finished; ignore one that has."""
         try:
-            async with get_client() as client:
-                run = await client.read_flow_run(flow_run_id)
-                if run.state is None or run.state.is_final():
-                    return
-                if run.state.type in (StateType.SCHEDULED, StateType.PENDING):
-                    await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
-                else:
-                    await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+            client = await self._prefect()
+            run = await client.read_flow_run(flow_run_id)
+            if run.state is None or run.state.is_final():
+                return
+            if run.state.type in (StateType.SCHEDULED, StateType.PENDING):
+                await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
+            else:
+                await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
         except ObjectNotFound:
             return
         except Exception as exc:
@@ -81,7 +99,7 @@ class PrefectTrigger:
     async def healthy(self) -> bool:
         """True when the Prefect API answers."""
         try:
-            async with get_client() as client:
-                return (await client.api_healthcheck()) is None
+            client = await self._prefect()
+            return (await client.api_healthcheck()) is None
         except Exception:
             return False

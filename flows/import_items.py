@@ -173,14 +173,18 @@ def _reason(state: State) -> str:
 def _mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
     job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
     with session_scope() as session:
-        finish_job(session, job_id, JobStatus.FAILED, reason=_reason(state))
+        finish_job(
+            session, job_id, JobStatus.FAILED, reason=_reason(state), flow_run_id=flow_run.id
+        )
     rows_path(get_settings(), str(job_id)).unlink(missing_ok=True)
 
 
 def _mark_cancelled(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
     job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
     with session_scope() as session:
-        finish_job(session, job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON)
+        finish_job(
+            session, job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON, flow_run_id=flow_run.id
+        )
 
 
 @flow(

@@ -9,7 +9,7 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.item_store import fetch_items, insert_items, update_items
+from db.item_store import fetch_items, insert_items, lock_for_transaction, update_items
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, delete_row_errors, get_job
 from itemsheet.diff import diff_batch
@@ -79,7 +79,7 @@ def begin_attempt(
     session: Session, job_id: uuid.UUID, *, flow_run_id: uuid.UUID | None
 ) -> int | None:
     """Mark the job processing under a new attempt number; None if it has nothing left to do."""
-    job = _job(session, job_id)
+    job = _job(session, job_id, for_update=True)
     if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
         return None
     job.status = JobStatus.PROCESSING
@@ -132,6 +132,9 @@ def apply_batch(
     Raises `StaleAttempt` when a newer attempt owns the job, so an old worker that wakes up
     late never writes twice, and `CancelRequested` (writing nothing) once a cancel was asked.
     """
+    # Concurrent imports touching the same items take turns, batch by batch (PostgreSQL;
+    # SQLite's write lock does the same), and write keys in sorted order.
+    lock_for_transaction(session, "items")
     job = _job(session, job_id, for_update=True)
     if job.attempt != attempt or job.status != JobStatus.PROCESSING:
         raise StaleAttempt(f"job {job_id} is owned by attempt {job.attempt} ({job.status})")
@@ -163,14 +166,23 @@ def apply_batch(
 
 
 def finish_job(
-    session: Session, job_id: uuid.UUID, status: JobStatus, *, reason: str | None = None
+    session: Session,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    reason: str | None = None,
+    flow_run_id: uuid.UUID | None = None,
 ) -> ImportJob | None:
     """End a job as completed, failed or cancelled.
 
     A completed job is never changed again, and a job already in `status` keeps its reason.
+    With `flow_run_id`, only that run may end the job: a late hook of an older run must
+    not end a job that was retried meanwhile.
     """
     job = get_job(session, job_id, for_update=True)
     if job is None or job.status in (JobStatus.COMPLETED, status):
+        return job
+    if flow_run_id is not None and job.flow_run_id != flow_run_id:
         return job
     job.status = status
     job.error = reason

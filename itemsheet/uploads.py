@@ -12,6 +12,7 @@ from typing import BinaryIO
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from db.item_store import lock_for_transaction
 from db.models import ImportJob, JobSource, JobStatus
 from itemsheet.errors import SheetError
 from itemsheet.formats import SNIFF_BYTES, UNSUPPORTED, Container, sniff_container
@@ -88,6 +89,8 @@ def create_upload_job(
     force: bool = False,
 ) -> ImportJob:
     """A pending job (source `upload`) for a stored file; `DuplicateImport` unless `force`."""
+    # Two identical uploads arriving together must not both pass the duplicate check.
+    lock_for_transaction(session, f"upload:{stored.sha256}")
     if not force:
         duplicate = find_active_duplicate(session, sha256=stored.sha256, options=options)
         if duplicate is not None:

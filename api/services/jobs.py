@@ -131,4 +131,6 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
     job.cancel_requested = False
     job.error = None
     job.finished_at = None
+    # The new run is recorded once created; until then no older run's hook may end the job.
+    job.flow_run_id = None
     return job

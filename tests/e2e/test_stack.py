@@ -1,0 +1,176 @@
+"""The real stack as users meet it: `importer up`, uploads over HTTP, progress, Prefect runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.contract.workbooks import write_xlsx
+from tests.e2e.stack import RunningStack, running_stack, wait_for
+
+pytestmark = pytest.mark.slow
+
+ROWS = 3000
+
+
+def catalogue(n: int, *, price: float = 2.0) -> list[list[Any]]:
+    return [["SKU", "Name", "Price", "Qty"]] + [
+        [f"E-{i:06d}", f"Item {i}", price, i] for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    # Small batches so an import lasts long enough to watch, cancel and resume it.
+    with running_stack(tmp_path_factory.mktemp("stack") / "var", batch_size="100") as running:
+        yield running
+
+
+@pytest.fixture
+def client(stack: RunningStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api, timeout=30) as http:
+        yield http
+
+
+def upload(client: httpx.Client, path: Path, **form: str) -> httpx.Response:
+    with path.open("rb") as f:
+        return client.post("/api/excel/import", files={"file": (path.name, f)}, data=form)
+
+
+def items(stack: RunningStack) -> dict[str, tuple[Any, ...]]:
+    with sqlite3.connect(stack.data_dir / "importer.db") as db:
+        return {r[0]: r[1:] for r in db.execute("SELECT sku, name, price, quantity FROM item")}
+
+
+def test_upload_is_imported_by_a_prefect_run_and_progress_reaches_completed(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    path = write_xlsx(tmp_path / "first.xlsx", catalogue(ROWS))
+    started = time.perf_counter()
+    response = upload(client, path)
+    assert response.status_code == 202, response.text
+    assert time.perf_counter() - started < 5
+    body = response.json()
+    seen = []
+    job = wait_for(client, body["job_id"], {"processing", "completed"})
+    while job["status"] not in ("completed", "failed", "cancelled"):
+        seen.append(job["processed_rows"])
+        time.sleep(0.1)
+        job = client.get(body["progress_url"]).json()
+    assert job["status"] == "completed", job
+    assert (job["total_rows"], job["created"], job["percent"]) == (ROWS, ROWS, 100.0)
+    assert seen == sorted(seen)
+    assert job["flow_run_id"] and job["flow_run_url"]
+    assert len(items(stack)) >= ROWS
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(stack.prefect_api) as prefect:
+        run = prefect.read_flow_run(job["flow_run_id"])
+    assert run.name == "import first.xlsx"
+    assert run.state is not None and run.state.is_completed()
+
+
+def test_events_stream_progress_and_end_with_the_final_state(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    path = write_xlsx(tmp_path / "stream.xlsx", catalogue(500, price=3.5))
+    job_id = upload(client, path).json()["job_id"]
+    events: list[tuple[str, dict[str, Any]]] = []
+    with client.stream("GET", f"/api/excel/import/{job_id}/events", timeout=180) as stream:
+        name = ""
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line.split(":", 1)[1])))
+    assert events[-1][0] == "done"
+    assert events[-1][1]["status"] == "completed"
+    assert events[-1][1]["updated"] == 500
+    progress = [e for n, e in events if n == "progress"]
+    assert progress and [e["processed_rows"] for e in progress] == sorted(
+        e["processed_rows"] for e in progress
+    )
+
+
+def test_same_file_twice_while_running_is_409_unless_forced(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    path = write_xlsx(tmp_path / "dup.xlsx", catalogue(ROWS, price=4.0))
+    first = upload(client, path)
+    assert first.status_code == 202
+    second = upload(client, path)
+    assert second.status_code == 409
+    assert second.json()["job_id"] == first.json()["job_id"]
+    forced = upload(client, path, force="true")
+    assert forced.status_code == 202
+    for job_id in (first.json()["job_id"], forced.json()["job_id"]):
+        assert wait_for(client, job_id, {"completed", "failed"})["status"] == "completed"
+
+
+def test_cancel_mid_import_then_retry_resumes_to_exact_counts(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    rows = catalogue(20_000, price=5.0)
+    rows = [rows[0]] + [[f"C-{i:06d}", *r[1:]] for i, r in enumerate(rows[1:])]
+    path = write_xlsx(tmp_path / "long.xlsx", rows)
+    job_id = upload(client, path).json()["job_id"]
+    deadline = time.monotonic() + 120
+    while (job := client.get(f"/api/excel/import/{job_id}/progress").json())[
+        "processed_rows"
+    ] < 300:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert client.post(f"/api/excel/import/{job_id}/cancel").status_code == 202
+    cancelled = wait_for(client, job_id, {"cancelled", "completed", "failed"})
+    assert cancelled["status"] == "cancelled", cancelled
+    assert 0 < cancelled["processed_rows"] < 20_000
+    committed = sum(1 for sku in items(stack) if sku.startswith("C-"))
+    assert committed == cancelled["created"] == cancelled["processed_rows"]
+    assert client.post(f"/api/excel/import/{job_id}/cancel").status_code == 409
+
+    assert client.post(f"/api/excel/import/{job_id}/retry").status_code == 202
+    done = wait_for(client, job_id, {"completed", "failed"}, timeout=240)
+    assert done["status"] == "completed", done
+    assert (done["processed_rows"], done["created"], done["failed"]) == (20_000, 20_000, 0)
+    assert sum(1 for sku in items(stack) if sku.startswith("C-")) == 20_000
+
+
+def test_oversize_and_non_spreadsheet_uploads_are_refused(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    png = tmp_path / "photo.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    refused = upload(client, png)
+    assert refused.status_code == 415
+    assert "xlsx" in refused.json()["detail"]
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"SKU,Name\n" + b"A,b\n" * (13 * 2**20))  # 52 MiB of CSV
+    assert upload(client, big).status_code == 413
+
+
+def test_scheduled_reimport_imports_then_skips_an_unchanged_file(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    source = write_xlsx(tmp_path / "feed.xlsx", catalogue(50, price=7.0))
+    with temporary_settings({PREFECT_API_URL: stack.prefect_api}):
+        for _ in range(2):
+            run = run_deployment(
+                "reimport-items/reimport-items", parameters={"source": str(source)}, timeout=180
+            )
+            assert run.state is not None and run.state.is_completed(), run.state
+    history = client.get("/api/excel/imports", params={"source": "schedule"}).json()
+    jobs = history["items"] if isinstance(history, dict) else history
+    latest, first = jobs[0], jobs[1]
+    assert first["status"] == latest["status"] == "completed"
+    assert first["updated"] + first["created"] == 50
+    assert any("unchanged" in w for w in latest["warnings"])
