@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated, Protocol
 
+import anyio
 from fastapi import Depends
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from db.session import session_scope
+from db.session import get_sessionmaker
 from deployments.trigger import PrefectTrigger
 from settings import Settings, get_settings
 
@@ -31,16 +34,47 @@ class ImportTrigger(Protocol):
         """True when the Prefect API answers."""
 
 
-def get_session() -> Iterator[Session]:
+# At most this many requests hold a database session at once: fewer than the engine's
+# pool (db.session.POOL_SIZE + MAX_OVERFLOW), so a request that has a slot never waits for
+# a connection. Without it, 200 concurrent polls deadlocked: worker threads waited for
+# connections that only a session's exit, itself waiting for a worker thread, gave back.
+SESSION_SLOTS = 50
+_slots: dict[int, anyio.Semaphore] = {}
+
+
+def _slot() -> anyio.Semaphore:
+    # One semaphore per event loop (tests run several apps, each on its own loop).
+    loop = id(asyncio.get_running_loop())
+    if loop not in _slots:
+        _slots.clear()
+        _slots[loop] = anyio.Semaphore(SESSION_SLOTS)
+    return _slots[loop]
+
+
+async def get_session() -> AsyncIterator[Session]:
     """A write unit of work: committed when the route returns, rolled back if it raises."""
-    with session_scope(write=True) as session:
-        yield session
+    async with _slot():
+        session = get_sessionmaker(write=True)()
+        try:
+            yield session
+            await run_in_threadpool(session.commit)
+        except BaseException:
+            await run_in_threadpool(session.rollback)
+            raise
+        finally:
+            session.close()
 
 
-def get_read_session() -> Iterator[Session]:
+async def get_read_session() -> AsyncIterator[Session]:
     """A read-only session that never takes SQLite's write lock."""
-    with session_scope(write=False) as session:
-        yield session
+    async with _slot():
+        session = get_sessionmaker(write=False)()
+        try:
+            yield session
+        finally:
+            # Returning a connection to the pool is quick; do it on the loop, so freeing a
+            # connection never waits for a worker thread.
+            session.close()
 
 
 @lru_cache

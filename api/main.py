@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import get_trigger
 from api.limits import BodySizeLimit
-from api.routes import errors, events, health, imports
+from api.routes import errors, events, health, imports, page
 from api.services.jobs import InvalidCursor, JobConflict, JobNotFound
 from db.migrate import upgrade_database
 from deployments.trigger import PrefectTrigger
@@ -44,6 +44,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit)
     for module in (imports, errors, events, health):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(page.router)
     app.add_exception_handler(JobNotFound, _answer(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(JobConflict, _answer(status.HTTP_409_CONFLICT))
     app.add_exception_handler(InvalidCursor, _answer(status.HTTP_422_UNPROCESSABLE_CONTENT))

@@ -53,6 +53,7 @@ def follow(client: httpx.Client, job_id: str, posted: float) -> tuple[float, flo
 
 async def poll_storm(api: str, job_id: str, clients: int, seconds: float) -> list[float]:
     latencies: list[float] = []
+    errors: list[str] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=api, limits=limits, timeout=30) as client:
 
@@ -60,11 +61,17 @@ async def poll_storm(api: str, job_id: str, clients: int, seconds: float) -> lis
             end = time.perf_counter() + seconds
             while time.perf_counter() < end:
                 started = time.perf_counter()
-                response = await client.get(f"/api/excel/import/{job_id}/progress")
-                response.raise_for_status()
+                try:
+                    response = await client.get(f"/api/excel/import/{job_id}/progress")
+                    response.raise_for_status()
+                except httpx.HTTPError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    continue
                 latencies.append((time.perf_counter() - started) * 1000)
 
         await asyncio.gather(*(one() for _ in range(clients)))
+    if errors:
+        print(f"{len(errors)} poll errors, e.g. {errors[0]}", file=sys.stderr)
     return latencies
 
 
@@ -106,6 +113,7 @@ def main() -> None:
                 to_processing, to_done = follow(client, job_ids[-1], started)
                 starts.append(to_processing)
                 finishes.append(to_done)
+        print(f"uploads: p50 {pct(posts, 50):.0f} ms, p99 {pct(posts, 99):.0f} ms", file=sys.stderr)
         polls = asyncio.run(poll_storm(stack.api, job_ids[0], args.pollers, args.poll_seconds))
         results |= {
             "post_ms": {"p50": pct(posts, 50), "p99": pct(posts, 99), "n": len(posts)},

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from db.models import ImportJob, JobStatus, utcnow
 from db.session import session_scope
+from deployments.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, qualified
 from settings import Settings
 
 STARTUP_TIMEOUT_S = 240.0
@@ -55,13 +56,15 @@ class Stack:
                     proc.wait()
 
 
-def _wait_healthy(url: str, stack: Stack, what: str) -> None:
+def _wait_healthy(
+    url: str, stack: Stack, what: str, *, ok: Callable[[int], bool] = lambda code: code < 500
+) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if (name := stack.exited()) is not None:
             raise RuntimeError(f"{name} stopped while {what} was starting")
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            if ok(httpx.get(url, timeout=2).status_code):
                 return
         except httpx.HTTPError:
             pass
@@ -132,6 +135,14 @@ def run_stack(settings: Settings, console: Console) -> int:
             env,
         )
         _wait_healthy(f"http://{settings.host}:{settings.port}/api/health", stack, "the API")
+        # Uploads need the worker's deployment; it registers a few seconds after start.
+        deployment = qualified(IMPORT_FLOW, IMPORT_DEPLOYMENT)
+        _wait_healthy(
+            f"{env['PREFECT_API_URL']}/deployments/name/{deployment}",
+            stack,
+            "the worker",
+            ok=lambda code: code == 200,
+        )
         ui = env.get("PREFECT_UI_URL") or env["PREFECT_API_URL"].removesuffix("/api")
         console.print(
             f"[bold green]ready[/]  web page and API: http://{settings.host}:{settings.port}/"

@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# More connections than the API's 40 worker threads: a thread waiting for a connection
+# must never starve the thread that would give one back (a deadlock under load).
+POOL_SIZE = 10
+MAX_OVERFLOW = 60
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -36,14 +40,19 @@ def _begin_sqlite(conn: Any) -> None:
 def make_engine(url: str, *, write: bool = True) -> Engine:
     """Create an engine for `url`; SQLite gets WAL, a busy timeout and, for writers, eager locks."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+        )
         event.listen(engine, "connect", _configure_sqlite)
         if write:
             event.listen(engine, "begin", _begin_sqlite)
         else:
             event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW)
 
 
 @lru_cache

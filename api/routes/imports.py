@@ -96,8 +96,12 @@ async def upload_import(
 
 
 @router.get("/excel/import/{job_id}/progress", name="import_progress", responses=NOT_FOUND)
-def import_progress(job_id: JobIdPath, request: Request, session: ReadSessionDep) -> JobProgress:
+async def import_progress(
+    job_id: JobIdPath, request: Request, session: ReadSessionDep
+) -> JobProgress:
     """The job's counts, percentage, ETA and links."""
+    # One indexed read of one row (about a millisecond) runs on the event loop: a hop to
+    # a worker thread would cost more than the read, and this endpoint is polled hardest.
     return job_progress(load_job(session, job_id), job_links(request, job_id))
 
 

@@ -1,0 +1,74 @@
+// The HTTP API as the page uses it: paths relative to the page, answers as {ok, status, data}.
+
+const BASE = "api/excel";
+
+/** A URL of the service, relative to the page so it holds behind a path prefix. */
+export function apiUrl(path, params = {}) {
+  const url = new URL(`${BASE}/${path}`, document.baseURI);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== "") url.searchParams.set(name, value);
+  }
+  return url.toString();
+}
+
+export const jobPath = (jobId, what) => `import/${encodeURIComponent(jobId)}/${what}`;
+
+/** The one sentence a refused request carries (`detail`), or one of ours when there is none. */
+export function describeAnswer(status, data) {
+  if (data && typeof data.detail === "string" && data.detail) return sentence(data.detail);
+  if (status === 0) return "The server could not be reached; check the connection and try again.";
+  if (status >= 500) return `The server failed to answer (HTTP ${status}); try again in a moment.`;
+  return `The server refused the request (HTTP ${status}).`;
+}
+
+/** A server detail as a sentence: capital first letter, full stop at the end. */
+export function sentence(text) {
+  const trimmed = text.trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}
+
+/** GET or POST JSON; never throws for HTTP answers, only gives status 0 for network failures. */
+export async function requestJson(method, path, params = {}) {
+  let response;
+  try {
+    response = await fetch(apiUrl(path, params), {
+      method,
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+    });
+  } catch {
+    return { ok: false, status: 0, data: null };
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+/**
+ * POST a multipart upload with XMLHttpRequest, which (unlike fetch) reports upload progress.
+ * Resolves to {ok, status, data}; status 0 when the connection failed before an answer.
+ */
+export function uploadImport(formData, onProgress) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", apiUrl("import"));
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => {
+      resolve({ ok: xhr.status >= 200 && xhr.status < 300, status: xhr.status, data: xhr.response });
+    });
+    const failed = () => resolve({ ok: false, status: 0, data: null });
+    xhr.addEventListener("error", failed);
+    xhr.addEventListener("abort", failed);
+    xhr.addEventListener("timeout", failed);
+    xhr.send(formData);
+  });
+}

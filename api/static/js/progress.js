@@ -1,0 +1,162 @@
+// Draw one job's state: title, progress bar, counts, timings, warnings and its reason to fail.
+
+import { byId, el, notify, replaceChildren, setText, show } from "./dom.js";
+import { formatBytes, formatCount, formatDuration, formatRate, statusLabel } from "./format.js";
+
+const SOURCES = { upload: "Uploaded", cli: "Command line", schedule: "Scheduled reimport" };
+
+/** A renderer bound to the job card; `render(job)` draws, the clock ticks between updates. */
+export function createProgressView() {
+  const nodes = {
+    title: byId("job-title"),
+    badge: byId("job-status"),
+    meta: byId("job-meta"),
+    bar: byId("job-progress"),
+    fill: byId("job-progress-fill"),
+    text: byId("job-progress-text"),
+    elapsed: byId("job-elapsed"),
+    rate: byId("job-rate"),
+    eta: byId("job-eta"),
+    error: byId("job-error"),
+    warnings: byId("job-warnings"),
+    warningList: byId("job-warnings-list"),
+    announcer: byId("job-announcer"),
+  };
+  let current = null;
+  let receivedAt = 0;
+  let lastAnnounced = "";
+  const clock = setInterval(tick, 1000);
+
+  function render(job) {
+    current = job;
+    receivedAt = performance.now();
+    setText(nodes.title, `Import of ${job.filename}`);
+    setText(nodes.badge, statusLabel(job.status));
+    nodes.badge.dataset.status = job.status;
+    setText(nodes.meta, describeJob(job));
+    drawBar(job);
+    setText(nodes.text, progressSentence(job));
+    setText(byId("count-created"), formatCount(job.created));
+    setText(byId("count-updated"), formatCount(job.updated));
+    setText(byId("count-unchanged"), formatCount(job.unchanged));
+    setText(byId("count-failed"), formatCount(job.failed));
+    setText(nodes.rate, formatRate(job.rows_per_s));
+    tick();
+    const ended = job.status === "failed" || job.status === "cancelled";
+    nodes.error.classList.toggle("notice-error", job.status === "failed");
+    notify(nodes.error, ended && job.error ? `${job.status === "failed" ? "Why it failed" : "Why it stopped"}: ${job.error}` : "");
+    drawWarnings(job.warnings ?? []);
+    announce(job);
+  }
+
+  function drawBar(job) {
+    const known = job.total_rows !== null && job.total_rows !== undefined;
+    const running = job.status === "pending" || job.status === "processing";
+    nodes.bar.classList.toggle("is-indeterminate", running && !known);
+    nodes.bar.dataset.status = job.status;
+    if (!known && running) {
+      // Unknown until the sheet is read: an indeterminate bar has no value.
+      nodes.bar.removeAttribute("aria-valuenow");
+      nodes.bar.setAttribute("aria-valuetext", progressSentence(job));
+      nodes.fill.style.width = "";
+      return;
+    }
+    const percent = Number(job.percent ?? 0);
+    nodes.bar.setAttribute("aria-valuenow", String(percent));
+    nodes.bar.setAttribute(
+      "aria-valuetext",
+      known ? `${formatCount(job.processed_rows)} of ${formatCount(job.total_rows)} items, ${percent} %`
+        : `${percent} %`,
+    );
+    nodes.fill.style.width = `${Math.min(Math.max(percent, 0), 100)}%`;
+  }
+
+  function drawWarnings(warnings) {
+    replaceChildren(nodes.warningList, ...warnings.map((text) => el("li", {}, text)));
+    show(nodes.warnings, warnings.length > 0);
+  }
+
+  // Between server updates, elapsed time and ETA move with the clock.
+  function tick() {
+    if (!current) return;
+    const drift = current.status === "processing" ? (performance.now() - receivedAt) / 1000 : 0;
+    const elapsed = current.elapsed_s === null ? null : current.elapsed_s + drift;
+    setText(nodes.elapsed, formatDuration(elapsed));
+    const eta = current.eta_s === null || current.eta_s === undefined
+      ? null : Math.max(current.eta_s - drift, 0);
+    setText(nodes.eta, current.status === "processing" ? formatDuration(eta) : "–");
+  }
+
+  function announce(job) {
+    const message = announcement(job);
+    if (message && message !== lastAnnounced) {
+      lastAnnounced = message;
+      setText(nodes.announcer, message);
+    }
+  }
+
+  function reset() {
+    current = null;
+    lastAnnounced = "";
+    setText(nodes.announcer, "");
+  }
+
+  return { render, reset, destroy: () => clearInterval(clock) };
+}
+
+/** "Processing 2,500 / 9,713 items" and its siblings for each status. */
+export function progressSentence(job) {
+  const done = formatCount(job.processed_rows);
+  const total = job.total_rows === null ? null : formatCount(job.total_rows);
+  const of = `${done} / ${total} items`;
+  switch (job.status) {
+    case "pending":
+      return "Waiting for the import to start…";
+    case "processing":
+      if (job.cancel_requested) return `Stopping after the current batch at ${of}…`;
+      return total === null ? "Reading the sheet…" : `Processing ${of}`;
+    case "completed":
+      return job.dry_run ? `Checked ${of}; nothing was written (dry run)` : `Processed ${of}`;
+    case "cancelled":
+      return total === null ? "Cancelled before any item was processed" : `Cancelled at ${of}`;
+    case "failed":
+      return total === null || job.processed_rows === 0
+        ? "Failed before any item was written" : `Stopped at ${of}`;
+    default:
+      return "";
+  }
+}
+
+function describeJob(job) {
+  const parts = [
+    SOURCES[job.source] ?? job.source,
+    formatBytes(job.file_size),
+    job.sheet ? `sheet ${job.sheet}` : "first visible sheet",
+    job.on_error === "abort" ? "abort on invalid rows" : "skip invalid rows",
+  ];
+  if (job.dry_run) parts.push("dry run");
+  if (job.attempt > 1) parts.push(`attempt ${job.attempt}`);
+  return parts.join(" · ");
+}
+
+function announcement(job) {
+  const counts = `${formatCount(job.created)} created, ${formatCount(job.updated)} updated, `
+    + `${formatCount(job.unchanged)} unchanged, ${formatCount(job.failed)} failed`;
+  switch (job.status) {
+    case "pending":
+      return `Import of ${job.filename} is waiting to start.`;
+    case "processing": {
+      if (job.total_rows === null) return `Reading ${job.filename}.`;
+      const quarter = Math.floor(Number(job.percent) / 25) * 25;
+      return quarter > 0 ? `Import ${quarter} % done.` : `Importing ${formatCount(job.total_rows)} items.`;
+    }
+    case "completed":
+      return `Import completed: ${counts}.`;
+    case "cancelled":
+      return `Import cancelled: ${counts}.`;
+    case "failed":
+      return `Import failed${job.error ? `: ${job.error}` : ""}.`;
+    default:
+      return "";
+  }
+}
