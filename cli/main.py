@@ -18,8 +18,8 @@ from db.models import JobSource, JobStatus, OnError
 from db.repository import get_job, job_view, list_jobs, list_row_errors
 from db.session import session_scope
 from itemsheet.errors import SheetError
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.storage import store_path
+from itemsheet.importing import JobOptions, create_job, finish_job
+from itemsheet.storage import StoredFile, store_path
 from settings import apply_prefect_defaults, get_settings
 
 app = typer.Typer(help="Import item catalogues from spreadsheets.", no_args_is_help=True)
@@ -79,12 +79,7 @@ def import_file(
             file, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes
         )
     except SheetError as exc:
-        if as_json:
-            print(
-                json.dumps({"job_id": None, "status": "failed", "error": exc.reason, "errors": []})
-            )
-        else:
-            err.print(f"[red]failed:[/] {exc.reason}")
+        _report_refused(file, exc.reason, options, as_json=as_json)
         raise typer.Exit(1) from None
     with session_scope() as session:
         job_id = create_job(
@@ -114,6 +109,28 @@ def import_file(
     else:
         _print_job(report)
     raise typer.Exit(0 if report["status"] == JobStatus.COMPLETED else 1)
+
+
+def _report_refused(file: Path, reason: str, options: JobOptions, *, as_json: bool) -> None:
+    """A file refused before it could be stored still gets a (failed) job and a report."""
+    size = file.stat().st_size if file.is_file() else 0
+    unstored = StoredFile(uri=str(file), sha256="", size=size)
+    with session_scope() as session:
+        job = create_job(
+            session,
+            stored=unstored,
+            filename=file.name,
+            source=JobSource.CLI,
+            options=options,
+            source_uri=str(file),
+        )
+        finish_job(session, job.id, JobStatus.FAILED, reason=reason)
+        job_id = job.id
+    report = _report(job_id)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        _print_job(report)
 
 
 def _print_job(view: dict[str, Any]) -> None:

@@ -23,10 +23,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets progress readers run while a batch is being written; foreign keys are off
     # by default in SQLite; the busy timeout makes writers queue instead of failing.
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
     # pysqlite's own transaction handling would defer BEGIN; we issue it ourselves.
     dbapi_connection.isolation_level = None

@@ -16,7 +16,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run as current_run
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Failed
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from db.models import JobStatus, OnError
@@ -58,8 +58,13 @@ def _run_name() -> str:
 
 
 @task(name="load-sheet", cache_policy=NO_CACHE)
-def load_sheet(job_id: str) -> int:
-    """Parse and validate the job's file in a child process; return the number of batches."""
+def load_sheet(job_id: str) -> int | None:
+    """Parse and validate the job's file in a child process; return the number of batches.
+
+    A file that cannot be imported is not an error of the run: the job is failed with the
+    one-line reason here and None returned, so the user sees the reason, not a traceback,
+    and the run is not retried.
+    """
     settings = get_settings()
     key = uuid.UUID(job_id)
     with session_scope(write=False) as session:
@@ -68,25 +73,30 @@ def load_sheet(job_id: str) -> int:
         file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
         on_error, batch_size = job.on_error, job.batch_size
     out = rows_path(settings, job_id)
-    summary = prepare_in_child(
-        fetch_local(file_uri, settings.work_dir),
-        out,
-        filename=filename,
-        sheet=sheet,
-        package=PackageLimits(
-            max_uncompressed_bytes=settings.max_uncompressed_bytes,
-            max_compression_ratio=settings.max_compression_ratio,
-            max_entries=settings.max_zip_entries,
-            max_cells=settings.max_cells,
-        ),
-        limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
-    )
+    try:
+        summary = prepare_in_child(
+            fetch_local(file_uri, settings.work_dir),
+            out,
+            filename=filename,
+            sheet=sheet,
+            package=PackageLimits(
+                max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                max_compression_ratio=settings.max_compression_ratio,
+                max_entries=settings.max_zip_entries,
+                max_cells=settings.max_cells,
+            ),
+            limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
+        )
+    except SheetError as exc:
+        with session_scope() as session:
+            finish_job(session, key, JobStatus.FAILED, reason=exc.reason)
+        return None
     with session_scope() as session:
         record_summary(session, key, summary)
-    if on_error == OnError.ABORT and summary.invalid_rows:
-        with session_scope() as session:
+        if on_error == OnError.ABORT and summary.invalid_rows:
             reason = record_abort(session, key, read_rows(out))
-        raise SheetError(reason)
+            finish_job(session, key, JobStatus.FAILED, reason=reason)
+            return None
     return math.ceil(summary.total_rows / batch_size)
 
 
@@ -204,7 +214,14 @@ def import_items(job_id: str) -> dict[str, Any]:
         attempt = begin_attempt(session, key, flow_run_id=uuid.UUID(run_id) if run_id else None)
     if attempt is None:
         logger.info("job %s has already ended; nothing to do", job_id)
-    elif not write_batches(job_id, attempt, load_sheet(job_id)):
+    elif (batches := load_sheet(job_id)) is None:
+        rows_path(get_settings(), job_id).unlink(missing_ok=True)
+        with session_scope(write=False) as session:
+            refused = get_job(session, key)
+            reason = refused.error if refused else None
+        logger.warning("job %s failed: %s", job_id, reason)
+        return Failed(message=reason or "the file cannot be imported")  # type: ignore[return-value]
+    elif not write_batches(job_id, attempt, batches):
         with session_scope() as session:
             job = finish_job(session, key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
         logger.info("job %s was cancelled between batches", job_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 import fsspec
 from prefect import flow, get_run_logger
+from prefect.states import Failed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -121,5 +122,5 @@ def reimport_items(
         assert final is not None
         view = job_view(final)
     if final.status == JobStatus.FAILED:
-        raise SheetError(final.error or "the import failed")
+        return Failed(message=final.error or "the import failed")  # type: ignore[return-value]
     return view

@@ -173,9 +173,15 @@ def check_package(data: bytes, limits: PackageLimits) -> None:
 
 def _too_big(size: int, limits: PackageLimits) -> str:
     return (
-        f"the file expands to {size / 2**20:,.0f} MiB when unpacked;"
-        f" the limit is {limits.max_uncompressed_bytes / 2**20:,.0f} MiB"
+        f"the file expands to more than {_human(limits.max_uncompressed_bytes)} when unpacked"
+        f" ({_human(size)} or more), beyond the limit"
     )
+
+
+def _human(size: int) -> str:
+    if size < 2**20:
+        return f"{size:,} bytes"
+    return f"{size / 2**20:,.0f} MiB"
 
 
 def _inspect_member(

@@ -29,9 +29,18 @@ class FileTooLarge(SheetError):
     """The file is bigger than the configured limit."""
 
 
+def human_size(size: int) -> str:
+    """A byte count as people read it: 512 bytes, 12.5 KiB, 50 MiB."""
+    if size < 1024:
+        return f"{size:,} bytes"
+    if size < 2**20:
+        return f"{size / 1024:,.1f} KiB"
+    return f"{size / 2**20:,.1f} MiB"
+
+
 def too_large_reason(limit: int) -> str:
     """The sentence a user sees for an oversize file."""
-    return f"the file is larger than the limit of {limit / 2**20:,.1f} MiB"
+    return f"the file is larger than the limit of {human_size(limit)}"
 
 
 def store_stream(stream: BinaryIO, base_url: str, *, max_bytes: int) -> StoredFile:
@@ -63,8 +72,12 @@ def store_path(path: Path, base_url: str, *, max_bytes: int) -> StoredFile:
     try:
         with path.open("rb") as stream:
             return store_stream(stream, base_url, max_bytes=max_bytes)
+    except FileNotFoundError as exc:
+        raise SheetError(f"the file '{path}' does not exist") from exc
+    except IsADirectoryError as exc:
+        raise SheetError(f"'{path}' is a folder, not a file") from exc
     except OSError as exc:
-        raise SheetError(f"the file cannot be read: {exc.strerror or exc}") from exc
+        raise SheetError(f"the file '{path}' cannot be read: {exc.strerror or exc}") from exc
 
 
 def fetch_local(uri: str, work_dir: Path) -> Path:

@@ -27,7 +27,9 @@ def _run(connection: Connection) -> None:
 
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url()
-    engine = make_engine(url, write=False)
+    # The writer engine begins SQLite transactions IMMEDIATE: processes that migrate a new
+    # database at the same moment then wait for each other instead of failing "locked".
+    engine = make_engine(url, write=True)
     try:
         with engine.connect() as connection:
             _run(connection)

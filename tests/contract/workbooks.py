@@ -224,12 +224,13 @@ def _package_parts(
     }
 
 
-def _shared_strings_xml(strings: dict[str, int]) -> str:
+def _shared_strings_xml(strings: dict[str, int], *, declared: int | None = None) -> str:
     items = "".join(f'<si><t xml:space="preserve">{escape(text)}</t></si>' for text in strings)
+    count = len(strings) if declared is None else declared
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-        f'count="{len(strings)}" uniqueCount="{len(strings)}">{items}</sst>'
+        f'count="{count}" uniqueCount="{count}">{items}</sst>'
     )
 
 
@@ -240,14 +241,20 @@ def write_raw_xlsx(
     sheets: Mapping[str, Rows] | None = None,
     hidden: Iterable[str] = (),
     macro_enabled: bool = False,
+    declared_unique_strings: int | None = None,
+    extra_cells: str = "",
 ) -> Path:
     """An .xlsx (or .xlsm) built by hand, so formula cells carry cached values.
 
     Cells may be `Formula(expr, cached)` and `ErrorValue("#N/A")` besides plain values.
+    For hostile files, `declared_unique_strings` overrides the shared-string counts the
+    package claims, and `extra_cells` is raw XML of rows appended to the first sheet.
     """
     sheet_map = _sheets_of(rows, sheets)
     strings: dict[str, int] = {}
     sheet_xml = [_sheet_xml(sheet_rows, strings) for sheet_rows in sheet_map.values()]
+    if extra_cells:
+        sheet_xml[0] = sheet_xml[0].replace("</sheetData>", extra_cells + "</sheetData>")
     parts = _package_parts(
         list(sheet_map),
         set(hidden),
@@ -259,8 +266,21 @@ def write_raw_xlsx(
             zf.writestr(name, text)
         for i, text in enumerate(sheet_xml, start=1):
             zf.writestr(f"xl/worksheets/sheet{i}.xml", text)
-        zf.writestr("xl/sharedStrings.xml", _shared_strings_xml(strings))
+        zf.writestr(
+            "xl/sharedStrings.xml", _shared_strings_xml(strings, declared=declared_unique_strings)
+        )
     return path
+
+
+def write_xlsx_claiming_4e9_shared_strings(path: Path, rows: Rows) -> Path:
+    """A tiny .xlsx whose sharedStrings part claims 4,000,000,000 unique strings."""
+    return write_raw_xlsx(path, rows, declared_unique_strings=4_000_000_000)
+
+
+def write_xlsx_with_a_cell_at_xfd1048576(path: Path, rows: Rows) -> Path:
+    """A tiny .xlsx with `rows` from A1 and one more cell in the sheet's last cell."""
+    far = '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
+    return write_raw_xlsx(path, rows, extra_cells=far)
 
 
 # --- .xls with xlwt -------------------------------------------------------------------
