@@ -171,11 +171,11 @@ def check_package(data: bytes, limits: PackageLimits) -> None:
             )
 
 
-def _too_big(size: int, limits: PackageLimits) -> str:
-    return (
-        f"the file expands to more than {_human(limits.max_uncompressed_bytes)} when unpacked"
-        f" ({_human(size)} or more), beyond the limit"
-    )
+def _too_big(size: int | None, limits: PackageLimits) -> str:
+    limit = _human(limits.max_uncompressed_bytes)
+    if size is None:
+        return f"the file expands to more than the limit of {limit} when unpacked"
+    return f"the file expands to {_human(size)} when unpacked; the limit is {limit}"
 
 
 def _human(size: int) -> str:
@@ -197,7 +197,7 @@ def _inspect_member(
                     head += chunk[: 4096 - len(head)]
                 size += len(chunk)
                 if size > budget:
-                    raise SheetError(_too_big(limits.max_uncompressed_bytes + 1, limits))
+                    raise SheetError(_too_big(None, limits))
     except SheetError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
