@@ -18,8 +18,8 @@ from db.models import JobSource, JobStatus, OnError
 from db.repository import get_job, job_view, list_jobs, list_row_errors
 from db.session import session_scope
 from itemsheet.errors import SheetError
-from itemsheet.importing import JobOptions, create_job, finish_job
-from itemsheet.storage import StoredFile, store_path
+from itemsheet.importing import JobOptions, create_job, create_refused_job
+from itemsheet.storage import store_path
 from settings import apply_prefect_defaults, get_settings
 
 app = typer.Typer(help="Import item catalogues from spreadsheets.", no_args_is_help=True)
@@ -113,19 +113,16 @@ def import_file(
 
 def _report_refused(file: Path, reason: str, options: JobOptions, *, as_json: bool) -> None:
     """A file refused before it could be stored still gets a (failed) job and a report."""
-    size = file.stat().st_size if file.is_file() else 0
-    unstored = StoredFile(uri=str(file), sha256="", size=size)
     with session_scope() as session:
-        job = create_job(
+        job_id = create_refused_job(
             session,
-            stored=unstored,
+            location=str(file),
             filename=file.name,
+            size=file.stat().st_size if file.is_file() else 0,
             source=JobSource.CLI,
             options=options,
-            source_uri=str(file),
-        )
-        finish_job(session, job.id, JobStatus.FAILED, reason=reason)
-        job_id = job.id
+            reason=reason,
+        ).id
     report = _report(job_id)
     if as_json:
         print(json.dumps(report, default=str))

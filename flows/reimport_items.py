@@ -18,7 +18,7 @@ from db.repository import get_job, job_view
 from db.session import session_scope
 from flows.import_items import import_items
 from itemsheet.errors import SheetError
-from itemsheet.importing import JobOptions, create_job, finish_job
+from itemsheet.importing import JobOptions, create_job, create_refused_job, finish_job
 from itemsheet.storage import StoredFile, store_stream
 from settings import get_settings
 
@@ -74,18 +74,17 @@ def reimport_items(
     try:
         stored = _fetch(source, settings.resolved_storage_url(), settings.max_upload_bytes)
     except SheetError as exc:
-        missing = StoredFile(uri=source, sha256="", size=0)
         with session_scope() as session:
-            job = create_job(
+            create_refused_job(
                 session,
-                stored=missing,
+                location=source,
                 filename=filename,
+                size=0,
                 source=JobSource.SCHEDULE,
                 options=options,
-                source_uri=source,
+                reason=exc.reason,
             )
-            finish_job(session, job.id, JobStatus.FAILED, reason=exc.reason)
-        raise
+        return Failed(message=exc.reason)  # type: ignore[return-value]
     run_import = False
     # One write transaction decides, so two runs for one source cannot both start an import.
     with session_scope() as session:

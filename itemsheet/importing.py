@@ -75,6 +75,32 @@ def create_job(
     return job
 
 
+def create_refused_job(
+    session: Session,
+    *,
+    location: str,
+    filename: str,
+    size: int,
+    source: JobSource,
+    options: JobOptions,
+    reason: str,
+) -> ImportJob:
+    """A job, already failed, for a file that could not even be stored (missing, too big)."""
+    unstored = StoredFile(uri=location, sha256="", size=size)
+    job = create_job(
+        session,
+        stored=unstored,
+        filename=filename,
+        source=source,
+        options=options,
+        source_uri=location,
+    )
+    job.status = JobStatus.FAILED
+    job.error = reason
+    job.finished_at = utcnow()
+    return job
+
+
 def begin_attempt(
     session: Session, job_id: uuid.UUID, *, flow_run_id: uuid.UUID | None
 ) -> int | None:
