@@ -74,5 +74,5 @@ def render_index(max_upload_bytes: int) -> str:
 
 
 def format_mib(size: int) -> str:
-    """A byte count as the API's refusal states it: 52428800 -> "50 MiB", 2000000 -> "1.9 MiB"."""
+    """The limit as the page states it: 52428800 -> "50 MiB", 2000000 -> "1.9 MiB"."""
     return f"{size / 2**20:,.1f}".removesuffix(".0") + " MiB"

@@ -9,6 +9,7 @@ const SOURCES = { upload: "Upload", cli: "CLI", schedule: "Schedule" };
 
 /** The history card; `onOpen(jobId)` opens a job, `refresh()` reloads the first page. */
 export function createHistory({ onOpen }) {
+  const table = byId("history-table");
   const body = byId("history-body");
   const filter = byId("history-status");
   const more = byId("history-more");
@@ -36,6 +37,7 @@ export function createHistory({ onOpen }) {
     if (append) body.append(...rows);
     else replaceChildren(body, ...rows);
     show(empty, body.childElementCount === 0);
+    show(table, body.childElementCount > 0);
     empty.textContent = filter.value
       ? `No ${filter.value} imports.` : "No imports yet.";
     show(more, Boolean(cursor));
