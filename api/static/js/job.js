@@ -76,9 +76,11 @@ export function createJobView({ onChange }) {
       return;
     }
     if (action === "cancel") {
+      // The stream may have shown the job cancelled before this answer came back.
+      if (FINAL_STATUSES.has(lastStatus)) return;
       cancelButton.disabled = true;
       setText(cancelButton, "Cancelling…");
-      setText(byId("job-announcer"), "Cancel requested; the import stops after the batch in flight.");
+      progress.say("Cancel requested; the import stops after the batch in flight.");
     } else {
       errors.hide();
       follow();

@@ -101,7 +101,13 @@ export function createProgressView() {
     setText(nodes.announcer, "");
   }
 
-  return { render, reset, destroy: () => clearInterval(clock) };
+  /** Announce a note of the page's own; the next news of the job is announced after it. */
+  function say(message) {
+    lastAnnounced = message;
+    setText(nodes.announcer, message);
+  }
+
+  return { render, reset, say, destroy: () => clearInterval(clock) };
 }
 
 /** "Processing 2,500 / 9,713 items" and its siblings for each status. */
