@@ -1,14 +1,19 @@
-"""Measure an import end to end and by phase: read, validate, write (SQLite by default).
+"""How fast an import is, on SQLite and PostgreSQL, against the naive approaches.
 
-    uv run python benchmarks/import_speed.py --rows 100000
+    uv run python benchmarks/import_speed.py                  # 10k, 100k and 1M rows
+    uv run python benchmarks/import_speed.py --sizes 10000,100000 --databases sqlite
 
-Generates an item sheet (a mix of new, changed and unchanged rows against a pre-loaded
-table), then measures, on a fresh database:
-  * `importer import FILE --json` as a user runs it (wall time, job rows/s, peak RSS of
-    the CLI process and its parse child);
-  * the same work by phase, in-process: read (fastexcel), validate (polars), write
-    (batched upserts with progress commits), with peak RSS.
-Prints a table and writes JSON to benchmarks/results/.
+For every size it generates an item sheet (half of its rows are new; the other half are
+already in the table, one in ten of them with a new price), and for every database:
+  * `importer import FILE --json` as a user runs it (against one Prefect server started
+    for the benchmark): wall time, the job's own time and rows/s, peak RSS;
+  * the data work by phase in a fresh process: read (package check + fastexcel),
+    validate (polars), write (merge batches with their progress commits), peak RSS;
+  * the naive write: per row a SELECT through the ORM, then `add` or set attributes,
+    one commit per batch, on an evenly spread sample of the same rows;
+and once per size the naive read: pandas with openpyxl. The PostgreSQL cluster is a
+throwaway one with PostgreSQL's default durability (fsync on); SQLite runs in WAL mode
+with synchronous=NORMAL, as the service does. Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -16,72 +21,191 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from sheets import item_rows, write_xlsx  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / ".cache"
+RESULTS = ROOT / "benchmarks" / "results"
+CHANGED_EVERY = 10
 
 
-def generate(path: Path, rows: int, *, offset: int = 0, changed_every: int = 0) -> Path:
-    """An .xlsx of `rows` items; with `changed_every`, every n-th row has a new price."""
-    from openpyxl import Workbook
+# --- sheets and databases -------------------------------------------------------------
 
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Items")
-    sheet.append(["SKU", "Name", "Description", "Category", "Unit", "Price", "Qty", "Barcode"])
-    for i in range(offset, offset + rows):
-        price = round(1 + (i % 997) * 0.25, 2)
-        if changed_every and i % changed_every == 0:
-            price += 1
-        sheet.append(
-            [
-                f"SKU-{i:07d}",
-                f"Item {i}",
-                f"Description of item {i}",
-                f"Group {i % 50}",
-                "pcs",
-                price,
-                i % 1000,
-                f"{5900000000000 + i}",
-            ]
-        )
-    workbook.save(path)
+
+def sheet_for(rows: int) -> Path:
+    """The benchmark sheet of `rows` items (cached between runs)."""
+    path = CACHE / f"items-{rows}.xlsx"
+    if not path.exists():
+        started = time.perf_counter()
+        tmp = path.with_suffix(".partial")
+        write_xlsx(tmp, item_rows(0, rows, changed_every=CHANGED_EVERY))
+        tmp.replace(path)
+        log(f"generated {path.name} in {time.perf_counter() - started:.1f} s")
     return path
 
 
-def run_cli(file: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run `importer import FILE --json` and measure it from outside."""
+def seed(url: str, rows: int) -> None:
+    """Load the items the sheet finds already there: the first half, at their old prices."""
+    import polars as pl
+
+    from db.item_store import merge_items
+    from db.models import utcnow
+    from itemsheet.validate import PRICE_DTYPE
+
+    env_url(url)
+    from db.migrate import upgrade_database
+    from db.session import session_scope
+
+    upgrade_database()
+    count = rows // 2
+    for start in range(0, count, 50_000):
+        stop = min(start + 50_000, count)
+        frame = pl.DataFrame(
+            list(item_rows(start, stop)),
+            schema=[
+                ("sku", pl.String),
+                ("name", pl.String),
+                ("description", pl.String),
+                ("category", pl.String),
+                ("unit", pl.String),
+                ("price", pl.Float64),
+                ("quantity", pl.Int64),
+                ("barcode", pl.String),
+            ],
+            orient="row",
+        ).with_columns(pl.col("price").cast(PRICE_DTYPE))
+        with session_scope() as session:
+            merge_items(session, frame, now=utcnow())
+
+
+def env_url(url: str) -> None:
+    """Point this process's settings and engines at `url`."""
+    from db.session import reset_engines
+    from settings import get_settings
+
+    os.environ["IMPORTER_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    reset_engines()
+
+
+class Databases:
+    """Fresh, seeded databases of one kind, one per measurement."""
+
+    def __init__(self, kind: str, work: Path, server: str | None) -> None:
+        self.kind, self.work, self.server = kind, work, server
+
+    def fresh(self, rows: int) -> str:
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        if self.kind == "sqlite":
+            url = f"sqlite:///{self.work / (name + '.db')}"
+        else:
+            from tests.postgres import create_database
+
+            assert self.server is not None
+            url = create_database(self.server, name)
+        run_child(["--seed", url, "--rows", str(rows)])
+        return url
+
+
+# --- measuring processes --------------------------------------------------------------
+
+
+class TreeMemory(threading.Thread):
+    """Samples the resident memory of a process and its descendants; keeps the peaks."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_process, self.peak_tree = pid, 0, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            sizes = [rss(p) for p in tree(self.pid)]
+            if sizes:
+                self.peak_process = max(self.peak_process, *sizes)
+                self.peak_tree = max(self.peak_tree, sum(sizes))
+            self.done.wait(0.05)
+
+
+def tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run this script (or, with a leading `-m`, a module) in a new process; its JSON answer."""
+    command = [sys.executable, *(args if args[0] == "-m" else [__file__, *args])]
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "import", str(file), "--json"],
+    proc = subprocess.Popen(
+        command,
         cwd=ROOT,
-        env=env,
-        capture_output=True,
+        env=env or os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
+    memory = TreeMemory(proc.pid)
+    memory.start()
+    out, err = proc.communicate()
+    memory.done.set()
+    memory.join()
     wall = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {
-        "wall_s": round(wall, 2),
-        "job": report,
-        "peak_rss_children_mb": round(usage.ru_maxrss / 1024),
-    }
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{err[-3000:]}")
+    lines = out.strip().splitlines()
+    answer: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    answer["wall_s"] = round(wall, 3)
+    answer["peak_rss_mb"] = round(memory.peak_process / 2**20)
+    answer["peak_rss_tree_mb"] = round(memory.peak_tree / 2**20)
+    return answer
 
 
-def phases(file: Path, batch_size: int) -> dict[str, Any]:
-    """Read, validate and write in this process, timing each phase."""
+# --- the measurements (each runs in a child process) ----------------------------------
+
+
+def phases(file: Path, url: str, batch_size: int) -> dict[str, Any]:
+    """Read, validate and write `file` into `url`, timing each phase."""
     from db.models import JobSource
     from db.session import session_scope
-    from itemsheet.formats import detect_format
+    from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
     from itemsheet.header import find_header
     from itemsheet.importing import (
         JobOptions,
@@ -92,138 +216,381 @@ def phases(file: Path, batch_size: int) -> dict[str, Any]:
     )
     from itemsheet.prepare import SheetSummary
     from itemsheet.reader import read_grid
-    from itemsheet.storage import store_path
+    from itemsheet.storage import StoredFile
     from itemsheet.validate import validate
     from settings import get_settings
 
+    env_url(url)
+    settings = get_settings()
+    limits = PackageLimits(
+        settings.max_uncompressed_bytes,
+        settings.max_compression_ratio,
+        settings.max_zip_entries,
+        settings.max_cells,
+    )
     data = file.read_bytes()
     t0 = time.perf_counter()
-    grid = read_grid(data, detect_format(data))
+    fmt = detect_format(data, filename=file.name)
+    report = check_package(data, limits)
+    error_cells = report.may_hold_error_cells or fmt is not FileFormat.XLSX
+    grid = read_grid(data, fmt, error_cells=error_cells)
     t1 = time.perf_counter()
     validated = validate(grid, find_header(grid.frame))
     t2 = time.perf_counter()
-    settings = get_settings()
-    stored = store_path(file, settings.resolved_storage_url(), max_bytes=2**40)
+    rows = validated.frame
     with session_scope() as session:
         job_id = create_job(
             session,
-            stored=stored,
+            stored=StoredFile(uri=str(file), sha256=uuid.uuid4().hex, size=len(data)),
             filename=file.name,
             source=JobSource.CLI,
             options=JobOptions(batch_size=batch_size),
         ).id
         attempt = begin_attempt(session, job_id, flow_run_id=None)
         record_summary(
-            session,
-            job_id,
-            SheetSummary("xlsx", "Items", validated.fields, validated.frame.height, 0, []),
+            session, job_id, SheetSummary("xlsx", "Items", validated.fields, rows.height, 0, [])
         )
     assert attempt is not None
     t3 = time.perf_counter()
-    rows = validated.frame
-    batches = 0
+    commits = 0
+    created = updated = unchanged = 0
     for batch_no, start in enumerate(range(0, rows.height, batch_size), start=1):
         with session_scope() as session:
-            apply_batch(
+            outcome = apply_batch(
                 session,
                 job_id,
                 attempt=attempt,
                 batch_no=batch_no,
                 rows=rows.slice(start, batch_size),
             )
-        batches += 1
+        assert outcome is not None
+        created, updated = created + outcome.created, updated + outcome.updated
+        unchanged += outcome.unchanged
+        commits += 1
     t4 = time.perf_counter()
-    n = rows.height
     return {
-        "rows": n,
-        "read_s": round(t1 - t0, 3),
-        "validate_s": round(t2 - t1, 3),
-        "write_s": round(t4 - t3, 3),
-        "read_rows_per_s": round(n / (t1 - t0)),
-        "validate_rows_per_s": round(n / (t2 - t1)),
-        "write_rows_per_s": round(n / (t4 - t3)),
-        "data_work_s": round((t1 - t0) + (t2 - t1) + (t4 - t3), 3),
-        "data_rows_per_s": round(n / ((t1 - t0) + (t2 - t1) + (t4 - t3))),
-        "commits": batches,
-        "commits_per_s": round(batches / (t4 - t3), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rows": rows.height,
+        "read_s": t1 - t0,
+        "validate_s": t2 - t1,
+        "write_s": t4 - t3,
+        "commits": commits,
+        "counts": [created, updated, unchanged],
+        "peak_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+
+
+def naive(file: Path, url: str, sample: int, batch_size: int) -> dict[str, Any]:
+    """The usual hand-written import: per row a SELECT through the ORM, add or set, commit per batch."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from db.models import Item, utcnow
+    from db.session import session_scope
+    from itemsheet.formats import PackageLimits
+    from itemsheet.prepare import prepare
+
+    env_url(url)
+    validated, _ = prepare(
+        file.read_bytes(),
+        filename=file.name,
+        sheet=None,
+        limits=PackageLimits(2**40, 10**6, 10**6, 10**9),
+    )
+    frame = validated.frame
+    step = max(1, frame.height // sample) if sample else 1
+    rows = (
+        frame.gather_every(step)
+        .head(sample or frame.height)
+        .drop("row", *[c for c in frame.columns if c.startswith("error_")])
+    )
+    records = rows.to_dicts()
+    started = time.perf_counter()
+    for start in range(0, len(records), batch_size):
+        with session_scope() as session:
+            for record in records[start : start + batch_size]:
+                item = session.scalars(select(Item).where(Item.sku == record["sku"])).first()
+                price = record["price"]
+                values = {**record, "price": Decimal(price) if price is not None else None}
+                if item is None:
+                    session.add(Item(**values))
+                else:
+                    for key, value in values.items():
+                        if getattr(item, key) != value:
+                            setattr(item, key, value)
+                    item.updated_at = utcnow()
+    elapsed = time.perf_counter() - started
+    return {"rows": len(records), "write_s": elapsed}
+
+
+def pandas_read(file: Path) -> dict[str, Any]:
+    """Read the sheet as text cells with pandas and openpyxl."""
+    import pandas as pd
+
+    started = time.perf_counter()
+    frame = pd.read_excel(file, engine="openpyxl", dtype=str)
+    return {"rows": len(frame), "read_s": time.perf_counter() - started}
+
+
+def cli(file: Path, url: str, api_url: str, batch_size: int, work: Path) -> dict[str, Any]:
+    """`importer import FILE --json` against the benchmark's Prefect server."""
+    env = {
+        **os.environ,
+        "IMPORTER_DATABASE_URL": url,
+        "IMPORTER_DATA_DIR": str(work / f"var-{uuid.uuid4().hex[:6]}"),
+        "IMPORTER_BATCH_SIZE": str(batch_size),
+        "PREFECT_API_URL": api_url,
+    }
+    answer = run_child(["-m", "cli.main", "import", str(file), "--json"], env=env)
+    return answer
+
+
+@contextmanager
+def prefect_server(work: Path) -> Iterator[str]:
+    """A Prefect server for the `importer import` runs (so none of them starts its own)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        raise RuntimeError("the Prefect server did not start")
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from tests import postgres
+
+    work = Path(tempfile.mkdtemp(prefix="importer-bench-"))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    kinds = args.databases.split(",")
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "batch_size": args.batch_size,
+        "naive_sample_rows": args.naive_rows,
+        "runs": [],
+        "pandas_openpyxl": {},
+    }
+    needs_pg = "postgresql" in kinds and not args.postgres_url
+    pg = postgres.cluster(durable=True) if needs_pg else nullcontext(args.postgres_url)
+    try:
+        with pg as server, prefect_server(work) as api_url:
+            for rows in sizes:
+                file = sheet_for(rows)
+                if rows <= args.pandas_max_rows:
+                    log(f"{rows:,} rows: pandas + openpyxl read ...")
+                    results["pandas_openpyxl"][str(rows)] = run_child(["--pandas", str(file)])
+                for kind in kinds:
+                    databases = Databases(kind, work, server)
+                    run: dict[str, Any] = {"rows": rows, "database": kind}
+                    log(f"{rows:,} rows, {kind}: importer import ...")
+                    run["cli"] = cli(file, databases.fresh(rows), api_url, args.batch_size, work)
+                    log(f"{rows:,} rows, {kind}: phases ...")
+                    run["phases"] = run_child(
+                        [
+                            "--phases",
+                            str(file),
+                            databases.fresh(rows),
+                            "--batch-size",
+                            str(args.batch_size),
+                        ]
+                    )
+                    if rows == max(sizes) and not args.skip_overhead:
+                        log(f"{rows:,} rows, {kind}: phases in one batch (progress overhead) ...")
+                        run["one_batch"] = run_child(
+                            [
+                                "--phases",
+                                str(file),
+                                databases.fresh(rows),
+                                "--batch-size",
+                                str(rows),
+                            ]
+                        )
+                    log(
+                        f"{rows:,} rows, {kind}: naive ORM on {min(rows, args.naive_rows):,} rows ..."
+                    )
+                    run["naive"] = run_child(
+                        [
+                            "--naive",
+                            str(file),
+                            databases.fresh(rows),
+                            "--sample",
+                            str(args.naive_rows),
+                            "--batch-size",
+                            str(args.batch_size),
+                        ]
+                    )
+                    results["runs"].append(run)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line of figures per size and database."""
+    lines = []
+    pandas_rates = {int(k): v["rows"] / v["read_s"] for k, v in results["pandas_openpyxl"].items()}
+    for run in results["runs"]:
+        n, p, job = run["rows"], run["phases"], run["cli"]
+        data_s = p["read_s"] + p["validate_s"] + p["write_s"]
+        naive_rate = run["naive"]["rows"] / run["naive"]["write_s"]
+        pandas_rate = pandas_rates.get(n) or (
+            max(pandas_rates.items())[1] if pandas_rates else None
+        )
+        line = {
+            "rows": n,
+            "database": run["database"],
+            "read_rows_per_s": n / p["read_s"],
+            "validate_rows_per_s": n / p["validate_s"],
+            "write_rows_per_s": n / p["write_s"],
+            "read_s": p["read_s"],
+            "validate_s": p["validate_s"],
+            "write_s": p["write_s"],
+            "data_s": data_s,
+            "data_rows_per_s": n / data_s,
+            "commits_per_s": p["commits"] / p["write_s"],
+            "peak_rss_mb": p["peak_rss_mb"],
+            "cli_wall_s": job["wall_s"],
+            "job_s": job["elapsed_s"],
+            "job_rows_per_s": job["rows_per_s"],
+            "cli_peak_rss_mb": job["peak_rss_mb"],
+            "counts": [job["created"], job["updated"], job["unchanged"], job["failed"]],
+            "naive_write_rows_per_s": naive_rate,
+            "write_vs_naive": (n / p["write_s"]) / naive_rate,
+            "data_vs_naive": (n / data_s) / naive_rate,
+            "read_vs_pandas": (n / p["read_s"]) / pandas_rate if pandas_rate else None,
+            "pandas_measured_on": n
+            if n in pandas_rates
+            else (max(pandas_rates) if pandas_rates else None),
+        }
+        if "one_batch" in run:
+            line["progress_overhead"] = p["write_s"] / run["one_batch"]["write_s"] - 1
+        lines.append(line)
+    return lines
+
+
+def table(lines: list[dict[str, Any]]) -> str:
+    head = (
+        "| rows | db | read | validate | write | data work | rows/s (data) | `importer import` job | "
+        "peak RSS | commits/s | vs naive ORM (write / data) | read vs pandas+openpyxl |"
+    )
+    out = [head, "|---" * (head.count("|") - 1) + "|"]
+    for x in lines:
+        pandas = f"{x['read_vs_pandas']:.0f}x" if x["read_vs_pandas"] else "-"
+        if x["read_vs_pandas"] and x["pandas_measured_on"] != x["rows"]:
+            pandas += f" (pandas on {x['pandas_measured_on']:,})"
+        overhead = (
+            f", {x['progress_overhead'] * 100:+.1f} % vs 1 batch"
+            if "progress_overhead" in x
+            else ""
+        )
+        out.append(
+            f"| {x['rows']:,} | {x['database']} | {x['read_s']:.2f} s | {x['validate_s']:.2f} s | "
+            f"{x['write_s']:.2f} s | {x['data_s']:.2f} s | {x['data_rows_per_s']:,.0f} | "
+            f"{x['job_s']:.2f} s, {x['job_rows_per_s']:,.0f} rows/s | "
+            f"{x['peak_rss_mb']:,} MB (CLI {x['cli_peak_rss_mb']:,} MB) | {x['commits_per_s']:.1f}{overhead} | "
+            f"{x['write_vs_naive']:.0f}x / {x['data_vs_naive']:.0f}x (naive {x['naive_write_rows_per_s']:,.0f} rows/s) | {pandas} |"
+        )
+    return "\n".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--naive-rows",
+        type=int,
+        default=20_000,
+        help="rows the naive ORM import writes (an even sample); 0: all",
+    )
+    parser.add_argument(
+        "--pandas-max-rows", type=int, default=100_000, help="largest sheet pandas+openpyxl reads"
+    )
+    parser.add_argument(
+        "--postgres-url", help="a PostgreSQL server to use instead of a throwaway cluster"
+    )
+    parser.add_argument(
+        "--skip-overhead",
+        action="store_true",
+        help="skip the one-batch run that measures progress overhead",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "import_speed.json")
+    # Internal: the measurements each run in a process of their own.
+    parser.add_argument("--phases", nargs=2, metavar=("FILE", "URL"))
+    parser.add_argument("--naive", nargs=2, metavar=("FILE", "URL"))
+    parser.add_argument("--sample", type=int, default=0)
+    parser.add_argument("--pandas", metavar="FILE")
+    parser.add_argument("--seed", metavar="URL")
+    parser.add_argument("--rows", type=int)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="importer-bench-"))
-    n = args.rows
-    print(f"generating {n:,}-row sheets in {work} ...", file=sys.stderr)
-    seed = generate(work / "seed.xlsx", n // 2)
-    # Half of the rows exist already (a tenth of those with a new price), half are new.
-    sheet = generate(work / "items.xlsx", n, offset=0, changed_every=10)
+    if args.batch_size is None:
+        from settings import Settings
 
-    results: dict[str, Any] = {"rows": n, "batch_size": args.batch_size, "database": "sqlite"}
-    for label in ("cli", "phases"):
-        data_dir = work / f"var-{label}"
-        env = {
-            **os.environ,
-            "IMPORTER_DATA_DIR": str(data_dir),
-            "IMPORTER_BATCH_SIZE": str(args.batch_size),
-        }
-        if label == "cli":
-            run_cli(seed, env)
-            results["cli"] = run_cli(sheet, env)
-        else:
-            os.environ.update(env)
-            from db.migrate import upgrade_database
-            from db.session import reset_engines
-            from settings import get_settings
-
-            get_settings.cache_clear()
-            reset_engines()
-            upgrade_database()
-            phases(seed, args.batch_size)
-            results["phases"] = phases(sheet, args.batch_size)
-
-    job = results["cli"]["job"]
-    p = results["phases"]
-    table = [
-        ("rows", f"{n:,}"),
-        (
-            "importer import: wall time (incl. Prefect start-up)",
-            f"{results['cli']['wall_s']:.2f} s",
-        ),
-        (
-            "importer import: job time / rows per s",
-            f"{job['elapsed_s']:.2f} s / {job['rows_per_s']:,.0f}",
-        ),
-        (
-            "  created / updated / unchanged / failed",
-            f"{job['created']:,} / {job['updated']:,} / {job['unchanged']:,} / {job['failed']:,}",
-        ),
-        ("read (fastexcel)", f"{p['read_s']:.3f} s  ({p['read_rows_per_s']:,} rows/s)"),
-        ("validate (polars)", f"{p['validate_s']:.3f} s  ({p['validate_rows_per_s']:,} rows/s)"),
-        (
-            "write (batches + progress)",
-            f"{p['write_s']:.3f} s  ({p['write_rows_per_s']:,} rows/s, {p['commits_per_s']} commits/s)",
-        ),
-        (
-            "data work (read + validate + write)",
-            f"{p['data_work_s']:.3f} s  ({p['data_rows_per_s']:,} rows/s)",
-        ),
-        ("peak RSS: in-process phases", f"{p['peak_rss_mb']:,} MB"),
-        ("peak RSS: largest CLI/child process", f"{results['cli']['peak_rss_children_mb']:,} MB"),
-    ]
-    width = max(len(k) for k, _ in table)
-    for key, value in table:
-        print(f"{key:<{width}}  {value}")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"import_speed-{n}-{uuid.uuid4().hex[:6]}.json"
-    target.write_text(json.dumps(results, indent=2, default=str))
-    print(f"wrote {target.relative_to(ROOT)}", file=sys.stderr)
+        args.batch_size = Settings().batch_size
+    if args.phases:
+        print(json.dumps(phases(Path(args.phases[0]), args.phases[1], args.batch_size)))
+        return
+    if args.naive:
+        print(json.dumps(naive(Path(args.naive[0]), args.naive[1], args.sample, args.batch_size)))
+        return
+    if args.pandas:
+        print(json.dumps(pandas_read(Path(args.pandas))))
+        return
+    if args.seed:
+        seed(args.seed, args.rows)
+        print("{}")
+        return
+    results = measure(args)
+    lines = summarise(results)
+    results["summary"] = lines
+    print(table(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str))
+    log(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,18 @@
-"""Bulk item reads and writes, and transaction locks: the one module with dialect SQL."""
+"""Bulk item merges and transaction locks: the one module with dialect SQL.
+
+A batch is merged in three steps inside the caller's transaction:
+1. its valid rows go into a temporary staging table (PostgreSQL: one COPY of CSV text
+   that polars writes; SQLite: one `executemany`);
+2. one statement counts what the batch would create and change, compared in the
+   database, nulls included (dry runs stop here);
+3. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
+   writes new and changed items in SKU order and leaves unchanged rows alone.
+Counts come from the database, never from a guess in Python.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,19 +20,29 @@ import polars as pl
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-PRICE_DTYPE = pl.Decimal(18, 4)
-ITEM_COLUMNS: dict[str, pl.DataType] = {
-    "sku": pl.String(),
-    "name": pl.String(),
-    "description": pl.String(),
-    "category": pl.String(),
-    "unit": pl.String(),
-    "price": PRICE_DTYPE,
-    "quantity": pl.Int64(),
-    "barcode": pl.String(),
+STAGE = "item_stage"
+# Column types of the staging table; the same affinities as the item table, so a value
+# compares equal to itself once stored.
+_STAGE_TYPES = {
+    "sku": "VARCHAR(64)",
+    "name": "VARCHAR(255)",
+    "description": "TEXT",
+    "category": "VARCHAR(100)",
+    "unit": "VARCHAR(20)",
+    "price": "NUMERIC(18, 4)",
+    "quantity": "BIGINT",
+    "barcode": "VARCHAR(32)",
 }
-# SQLite allows 32,766 bound parameters per statement; stay well below.
-_SQLITE_IN_CHUNK = 10_000
+ITEM_FIELDS = tuple(_STAGE_TYPES)
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """What a batch did (or, in a dry run, would do) to the item table."""
+
+    created: int
+    updated: int
+    unchanged: int
 
 
 def _connection(session: Session) -> Connection:
@@ -33,80 +53,107 @@ def _is_sqlite(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
-def _placeholder(conn: Connection) -> str:
-    return "?" if _is_sqlite(conn) else "%s"
-
-
-def fetch_items(session: Session, skus: Sequence[str], fields: Sequence[str]) -> pl.DataFrame:
-    """The stored values of `fields` for those of `skus` that exist, as a typed frame."""
-    conn = _connection(session)
-    columns = ["sku", *(f for f in fields if f != "sku")]
-    select_list = ", ".join(columns)
-    schema = {c: ITEM_COLUMNS[c] for c in columns}
-    if _is_sqlite(conn):
-        # SQLite keeps NUMERIC as a binary float; read it as text-free float, rounded below.
-        schema = {c: (pl.Float64() if c == "price" else t) for c, t in schema.items()}
-        rows: list[Any] = []
-        for start in range(0, len(skus), _SQLITE_IN_CHUNK):
-            chunk = list(skus[start : start + _SQLITE_IN_CHUNK])
-            marks = ", ".join("?" * len(chunk))
-            rows.extend(
-                conn.exec_driver_sql(
-                    f"SELECT {select_list} FROM item WHERE sku IN ({marks})", tuple(chunk)
-                ).fetchall()
-            )
-    else:
-        rows = list(
-            conn.exec_driver_sql(
-                f"SELECT {select_list} FROM item WHERE sku = ANY(%s)", (list(skus),)
-            ).fetchall()
-        )
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
-    if "price" in frame.columns:
-        frame = frame.with_columns(pl.col("price").cast(PRICE_DTYPE, strict=False))
-    return frame
-
-
-def _bind_rows(conn: Connection, frame: pl.DataFrame) -> list[tuple[Any, ...]]:
-    if _is_sqlite(conn) and "price" in frame.columns:
-        # The sqlite3 driver has no Decimal; NUMERIC affinity stores a float either way.
-        frame = frame.with_columns(pl.col("price").cast(pl.Float64))
-    return frame.rows()
-
-
 def _timestamp(conn: Connection, now: datetime) -> Any:
     now = now.astimezone(UTC)
     # Match how SQLAlchemy's DateTime stores values on SQLite (naive UTC text).
     return now.replace(tzinfo=None).isoformat(sep=" ") if _is_sqlite(conn) else now
 
 
-def insert_items(session: Session, frame: pl.DataFrame, *, now: datetime) -> None:
-    """Insert new items; `frame` holds `sku` and the fields to set."""
-    if frame.is_empty():
+def _stage(conn: Connection, frame: pl.DataFrame) -> None:
+    """Empty the staging table (creating it on a new connection) and load `frame` into it."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in _STAGE_TYPES.items())
+    names = ", ".join(frame.columns)
+    if _is_sqlite(conn):
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns})")
+        conn.exec_driver_sql(f"DELETE FROM {STAGE}")
+        if "price" in frame.columns:
+            # The sqlite3 driver binds no Decimal; NUMERIC affinity stores a float either way.
+            frame = frame.with_columns(pl.col("price").cast(pl.Float64))
+        marks = ", ".join("?" * frame.width)
+        conn.exec_driver_sql(f"INSERT INTO {STAGE} ({names}) VALUES ({marks})", frame.rows())
         return
-    conn = _connection(session)
-    mark = _placeholder(conn)
-    columns = [*frame.columns, "created_at", "updated_at"]
-    stamp = _timestamp(conn, now)
-    rows = [(*row, stamp, stamp) for row in _bind_rows(conn, frame)]
+    # ON COMMIT DELETE ROWS empties it at the end of every transaction, committed or not.
     conn.exec_driver_sql(
-        f"INSERT INTO item ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
-        rows,
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns}) ON COMMIT DELETE ROWS"
     )
+    text = frame.write_csv(include_header=False)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN (FORMAT csv)") as copy,
+    ):
+        copy.write(text.encode("utf-8"))
 
 
-def update_items(session: Session, frame: pl.DataFrame, *, now: datetime) -> None:
-    """Update existing items by SKU; only the columns in `frame` are written."""
+def _differs(conn: Connection, fields: list[str], stored: str, new: str) -> str:
+    """SQL that is true when any of `fields` differs between two row aliases, nulls included."""
+    if _is_sqlite(conn):
+        return " OR ".join(f"{stored}.{f} IS NOT {new}.{f}" for f in fields)
+    left = ", ".join(f"{stored}.{f}" for f in fields)
+    right = ", ".join(f"{new}.{f}" for f in fields)
+    return f"ROW({left}) IS DISTINCT FROM ROW({right})"
+
+
+def _count(conn: Connection, fields: list[str]) -> tuple[int, int]:
+    """(new, changed) rows of the staging table, compared with the stored items."""
+    row = conn.exec_driver_sql(
+        f"SELECT COALESCE(SUM(CASE WHEN i.sku IS NULL THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN i.sku IS NOT NULL AND ({_differs(conn, fields, 'i', 's')})"
+        f" THEN 1 ELSE 0 END), 0)"
+        f" FROM {STAGE} s LEFT JOIN item i ON i.sku = s.sku"
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def merge_items(
+    session: Session, frame: pl.DataFrame, *, now: datetime, dry_run: bool = False
+) -> MergeCounts:
+    """Create new items and update changed ones from `frame` (sku + imported fields).
+
+    Only the columns in `frame` are compared and written; SKUs must be unique in it.
+    With `dry_run`, the counts are computed the same way and nothing is written.
+    """
     if frame.is_empty():
-        return
+        return MergeCounts(0, 0, 0)
     conn = _connection(session)
-    mark = _placeholder(conn)
     fields = [c for c in frame.columns if c != "sku"]
-    assignments = ", ".join(f"{c} = {mark}" for c in [*fields, "updated_at"])
+    _stage(conn, frame.select("sku", *fields))
+    staged = frame.height
+    if dry_run:
+        created, updated = _count(conn, fields)
+        return MergeCounts(created, updated, staged - created - updated)
+    columns = ", ".join(["sku", *fields])
+    assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
     stamp = _timestamp(conn, now)
-    ordered = frame.select(*fields, "sku")
-    rows = [(*row[:-1], stamp, row[-1]) for row in _bind_rows(conn, ordered)]
-    conn.exec_driver_sql(f"UPDATE item SET {assignments} WHERE sku = {mark}", rows)
+    if _is_sqlite(conn):
+        # SQLite cannot tell an insert from an update in RETURNING; count new SKUs first.
+        created = conn.exec_driver_sql(
+            f"SELECT COUNT(*) FROM {STAGE} s WHERE NOT EXISTS"
+            f" (SELECT 1 FROM item i WHERE i.sku = s.sku)"
+        ).scalar_one()
+        result = conn.exec_driver_sql(
+            f"INSERT INTO item ({columns}, created_at, updated_at)"
+            f" SELECT {columns}, ?, ? FROM {STAGE} WHERE true ORDER BY sku"
+            f" ON CONFLICT (sku) DO UPDATE SET {assignments}"
+            f" WHERE {_differs(conn, fields, 'item', 'excluded')}",
+            (stamp, stamp),
+        )
+        written = result.rowcount
+        return MergeCounts(created, written - created, staged - written)
+    row = conn.exec_driver_sql(
+        f"WITH merged AS ("
+        f" INSERT INTO item ({columns}, created_at, updated_at)"
+        f" SELECT {columns}, %(now)s, %(now)s FROM {STAGE} ORDER BY sku"
+        f" ON CONFLICT (sku) DO UPDATE SET {assignments}"
+        f" WHERE {_differs(conn, fields, 'item', 'excluded')}"
+        f" RETURNING (xmax = 0) AS inserted)"
+        f" SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted)"
+        f" FROM merged",
+        {"now": stamp},
+    ).one()
+    created, updated = int(row[0]), int(row[1])
+    return MergeCounts(created, updated, staged - created - updated)
 
 
 def lock_for_transaction(session: Session, key: str) -> None:

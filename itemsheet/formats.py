@@ -137,7 +137,20 @@ _UNIQUE_COUNT = re.compile(rb'uniqueCount="(\d+)"')
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
 
-def check_package(data: bytes, limits: PackageLimits) -> None:
+@dataclass(frozen=True)
+class PackageReport:
+    """What the check of a package learnt on the way."""
+
+    # False when no worksheet can hold a cell with an error value (`t="e"`), so the
+    # reader may skip collecting them, which costs about a third of a read.
+    may_hold_error_cells: bool
+
+
+# An attribute whose value is exactly "e": in a worksheet that is a cell's t="e".
+_ERROR_CELL_MARKS = (b'"e"', b"'e'")
+
+
+def check_package(data: bytes, limits: PackageLimits) -> PackageReport:
     """Refuse a zip package whose size, ratio, part count or string table is beyond `limits`.
 
     Declared sizes are checked first (cheap); then every XML part is really decompressed
@@ -165,10 +178,19 @@ def check_package(data: bytes, limits: PackageLimits) -> None:
                     " this looks like a zip bomb"
                 )
         real = 0
+        # A package without the usual worksheet parts is not searched: assume the worst.
+        error_cells = not any(_is_worksheet(info.filename) for info in infos)
         for info in infos:
-            real += _inspect_member(
+            size, marked = _inspect_member(
                 package, info, limits, budget=limits.max_uncompressed_bytes - real
             )
+            real += size
+            error_cells = error_cells or marked
+    return PackageReport(may_hold_error_cells=error_cells)
+
+
+def _is_worksheet(name: str) -> bool:
+    return name.startswith("xl/worksheets/") and name.endswith(".xml") and name.count("/") == 2
 
 
 def _too_big(size: int | None, limits: PackageLimits) -> str:
@@ -186,15 +208,25 @@ def _human(size: int) -> str:
 
 def _inspect_member(
     package: zipfile.ZipFile, info: zipfile.ZipInfo, limits: PackageLimits, *, budget: int
-) -> int:
-    """Decompress one part within `budget` bytes, checking the head of XML parts."""
+) -> tuple[int, bool]:
+    """Decompress one part within `budget` bytes, checking the head of XML parts.
+
+    Returns the part's size and whether it is a worksheet that may hold error cells.
+    """
     size = 0
     head = b""
+    worksheet = _is_worksheet(info.filename)
+    marked = False
+    tail = b""
     try:
         with package.open(info) as member:
             while chunk := member.read(1024 * 1024):
                 if len(head) < 4096:
                     head += chunk[: 4096 - len(head)]
+                if worksheet and not marked:
+                    seam = tail + chunk[:2]  # a mark cut in two by the chunk boundary
+                    marked = any(mark in chunk or mark in seam for mark in _ERROR_CELL_MARKS)
+                    tail = chunk[-2:]
                 size += len(chunk)
                 if size > budget:
                     raise SheetError(_too_big(None, limits))
@@ -204,7 +236,7 @@ def _inspect_member(
         raise SheetError(f"the file is corrupt: part '{info.filename}' cannot be unpacked") from exc
     if info.filename.endswith((".xml", ".rels")):
         _check_xml_head(info.filename, head, limits)
-    return size
+    return size, marked
 
 
 def _check_xml_head(name: str, head: bytes, limits: PackageLimits) -> None:

@@ -9,10 +9,9 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.item_store import fetch_items, insert_items, lock_for_transaction, update_items
+from db.item_store import lock_for_transaction, merge_items
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, delete_row_errors, get_job
-from itemsheet.diff import diff_batch
 from itemsheet.prepare import SheetSummary
 from itemsheet.storage import StoredFile
 
@@ -172,15 +171,10 @@ def apply_batch(
         raise RuntimeError(f"batch {batch_no} cannot follow batch {job.last_batch}")
     fields = list(job.columns)
     failed = rows.filter(pl.col("error_message").is_not_null())
-    valid = rows.filter(pl.col("error_message").is_null()).select(fields).sort("sku")
-    stored = fetch_items(session, valid.get_column("sku").to_list(), fields)
-    diff = diff_batch(valid, stored, fields)
-    if not job.dry_run:
-        stamp = now or utcnow()
-        insert_items(session, diff.created, now=stamp)
-        update_items(session, diff.updated, now=stamp)
+    valid = rows.filter(pl.col("error_message").is_null()).select(fields)
+    counts = merge_items(session, valid, now=now or utcnow(), dry_run=job.dry_run)
     add_row_errors(session, job_id, failed)
-    outcome = BatchOutcome(diff.created.height, diff.updated.height, diff.unchanged, failed.height)
+    outcome = BatchOutcome(counts.created, counts.updated, counts.unchanged, failed.height)
     job.created += outcome.created
     job.updated += outcome.updated
     job.unchanged += outcome.unchanged

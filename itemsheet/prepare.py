@@ -33,13 +33,16 @@ def prepare(
 ) -> tuple[Validated, SheetSummary]:
     """Read and validate a whole file; raise `SheetError` with a one-line reason if it can't be."""
     fmt = detect_format(data, filename=filename)
+    error_cells = True
     if fmt in (FileFormat.XLSX, FileFormat.XLSM, FileFormat.XLSB, FileFormat.ODS):
-        check_package(data, limits)
+        report = check_package(data, limits)
+        # Only an .xlsx/.xlsm worksheet is searched; others always collect error cells.
+        error_cells = report.may_hold_error_cells or fmt not in (FileFormat.XLSX, FileFormat.XLSM)
     warnings: list[str] = []
     if fmt is FileFormat.CSV and sheet not in (None, "", "0"):
         warnings.append(f"a CSV file has a single sheet; the sheet option '{sheet}' was ignored")
         sheet = None
-    grid = read_grid(data, fmt, sheet=sheet)
+    grid = read_grid(data, fmt, sheet=sheet, error_cells=error_cells)
     if grid.frame.height * max(grid.frame.width, 1) > limits.max_cells:
         raise SheetError(
             f"the sheet holds {grid.frame.height * grid.frame.width:,} cells;"

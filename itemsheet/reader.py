@@ -45,11 +45,17 @@ class Grid:
     spreadsheet: bool
 
 
-def read_grid(data: bytes, fmt: FileFormat, *, sheet: str | None = None) -> Grid:
-    """Read the chosen sheet (default: the first visible one) or the CSV text."""
+def read_grid(
+    data: bytes, fmt: FileFormat, *, sheet: str | None = None, error_cells: bool = True
+) -> Grid:
+    """Read the chosen sheet (default: the first visible one) or the CSV text.
+
+    `error_cells=False` says the workbook holds no error values (its package was
+    searched), so the reader skips collecting them.
+    """
     if fmt is FileFormat.CSV:
         return _read_csv(data)
-    return _read_workbook(data, sheet)
+    return _read_workbook(data, sheet, error_cells=error_cells)
 
 
 def _no_errors() -> pl.DataFrame:
@@ -99,11 +105,14 @@ def _load(reader: fastexcel.ExcelReader, index: int) -> fastexcel.ExcelSheet:
         raise _reader_failure(exc) from exc
 
 
-def _read_workbook(data: bytes, sheet: str | None) -> Grid:
+def _read_workbook(data: bytes, sheet: str | None, *, error_cells: bool) -> Grid:
     reader = _open_workbook(data)
     index, loaded = _resolve_sheet(reader, sheet)
     try:
-        batch, cell_errors = loaded.to_arrow_with_errors()  # type: ignore[attr-defined]
+        if error_cells:
+            batch, cell_errors = loaded.to_arrow_with_errors()  # type: ignore[attr-defined]
+        else:
+            batch, cell_errors = loaded.to_arrow(), None  # type: ignore[attr-defined]
     except Exception as exc:
         raise _reader_failure(exc) from exc
     frame = pl.from_arrow(batch)

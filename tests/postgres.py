@@ -47,8 +47,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def cluster() -> Iterator[str]:
-    """Start a cluster on a free port; yields a libpq URL prefix without a database name."""
+def cluster(*, durable: bool = False) -> Iterator[str]:
+    """Start a cluster on a free port; yields a libpq URL prefix without a database name.
+
+    Tests run without fsync (nothing here must survive a power cut); `durable=True`
+    keeps PostgreSQL's defaults, as the benchmarks need.
+    """
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     assert initdb and pg_ctl, INSTALL_HINT
     base = Path(tempfile.mkdtemp(prefix="importer-pg-"))
@@ -59,16 +63,29 @@ def cluster() -> Iterator[str]:
         shutil.chown(sockets, "postgres")
     port = _free_port()
     run = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
-    subprocess.run(_as_owner([initdb, "-D", str(data), "-U", "postgres", "-A", "trust",
-                              "-E", "UTF8", "--no-locale"]), **run)  # type: ignore[call-overload]
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(_as_owner([pg_ctl, "-D", str(data), "-o", options, "-w", "-l",
-                              str(base / "server.log"), "start"]), **run)  # type: ignore[call-overload]
+    subprocess.run(
+        _as_owner(
+            [initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"]
+        ),
+        **run,
+    )  # type: ignore[call-overload]
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off"
+    subprocess.run(
+        _as_owner(
+            [pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(base / "server.log"), "start"]
+        ),
+        **run,
+    )  # type: ignore[call-overload]
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(_as_owner([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-                       check=False, capture_output=True)
+        subprocess.run(
+            _as_owner([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -142,3 +142,24 @@ def test_ordinary_package_passes() -> None:
     check_package(
         zip_bytes({"xl/workbook.xml": b"<w/>", "xl/worksheets/sheet1.xml": b"<s/>"}), LIMITS
     )
+
+
+def test_a_worksheet_with_an_error_cell_is_reported_as_holding_some() -> None:
+    clean = b'<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row></sheetData></worksheet>'
+    error = clean.replace(b't="s"><v>0', b't="e"><v>#N/A')
+    base = {"xl/workbook.xml": b"<w/>"}
+    assert not check_package(
+        zip_bytes({**base, "xl/worksheets/sheet1.xml": clean}), LIMITS
+    ).may_hold_error_cells
+    assert check_package(
+        zip_bytes({**base, "xl/worksheets/sheet1.xml": error}), LIMITS
+    ).may_hold_error_cells
+    # A mark split across two read chunks is still found.
+    padded = b" " * (2**20 - 6) + b'<c t="e"/>'  # the mark starts 1 byte before 1 MiB
+    assert check_package(
+        zip_bytes({**base, "xl/worksheets/sheet1.xml": padded}), LIMITS
+    ).may_hold_error_cells
+    # Worksheets in unusual places are not searched, so they may hold some.
+    assert check_package(
+        zip_bytes({**base, "xl/sheets/one.xml": clean}), LIMITS
+    ).may_hold_error_cells

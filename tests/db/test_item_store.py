@@ -1,0 +1,147 @@
+"""The batch merge on SQLite and a real PostgreSQL: counts from the database, exact writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from sqlalchemy import select
+
+from db.item_store import merge_items
+from db.models import Item
+from db.session import session_scope
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db(importer_env: Path) -> None:
+    return None
+
+
+def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    schema: dict[str, Any] = {
+        "sku": pl.String,
+        "name": pl.String,
+        "description": pl.String,
+        "category": pl.String,
+        "unit": pl.String,
+        "price": pl.Decimal(18, 4),
+        "quantity": pl.Int64,
+        "barcode": pl.String,
+    }
+    columns = list(rows[0])
+    return pl.DataFrame(rows, schema={c: schema[c] for c in columns}, orient="row")
+
+
+def merge(
+    rows: list[dict[str, Any]], *, now: datetime = T0, dry_run: bool = False
+) -> tuple[int, int, int]:
+    with session_scope() as session:
+        counts = merge_items(session, frame(rows), now=now, dry_run=dry_run)
+    return counts.created, counts.updated, counts.unchanged
+
+
+def items() -> dict[str, dict[str, Any]]:
+    with session_scope(write=False) as session:
+        found = session.scalars(select(Item).order_by(Item.sku)).all()
+        return {
+            i.sku: {
+                "name": i.name,
+                "description": i.description,
+                "price": None if i.price is None else Decimal(i.price).quantize(Decimal("0.0001")),
+                "quantity": i.quantity,
+                "updated_at": i.updated_at,
+                "created_at": i.created_at,
+            }
+            for i in found
+        }
+
+
+BASE = [
+    {"sku": "A", "name": "Alpha", "description": None, "price": Decimal("1.5"), "quantity": 3},
+    {"sku": "B", "name": "Beta", "description": "b", "price": None, "quantity": None},
+    {"sku": "C", "name": "Gamma", "description": "c", "price": Decimal("2"), "quantity": 0},
+]
+
+
+def test_new_changed_and_unchanged_rows_are_counted_by_the_database(db: None) -> None:
+    assert merge(BASE) == (3, 0, 0)
+    second = [
+        {**BASE[0]},  # unchanged, nulls included
+        {**BASE[1], "price": Decimal("0.0001")},  # null -> value
+        {**BASE[2], "description": None},  # value -> null
+        {"sku": "D", "name": "Delta", "description": None, "price": None, "quantity": 1},
+    ]
+    assert merge(second, now=T1) == (1, 2, 1)
+    stored = items()
+    assert stored["A"]["updated_at"] == T0  # an unchanged row is not written
+    assert stored["B"]["price"] == Decimal("0.0001") and stored["B"]["updated_at"] == T1
+    assert stored["C"]["description"] is None and stored["C"]["created_at"] == T0
+    assert stored["D"]["created_at"] == T1
+    # The same batch again changes nothing.
+    assert merge(second, now=T1) == (0, 0, 4)
+
+
+def test_a_price_with_more_zeros_is_the_same_price(db: None) -> None:
+    merge([{"sku": "A", "name": "Alpha", "price": Decimal("12.5")}])
+    assert merge([{"sku": "A", "name": "Alpha", "price": Decimal("12.5000")}]) == (0, 0, 1)
+    assert merge([{"sku": "A", "name": "Alpha", "price": Decimal("12.5001")}]) == (0, 1, 0)
+
+
+def test_only_the_columns_in_the_batch_are_compared_and_written(db: None) -> None:
+    merge(BASE)
+    # No description or price column: stored values stay, and only the name is compared.
+    assert merge([{"sku": "A", "name": "Alpha"}, {"sku": "B", "name": "Beta 2"}], now=T1) == (
+        0,
+        1,
+        1,
+    )
+    stored = items()
+    assert stored["B"] == {**stored["B"], "name": "Beta 2", "description": "b", "quantity": None}
+    assert stored["A"]["price"] == Decimal("1.5000")
+
+
+def test_a_dry_run_counts_the_same_and_writes_nothing(db: None) -> None:
+    merge(BASE)
+    before = items()
+    batch = [
+        {**BASE[0], "name": "Alpha 2"},
+        BASE[1],
+        {"sku": "Z", "name": "Zed", "description": None, "price": None, "quantity": None},
+    ]
+    assert merge(batch, now=T1, dry_run=True) == (1, 1, 1)
+    assert items() == before
+    assert merge(batch, now=T1) == (1, 1, 1)
+
+
+def test_text_that_csv_must_quote_arrives_intact(db: None) -> None:
+    odd = 'quote " comma , semicolon ; tab \t newline \n backslash \\ NULL \\N ünïcødé 😀'
+    merge([{"sku": "Q", "name": odd, "description": ""}])
+    stored = items()["Q"]
+    assert stored["name"] == odd
+    assert stored["description"] == ""  # empty text is not turned into NULL by COPY
+
+
+def test_rows_of_a_big_batch_all_arrive(db: None) -> None:
+    n = 12_000  # past SQLite's bound-parameter limit if rows were sent as one statement
+    rows = [{"sku": f"S{i:05d}", "name": f"n{i}", "quantity": i} for i in range(n)]
+    assert merge(rows) == (n, 0, 0)
+    changed = [
+        {**r, "quantity": r["quantity"] + (1 if i % 3 == 0 else 0)} for i, r in enumerate(rows)
+    ]
+    assert merge(changed) == (0, n // 3, n - n // 3)
+    stored = items()
+    assert (
+        len(stored) == n and stored["S00003"]["quantity"] == 4 and stored["S00004"]["quantity"] == 4
+    )
