@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     )
     reimport_sheet: str | None = Field(default=None, description="Sheet of the reimported file.")
 
+    # Crashes and restarts: a running import beats; one whose beat stops is resumed.
+    max_attempts: int = Field(
+        default=3, ge=1, description="Runs an interrupted import gets before it is failed."
+    )
+    heartbeat_s: float = Field(
+        default=5.0, gt=0, description="How often a running import records that it is alive."
+    )
+    stale_after_s: float = Field(
+        default=60.0, gt=0, description="Silence after which a running import is taken as dead."
+    )
+    reconcile_interval_s: float = Field(
+        default=10.0, gt=0, description="How often a worker looks for dead imports to resume."
+    )
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to the embedded SQLite file."""
         if self.database_url:

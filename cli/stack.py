@@ -13,16 +13,15 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from sqlalchemy import update
 
-from db.models import ImportJob, JobStatus, utcnow
 from db.session import session_scope
 from deployments.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, qualified
+from itemsheet.recovery import mark_all_interrupted
 from settings import Settings
 
 STARTUP_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 20.0
-STOPPED_REASON = "the service stopped during the import; retry the job to resume it"
+STOPPED_REASON = "the service stopped during the import; it resumes when the service starts"
 
 
 @dataclass
@@ -73,14 +72,9 @@ def _wait_healthy(
 
 
 def mark_interrupted_jobs() -> int:
-    """Jobs a stopped stack left `processing` become `failed`, ready to be retried."""
+    """Jobs a stopped stack left `processing` are resumed as soon as a worker starts again."""
     with session_scope() as session:
-        result = session.execute(
-            update(ImportJob)
-            .where(ImportJob.status == JobStatus.PROCESSING)
-            .values(status=JobStatus.FAILED, error=STOPPED_REASON, finished_at=utcnow())
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return mark_all_interrupted(session, reason=STOPPED_REASON)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -163,4 +157,4 @@ def run_stack(settings: Settings, console: Console) -> int:
     finally:
         stack.stop()
         if interrupted := mark_interrupted_jobs():
-            console.print(f"{interrupted} unfinished import(s) marked failed; retry them to resume")
+            console.print(f"{interrupted} unfinished import(s) resume when the service starts")

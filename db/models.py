@@ -88,6 +88,11 @@ class ImportJob(Base):
     last_batch: Mapped[int] = mapped_column(Integer, default=0)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Crash recovery: the running attempt's last sign of life, automatic resumes since the
+    # job was last started by hand, and since when it holds the item writer's turn.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    resumes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    writing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -6,6 +6,7 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
 from deployments.names import IMPORT_DEPLOYMENT, REIMPORT_DEPLOYMENT
+from deployments.reconcile import start_reconciler
 from flows.import_items import import_items
 from flows.reimport_items import reimport_items
 from settings import Settings, get_settings
@@ -35,6 +36,7 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
 
 
 def serve_deployments() -> None:
-    """Run the deployments until interrupted; other workers keep the schedule going."""
+    """Run the deployments, and resume imports whose run died, until interrupted."""
     settings = get_settings()
+    start_reconciler(settings)
     serve(*build_deployments(settings), limit=settings.worker_limit, pause_on_shutdown=False)

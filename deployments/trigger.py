@@ -7,7 +7,7 @@ import uuid
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelled, Cancelling, Crashed
 
 from deployments.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, qualified
 
@@ -89,6 +89,31 @@ class PrefectTrigger:
                 await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
             else:
                 await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+        except ObjectNotFound:
+            return
+        except Exception as exc:
+            raise TriggerUnavailable(
+                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
+            ) from exc
+
+    async def run_state(self, flow_run_id: uuid.UUID) -> StateType | None:
+        """The state type of a flow run; None when Prefect does not know it."""
+        try:
+            client = await self._prefect()
+            run = await client.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            return None
+        except Exception as exc:
+            raise TriggerUnavailable(
+                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
+            ) from exc
+        return run.state.type if run.state is not None else None
+
+    async def mark_crashed(self, flow_run_id: uuid.UUID, message: str) -> None:
+        """Record a run whose process died unnoticed (no heartbeat) as Crashed in Prefect."""
+        try:
+            client = await self._prefect()
+            await client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
         except ObjectNotFound:
             return
         except Exception as exc:

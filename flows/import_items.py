@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger, task
@@ -14,7 +18,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.runtime import flow_run as current_run
 from prefect.states import Cancelled, Failed
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -34,17 +39,29 @@ from itemsheet.importing import (
     record_summary,
 )
 from itemsheet.prepare import read_rows
+from itemsheet.recovery import beat, mark_interrupted, take_writer_turn
 from itemsheet.storage import fetch_local
 from settings import Settings, get_settings
 
 ARTIFACT_INTERVAL_S = 0.5
 CANCELLED_REASON = "the import was cancelled; rows committed before that are kept"
 WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
+WRITER_TURN_POLL_S = 0.5
+INTERRUPTED_REASON = "the run carrying out the import stopped ({why}); it resumes automatically"
 
 
-def rows_path(settings: Settings, job_id: str) -> Any:
-    """Where a job's validated rows wait between the two tasks."""
-    return settings.work_dir / f"{job_id}.arrow"
+def rows_path(settings: Settings, job_id: str, attempt: int) -> Path:
+    """Where an attempt's validated rows wait between the two tasks.
+
+    One file per attempt: a stale attempt must never read or remove a newer one's rows.
+    """
+    return settings.work_dir / f"{job_id}.{attempt}.arrow"
+
+
+def _forget_rows(job_id: str) -> None:
+    """Remove every attempt's rows of a job that has ended."""
+    for path in get_settings().work_dir.glob(f"{job_id}.*.arrow"):
+        path.unlink(missing_ok=True)
 
 
 def _run_name() -> str:
@@ -58,7 +75,7 @@ def _run_name() -> str:
 
 
 @task(name="load-sheet", cache_policy=NO_CACHE)
-def load_sheet(job_id: str) -> int | None:
+def load_sheet(job_id: str, attempt: int) -> int | None:
     """Parse and validate the job's file in a child process; return the number of batches.
 
     A file that cannot be imported is not an error of the run: the job is failed with the
@@ -72,7 +89,7 @@ def load_sheet(job_id: str) -> int | None:
         assert job is not None
         file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
         on_error, batch_size = job.on_error, job.batch_size
-    out = rows_path(settings, job_id)
+    out = rows_path(settings, job_id, attempt)
     try:
         summary = prepare_in_child(
             fetch_local(file_uri, settings.work_dir),
@@ -130,12 +147,16 @@ def write_batches(job_id: str, attempt: int, batches: int) -> bool:
         job = get_job(session, key)
         assert job is not None
         start, size, total = job.last_batch + 1, job.batch_size, job.total_rows or 0
-    rows = read_rows(rows_path(settings, job_id))
+    rows = read_rows(rows_path(settings, job_id, attempt))
     artifact = create_progress_artifact(
         progress=100.0 * min((start - 1) * size, total) / max(total, 1),
         description=f"Rows committed of {total:,}",
     )
     assert isinstance(artifact, uuid.UUID)
+    try:
+        _wait_for_writer_turn(key, attempt)
+    except CancelRequested:
+        return False
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
         batch = rows.slice((batch_no - 1) * size, size)
@@ -150,6 +171,40 @@ def write_batches(job_id: str, attempt: int, batches: int) -> bool:
             )
             shown = time.monotonic()
     return True
+
+
+def _wait_for_writer_turn(job_id: uuid.UUID, attempt: int) -> None:
+    """Wait while another import writes items, so concurrent imports run one after the other."""
+    while True:
+        with session_scope() as session:
+            if take_writer_turn(session, job_id, attempt=attempt):
+                return
+        time.sleep(WRITER_TURN_POLL_S)
+
+
+@contextmanager
+def _heartbeat(job_id: uuid.UUID, attempt: int) -> Iterator[None]:
+    """Beat for `attempt` every few seconds, the long parse included, until the block ends."""
+    stop = threading.Event()
+    interval = get_settings().heartbeat_s
+
+    def run() -> None:
+        while not stop.wait(interval):
+            try:
+                with session_scope() as session:
+                    alive = beat(session, job_id, attempt=attempt)
+            except Exception:  # the database is away for a moment; beat again later
+                alive = True
+            if not alive:
+                return  # a newer attempt owns the job, or it ended
+
+    beater = threading.Thread(target=run, name=f"heartbeat-{job_id}", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join(timeout=interval + 5)
 
 
 def _summarise(job_id: str) -> None:
@@ -183,14 +238,63 @@ def _reason(state: State) -> str:
 def _mark_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
     job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
     with session_scope() as session:
-        finish_job(
+        job = finish_job(
             session, job_id, JobStatus.FAILED, reason=_reason(state), flow_run_id=flow_run.id
         )
-    rows_path(get_settings(), str(job_id)).unlink(missing_ok=True)
+        owned = job is not None and job.flow_run_id == flow_run.id
+    if owned:
+        _forget_rows(str(job_id))
+
+
+def _mark_interrupted(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
+    """A crashed run (killed, its process died) is resumed, not failed: the reconciler
+    starts a new run while attempts remain. A file that crashes the parser fails its job
+    in `load-sheet` before this, so it is never retried."""
+    if flow_run.deployment_id is None:
+        # Run in its caller's own process (`importer import`, stopped with Ctrl-C): the
+        # user is right there, so say so rather than wait for a worker to resume it.
+        _mark_failed(flow, flow_run, state)
+        return
+    job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
+    why = " ".join((state.message or "crashed").split())[:200]
+    with session_scope() as session:
+        mark_interrupted(
+            session,
+            job_id,
+            reason=INTERRUPTED_REASON.format(why=why.rstrip(".")),
+            flow_run_id=flow_run.id,
+        )
+
+
+def _cancelled_by_user(job_id: uuid.UUID, flow_run_id: uuid.UUID) -> bool:
+    """True for the API's or the Prefect UI's cancel; False for a worker shutting down.
+
+    A runner that stops (SIGTERM) cancels its runs too, but leaves their state on the
+    server `Running`; a cancel from the API or UI sets it `Cancelling` first.
+    """
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        if job is not None and job.cancel_requested:
+            return True
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run_id)
+    except Exception:  # Prefect unreachable: nobody asked through it
+        return False
+    return run.state is not None and run.state.type in (StateType.CANCELLING, StateType.CANCELLED)
 
 
 def _mark_cancelled(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
     job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
+    if not _cancelled_by_user(job_id, flow_run.id):
+        with session_scope() as session:
+            mark_interrupted(
+                session,
+                job_id,
+                reason=INTERRUPTED_REASON.format(why="its worker shut down"),
+                flow_run_id=flow_run.id,
+            )
+        return
     with session_scope() as session:
         finish_job(
             session, job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON, flow_run_id=flow_run.id
@@ -201,7 +305,7 @@ def _mark_cancelled(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> No
     name="import-items",
     flow_run_name=_run_name,
     on_failure=[_mark_failed],
-    on_crashed=[_mark_failed],
+    on_crashed=[_mark_interrupted],
     on_cancellation=[_mark_cancelled],
     log_prints=True,
 )
@@ -214,8 +318,24 @@ def import_items(job_id: str) -> dict[str, Any]:
         attempt = begin_attempt(session, key, flow_run_id=uuid.UUID(run_id) if run_id else None)
     if attempt is None:
         logger.info("job %s has already ended; nothing to do", job_id)
-    elif (batches := load_sheet(job_id)) is None:
-        rows_path(get_settings(), job_id).unlink(missing_ok=True)
+        return _final_view(key)
+    with _heartbeat(key, attempt):
+        return _carry_out(job_id, attempt)
+
+
+def _final_view(key: uuid.UUID) -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        job = get_job(session, key)
+        assert job is not None
+        return job_view(job)
+
+
+def _carry_out(job_id: str, attempt: int) -> dict[str, Any]:
+    """Load the sheet, write its batches and end the job (the flow's body, while it beats)."""
+    logger = get_run_logger()
+    key = uuid.UUID(job_id)
+    if (batches := load_sheet(job_id, attempt)) is None:
+        _forget_rows(job_id)
         with session_scope(write=False) as session:
             refused = get_job(session, key)
             reason = refused.error if refused else None
@@ -223,16 +343,13 @@ def import_items(job_id: str) -> dict[str, Any]:
         return Failed(message=reason or "the file cannot be imported")  # type: ignore[return-value]
     elif not write_batches(job_id, attempt, batches):
         with session_scope() as session:
-            job = finish_job(session, key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
+            finish_job(session, key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
         logger.info("job %s was cancelled between batches", job_id)
-        rows_path(get_settings(), job_id).unlink(missing_ok=True)
+        _forget_rows(job_id)
         return Cancelled(message=CANCELLED_REASON)  # type: ignore[return-value]
     else:
         with session_scope() as session:
             finish_job(session, key, JobStatus.COMPLETED)
-        rows_path(get_settings(), job_id).unlink(missing_ok=True)
+        _forget_rows(job_id)
         _summarise(job_id)
-    with session_scope(write=False) as session:
-        job = get_job(session, key)
-        assert job is not None
-        return job_view(job)
+    return _final_view(key)

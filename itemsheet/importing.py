@@ -107,7 +107,13 @@ def begin_attempt(
     job = _job(session, job_id, for_update=True)
     if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
         return None
+    if job.status != JobStatus.PROCESSING:
+        # Started by hand (first run, or a retry of a failed job): a fresh set of automatic
+        # resumes, and the writer's turn is taken again at the first batch.
+        job.resumes = 0
+        job.writing_since = None
     job.status = JobStatus.PROCESSING
+    job.heartbeat_at = utcnow()
     job.attempt += 1
     job.error = None
     job.finished_at = None

@@ -141,7 +141,9 @@ def test_interrupted_import_resumes_after_last_batch_with_the_uninterrupted_resu
         errors = list_row_errors(session, resumed.id)
     assert [e["row"] for e in errors] == [37, 38]
     switch_database(tmp_path / "b" / "var")
-    baseline, baseline_items = _seed_and_import(tmp_path / "b", crash_after=None, monkeypatch=monkeypatch)
+    baseline, baseline_items = _seed_and_import(
+        tmp_path / "b", crash_after=None, monkeypatch=monkeypatch
+    )
     assert (
         counts(resumed)
         == counts(baseline)
@@ -262,8 +264,13 @@ def test_a_database_hiccup_in_a_batch_is_retried_without_doubling_anything(
     job = run_job(queue_job(write_csv(tmp_path / "a.csv", catalogue(10)), batch_size=3))
     assert failures["left"] == 0
     assert counts(job) == {
-        "status": JobStatus.COMPLETED, "total_rows": 10, "processed_rows": 10,
-        "created": 10, "updated": 0, "unchanged": 0, "failed": 0,
+        "status": JobStatus.COMPLETED,
+        "total_rows": 10,
+        "processed_rows": 10,
+        "created": 10,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
     }
     assert len(stored_items()) == 10
 

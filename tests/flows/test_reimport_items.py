@@ -22,7 +22,9 @@ def jobs() -> list[ImportJob]:
         return list(session.scalars(select(ImportJob).order_by(ImportJob.created_at)))
 
 
-def test_reimport_imports_then_skips_an_unchanged_file_then_imports_a_changed_one(tmp_path: Path) -> None:
+def test_reimport_imports_then_skips_an_unchanged_file_then_imports_a_changed_one(
+    tmp_path: Path,
+) -> None:
     source = write_xlsx(tmp_path / "feed.xlsx", [["SKU", "Name"], ["A", "a"], ["B", "b"]])
     first = reimport_items(source=str(source))
     assert (first["status"], first["source"], first["created"]) == ("completed", "schedule", 2)
@@ -50,8 +52,12 @@ def test_a_reimport_does_not_start_while_another_of_the_same_source_runs(tmp_pat
     source = write_xlsx(tmp_path / "feed.xlsx", [["SKU", "Name"], ["A", "a"]])
     with session_scope() as session:
         running = create_job(
-            session, stored=StoredFile(str(source), "0" * 64, 1), filename="feed.xlsx",
-            source=JobSource.SCHEDULE, options=JobOptions(), source_uri=str(source),
+            session,
+            stored=StoredFile(str(source), "0" * 64, 1),
+            filename="feed.xlsx",
+            source=JobSource.SCHEDULE,
+            options=JobOptions(),
+            source_uri=str(source),
         )
         running.status = JobStatus.PROCESSING
         running_id = running.id

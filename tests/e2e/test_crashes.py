@@ -1,0 +1,207 @@
+"""Real kills, stops and freezes of the processes running an import, on real workers.
+
+Two `importer worker` processes serve the deployments; a test interrupts the one running
+an import and checks that the job still ends exactly as an uninterrupted import does.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.stack import running_stack
+from tests.e2e.workers import (
+    EXPECTED_COUNTS,
+    FAST_RECOVERY,
+    FINAL,
+    Workers,
+    counts,
+    expected_items,
+    flow_run_process,
+    job_row,
+    parent_of,
+    queue_import,
+    running_workers,
+    seed_items,
+    stored_items,
+    wait_until,
+    write_mixed,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
+    seed_items()
+    with running_workers(importer_env, prefect_server) as running:
+        yield running
+
+
+def _interrupt_mid_import(tmp_path: Path) -> tuple[object, int]:
+    """Queue the mixed import; return (job id, pid of its run) once 300 rows are committed."""
+    job_id = queue_import(write_mixed(tmp_path / "mixed.xlsx"))
+    job = wait_until(job_id, lambda j: j.processed_rows >= 300, what="300 rows committed")
+    assert job.processed_rows < EXPECTED_COUNTS["processed_rows"], "import too fast to interrupt"
+    assert job.flow_run_id is not None
+    return job_id, flow_run_process(job.flow_run_id)
+
+
+def _assert_exact(job_id: object, workers: Workers) -> None:
+    job = wait_until(
+        job_id,
+        lambda j: str(j.status) in {"completed", "failed", "cancelled"},
+        what=f"a final status\n{workers.logs()}",
+    )
+    assert counts(job) == EXPECTED_COUNTS, (vars(job), workers.logs())
+    assert stored_items() == expected_items()
+
+
+def test_kill_9_of_the_run_resumes_after_the_last_batch_with_exact_counts(
+    workers: Workers, tmp_path: Path
+) -> None:
+    job_id, pid = _interrupt_mid_import(tmp_path)
+    os.kill(pid, signal.SIGKILL)
+    _assert_exact(job_id, workers)
+    job = job_row(job_id)
+    assert job.attempt >= 2 and job.resumes >= 1
+
+
+def test_kill_9_of_a_whole_worker_is_noticed_by_its_silence_and_resumed(
+    workers: Workers, tmp_path: Path
+) -> None:
+    job_id, pid = _interrupt_mid_import(tmp_path)
+    worker = parent_of(pid)
+    # The machine goes away: the worker (which would report the crash) and its run at once.
+    os.kill(worker, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    _assert_exact(job_id, workers)
+    assert job_row(job_id).attempt >= 2
+
+
+def test_sigterm_to_the_worker_is_no_user_cancel_and_the_job_resumes_elsewhere(
+    workers: Workers, tmp_path: Path
+) -> None:
+    job_id, pid = _interrupt_mid_import(tmp_path)
+    worker = next(p for p in workers.procs if p.pid == parent_of(pid))
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(60)
+    seen = set()
+    while str((job := job_row(job_id)).status) not in {"completed", "failed", "cancelled"}:
+        seen.add(str(job.status))
+        time.sleep(0.05)
+    assert str(job.status) != "cancelled", (vars(job), workers.logs())
+    _assert_exact(job_id, workers)
+    assert seen <= {"processing"}
+
+
+def _freeze_between_transactions(pid: int, database: Path) -> None:
+    """SIGSTOP `pid` at a moment it holds no write transaction.
+
+    A process frozen inside one would hold SQLite's write lock (or, on PostgreSQL, its row
+    locks) and stall everyone; what this test is about is a process that sleeps between
+    batches (a pause, a partition) and wakes up after its job moved on.
+    """
+    for _ in range(200):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with sqlite3.connect(database, timeout=0.3, isolation_level=None) as probe:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # frozen mid-transaction: let it finish, try again
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.02 + random.random() * 0.05)
+    raise AssertionError("could not freeze the run between two transactions")
+
+
+def test_a_frozen_attempt_that_wakes_after_its_resume_writes_nothing(
+    workers: Workers, importer_env: Path, tmp_path: Path
+) -> None:
+    job_id, pid = _interrupt_mid_import(tmp_path)
+    old_run = job_row(job_id).flow_run_id
+    _freeze_between_transactions(pid, importer_env / "importer.db")
+    try:
+        resumed = wait_until(
+            job_id,
+            lambda j: j.attempt >= 2 and j.processed_rows > 300,
+            what="a resume by another attempt",
+        )
+        assert resumed.attempt >= 2
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    _assert_exact(job_id, workers)
+    # The old attempt woke up, met the fence (StaleAttempt) and ended without writing.
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and b"Z" not in _state(pid):
+        assert time.monotonic() < deadline, "the woken attempt did not end"
+        time.sleep(0.2)
+    assert counts(job_row(job_id)) == EXPECTED_COUNTS
+    assert "StaleAttempt" in _writer_outcome(old_run)
+
+
+def _writer_outcome(flow_run_id: object) -> str:
+    """The final state message of a flow run's write-batches task."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return " ".join(
+        str(r.state.message) for r in runs if r.name.startswith("write-batches") and r.state
+    )
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return b"Z"
+
+
+def test_after_the_last_attempt_the_job_fails_with_a_reason(
+    importer_env: Path, prefect_server: str, tmp_path: Path
+) -> None:
+    seed_items()
+    with running_workers(importer_env, prefect_server, count=1, IMPORTER_MAX_ATTEMPTS="1") as w:
+        job_id, pid = _interrupt_mid_import(tmp_path)
+        os.kill(pid, signal.SIGKILL)
+        job = wait_until(job_id, lambda j: str(j.status) == "failed", what=f"failed\n{w.logs()}")
+    assert "interrupted 1 time" in (job.error or "") and "retry the job" in (job.error or "")
+    assert "\n" not in (job.error or "")
+    assert 300 <= job.processed_rows < EXPECTED_COUNTS["processed_rows"]
+    assert len(stored_items()) == 1000 + job.created
+
+
+def test_an_import_stopped_with_the_service_resumes_when_the_service_starts_again(
+    importer_env: Path, tmp_path: Path
+) -> None:
+    seed_items()
+    fast = {k.removeprefix("IMPORTER_").lower(): v for k, v in FAST_RECOVERY.items()}
+    fast["batch_size"] = "10"  # slow enough to outlast the stack's orderly stop
+    path = write_mixed(tmp_path / "mixed.xlsx")
+    with running_stack(importer_env, **fast) as stack, httpx.Client(base_url=stack.api) as client:
+        with path.open("rb") as f:
+            answer = client.post("/api/excel/import", files={"file": (path.name, f)}, timeout=60)
+        assert answer.status_code == 202, answer.text
+        job_id = uuid.UUID(answer.json()["job_id"])
+        wait_until(job_id, lambda j: j.processed_rows >= 300, what="300 rows committed")
+    # `importer up` got Ctrl-C and stopped everything, the run included.
+    stopped = job_row(job_id)
+    assert str(stopped.status) == "processing", vars(stopped)
+    assert stopped.processed_rows < EXPECTED_COUNTS["processed_rows"]
+    with running_stack(importer_env, **fast) as stack:
+        job = wait_until(job_id, lambda j: str(j.status) in FINAL, what="the resumed import")
+        assert counts(job) == EXPECTED_COUNTS, (vars(job), stack.log.read_text()[-3000:])
+    assert stored_items() == expected_items()

@@ -1,0 +1,243 @@
+"""Real `importer worker` processes against the session's Prefect server, and their runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from db.models import ImportJob, Item, JobSource
+from db.repository import get_job
+from db.session import session_scope
+from deployments.trigger import PrefectTrigger
+from itemsheet.importing import JobOptions, create_job
+from itemsheet.storage import store_path
+from settings import get_settings
+from tests.contract.workbooks import write_xlsx
+
+ROOT = Path(__file__).resolve().parents[2]
+FINAL = {"completed", "failed", "cancelled"}
+# Fast beats and rounds so a dead run is noticed in seconds, and small batches so an
+# import lasts long enough to be interrupted half-way.
+FAST_RECOVERY = {
+    "IMPORTER_BATCH_SIZE": "100",
+    "IMPORTER_HEARTBEAT_S": "0.5",
+    "IMPORTER_STALE_AFTER_S": "6",
+    "IMPORTER_RECONCILE_INTERVAL_S": "1",
+}
+
+
+@dataclass
+class Workers:
+    """`importer worker` processes sharing one database and one Prefect server."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Start one more worker (in its own process group, as a service manager would)."""
+        log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        """The tail of every worker's log, for assertion messages."""
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
+
+
+@contextmanager
+def running_workers(
+    data_dir: Path, prefect_api: str, count: int = 2, **env: str
+) -> Iterator[Workers]:
+    """`count` workers with fast recovery settings; every process is killed at the end."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
+    base |= {
+        "IMPORTER_DATA_DIR": str(data_dir),
+        "PREFECT_API_URL": prefect_api,
+        "PREFECT_HOME": str(data_dir / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **FAST_RECOVERY,
+        **env,
+    }
+    workers = Workers(base, data_dir.parent)
+    try:
+        for _ in range(count):
+            workers.start()
+        yield workers
+    finally:
+        for proc in workers.procs:
+            for pid in [*descendants(proc.pid), proc.pid]:
+                _signal(pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _signal(pid: int, signum: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children first)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def flow_run_process(flow_run_id: uuid.UUID, timeout: float = 60) -> int:
+    """The pid of the process that carries out `flow_run_id`."""
+    needle = str(flow_run_id).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if needle in (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+        time.sleep(0.1)
+    raise AssertionError(f"no process runs flow run {flow_run_id}")
+
+
+def parent_of(pid: int) -> int:
+    """The parent pid of `pid`."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def queue_import(path: Path) -> uuid.UUID:
+    """Store `path`, create its job and start its flow run on the served deployment."""
+    settings = get_settings()
+    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
+    with session_scope() as session:
+        job_id = create_job(
+            session,
+            stored=stored,
+            filename=path.name,
+            source=JobSource.UPLOAD,
+            options=JobOptions(batch_size=int(FAST_RECOVERY["IMPORTER_BATCH_SIZE"])),
+        ).id
+
+    async def start() -> None:
+        trigger = PrefectTrigger()
+        try:
+            deadline = time.monotonic() + 120
+            while True:  # the workers register the deployment a few seconds after start
+                try:
+                    await trigger.start_import(job_id, filename=path.name)
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+        finally:
+            await trigger.aclose()
+
+    asyncio.run(start())
+    return job_id
+
+
+def job_row(job_id: uuid.UUID) -> ImportJob:
+    """The job as stored now."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        return job
+
+
+def wait_until(job_id: uuid.UUID, check: Any, timeout: float = 180, what: str = "") -> ImportJob:
+    """Poll the job row until `check(job)` holds."""
+    deadline = time.monotonic() + timeout
+    while not check(job := job_row(job_id)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what or 'condition'} not reached in {timeout} s: {vars(job)}")
+        time.sleep(0.05)
+    return job
+
+
+# A mixed import, and what an uninterrupted run of it ends with (the contract decides it).
+SEEDED, ROWS = 1000, 12_000
+
+
+def seed_items() -> None:
+    """SKUs K-000000..K-000999 stored before the import."""
+    with session_scope() as session:
+        session.add_all(
+            Item(sku=f"K-{i:06d}", name=f"Item {i}", price=Decimal(2), quantity=i)
+            for i in range(SEEDED)
+        )
+
+
+def write_mixed(path: Path) -> Path:
+    """500 unchanged, 500 updated, 11,000 new and 2 invalid rows."""
+    rows: list[list[Any]] = [["SKU", "Name", "Price", "Qty"]]
+    for i in range(ROWS):
+        rows.append([f"K-{i:06d}", f"Item {i}", 2.0 if i < 500 else 3.0, i])
+        if i == 5000:
+            rows += [["K-BAD", "Bad price", "abc", 1], ["K-000007", "Twice", 1, 1]]
+    return write_xlsx(path, rows)
+
+
+EXPECTED_COUNTS = {
+    "status": "completed",
+    "total_rows": ROWS + 2,
+    "processed_rows": ROWS + 2,
+    "created": ROWS - SEEDED,
+    "updated": 500,
+    "unchanged": 500,
+    "failed": 2,
+}
+
+
+def counts(job: ImportJob) -> dict[str, Any]:
+    """The job's outcome as a user reads it."""
+    return {
+        k: (str(getattr(job, k)) if k == "status" else getattr(job, k)) for k in EXPECTED_COUNTS
+    }
+
+
+def expected_items() -> dict[str, tuple[Any, ...]]:
+    """The item table after an uninterrupted import of `write_mixed`."""
+    return {
+        f"K-{i:06d}": (f"Item {i}", Decimal(2) if i < 500 else Decimal(3), i) for i in range(ROWS)
+    }
+
+
+def stored_items() -> dict[str, tuple[Any, ...]]:
+    """The item table now."""
+    with session_scope(write=False) as session:
+        rows = session.execute(select(Item.sku, Item.name, Item.price, Item.quantity)).all()
+    return {sku: (name, Decimal(price).quantize(Decimal(1)), qty) for sku, name, price, qty in rows}
