@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     parse_timeout_s: float = Field(default=300.0, gt=0)
     parse_memory_mib: int = Field(default=4096, ge=64)
 
+    api_keys: str | None = Field(
+        default=None,
+        description="Comma-separated API keys; when set, the API (all but health) needs"
+        " `Authorization: Bearer KEY`.",
+    )
+
     prefect_ui_url: str | None = Field(
         default=None,
         description="Base URL of the Prefect UI for flow run links; default: Prefect's own"
@@ -82,6 +88,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'importer.db').resolve()}"
+
+    def accepted_api_keys(self) -> tuple[str, ...]:
+        """The API keys (blank entries dropped); empty when the API is open."""
+        return tuple(key.strip() for key in (self.api_keys or "").split(",") if key.strip())
 
     def resolved_storage_url(self) -> str:
         """The storage location, defaulting to `files/` under the data dir."""

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, Request, Security, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
+from api.auth import ApiKeyAuth, bearer_scheme
 from api.deps import get_trigger
 from api.limits import BodySizeLimit
 from api.routes import errors, events, health, imports, page
+from api.schemas import ErrorOut
 from api.services.jobs import InvalidCursor, JobConflict, JobNotFound
 from db.migrate import upgrade_database
 from deployments.trigger import PrefectTrigger
@@ -20,6 +26,10 @@ from settings import get_settings
 
 API_PREFIX = "/api"
 UNEXPECTED = "the server hit an unexpected error; try again, and report it if it persists"
+UNREADABLE_BODY = (
+    "the request body could not be read as a multipart form; send the file as the form field"
+    " 'file' of a multipart/form-data body"
+)
 
 
 @asynccontextmanager
@@ -42,13 +52,24 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     app.add_middleware(BodySizeLimit)
-    for module in (imports, errors, events, health):
-        app.include_router(module.router, prefix=API_PREFIX)
+    # Added last, so it runs first: a request without a key is refused before its body is read.
+    app.add_middleware(ApiKeyAuth)
+    # The schema declares the key only where the service asks for one.
+    keyed: dict[str, Any] = {}
+    if get_settings().accepted_api_keys():
+        keyed = {
+            "dependencies": [Security(bearer_scheme)],
+            "responses": {401: {"model": ErrorOut, "description": "No valid API key."}},
+        }
+    for module in (imports, errors, events):
+        app.include_router(module.router, prefix=API_PREFIX, **keyed)
+    app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(page.router)
     app.add_exception_handler(JobNotFound, _answer(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(JobConflict, _answer(status.HTTP_409_CONFLICT))
     app.add_exception_handler(InvalidCursor, _answer(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     return app
 
@@ -73,6 +94,15 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     message = message[:1].lower() + message[1:]
     detail = f"{where or 'the request'} is not valid: {message}"
     return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's answer, except that a body it could not parse (400) is said as a sentence."""
+    assert isinstance(exc, StarletteHTTPException)
+    # The only 400s come from reading a malformed form ("Invalid multipart data.").
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:
+        return JSONResponse({"detail": UNREADABLE_BODY}, status.HTTP_400_BAD_REQUEST)
+    return await http_exception_handler(request, exc)
 
 
 async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:

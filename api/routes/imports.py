@@ -39,6 +39,7 @@ JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportAccepted,
     responses={
+        400: {"model": ErrorOut, "description": "The body is not a readable multipart form."},
         409: {"model": DuplicateOut},
         413: {"model": ErrorOut},
         415: {"model": ErrorOut},
@@ -51,7 +52,11 @@ async def upload_import(
     settings: SettingsDep,
     trigger: TriggerDep,
     file: Annotated[UploadFile, File(description="The spreadsheet or CSV file.")],
-    sheet: Annotated[str | None, Form(max_length=255, description="Name or 0-based index.")] = None,
+    sheet: Annotated[
+        str | None,
+        # No control characters: no sheet has them, and PostgreSQL text cannot hold NUL.
+        Form(max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$", description="Name or 0-based index."),
+    ] = None,
     on_error: Annotated[OnError, Form()] = OnError.SKIP,
     dry_run: Annotated[bool, Form()] = False,
     force: Annotated[bool, Form(description="Import even if the same import runs.")] = False,
@@ -111,10 +116,18 @@ def import_history(
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     source: JobSource | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[A-Za-z0-9_-]*$",
+            description="`next_cursor` of the previous page; empty or absent: the first page.",
+        ),
+    ] = None,
 ) -> JobPage:
     """Import jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    page = list_history(session, limit=limit, cursor=cursor, status=status_, source=source)
+    # `?cursor=` is what a client sends for "no cursor" as often as it leaves it out.
+    page = list_history(session, limit=limit, cursor=cursor or None, status=status_, source=source)
     return JobPage(items=[job_out(j) for j in page.jobs], next_cursor=page.next_cursor)
 
 

@@ -1,5 +1,7 @@
 // The HTTP API as the page uses it: paths relative to the page, answers as {ok, status, data}.
 
+import { noteStatus, withKey } from "./auth.js";
+
 const BASE = "api/excel";
 
 /** A URL of the service, relative to the page so it holds behind a path prefix. */
@@ -15,6 +17,7 @@ export const jobPath = (jobId, what) => `import/${encodeURIComponent(jobId)}/${w
 
 /** The one sentence a refused request carries (`detail`), or one of ours when there is none. */
 export function describeAnswer(status, data) {
+  if (status === 401) return "The service needs an API key: enter it above, then try again.";
   if (data && typeof data.detail === "string" && data.detail) return sentence(data.detail);
   if (status === 0) return "The server could not be reached; check the connection and try again.";
   if (status >= 500) return `The server failed to answer (HTTP ${status}); try again in a moment.`;
@@ -34,12 +37,13 @@ export async function requestJson(method, path, params = {}) {
   try {
     response = await fetch(apiUrl(path, params), {
       method,
-      headers: { Accept: "application/json" },
+      headers: withKey({ Accept: "application/json" }),
       cache: "no-store",
     });
   } catch {
     return { ok: false, status: 0, data: null };
   }
+  noteStatus(response.status);
   let data = null;
   try {
     data = await response.json();
@@ -57,12 +61,15 @@ export function uploadImport(formData, onProgress) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", apiUrl("import"));
-    xhr.setRequestHeader("Accept", "application/json");
+    for (const [name, value] of Object.entries(withKey({ Accept: "application/json" }))) {
+      xhr.setRequestHeader(name, value);
+    }
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded, event.total);
     });
     xhr.addEventListener("load", () => {
+      noteStatus(xhr.status);
       resolve({ ok: xhr.status >= 200 && xhr.status < 300, status: xhr.status, data: xhr.response });
     });
     const failed = () => resolve({ ok: false, status: 0, data: null });
@@ -71,4 +78,45 @@ export function uploadImport(formData, onProgress) {
     xhr.addEventListener("timeout", failed);
     xhr.send(formData);
   });
+}
+
+/**
+ * GET a streamed answer with the key (EventSource cannot send headers); resolves to the
+ * Response, or null when the connection failed. `signal` aborts it.
+ */
+export async function openStream(path, signal) {
+  try {
+    const response = await fetch(apiUrl(path), {
+      headers: withKey({ Accept: "text/event-stream" }),
+      cache: "no-store",
+      signal,
+    });
+    noteStatus(response.status);
+    return response;
+  } catch {
+    return null;
+  }
+}
+
+/** GET a file with the key and hand it to the browser as a download named `filename`. */
+export async function downloadFile(path, filename) {
+  let response;
+  try {
+    response = await fetch(apiUrl(path), { headers: withKey(), cache: "no-store" });
+  } catch {
+    return { ok: false, status: 0, data: null };
+  }
+  noteStatus(response.status);
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    return { ok: false, status: response.status, data };
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The browser has taken the file once the click is handled; free the memory after that.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return { ok: true, status: response.status, data: null };
 }

@@ -1,6 +1,7 @@
 // The job's row errors: a paged table read from `/errors`, and the link to `/errors.csv`.
 
-import { apiUrl, describeAnswer, jobPath, requestJson } from "./api.js";
+import { apiUrl, describeAnswer, downloadFile, jobPath, requestJson } from "./api.js";
+import { apiKey } from "./auth.js";
 import { byId, el, replaceChildren, setText, show } from "./dom.js";
 import { formatCount } from "./format.js";
 
@@ -46,6 +47,13 @@ export function createErrorTable() {
 
   prev.addEventListener("click", () => showPage(Math.max(offset - PAGE_SIZE, 0)));
   next.addEventListener("click", () => showPage(offset + PAGE_SIZE));
+  // A plain link cannot send the API key; with a key, the file is fetched and then saved.
+  csv.addEventListener("click", async (event) => {
+    if (!apiKey() || !jobId) return;
+    event.preventDefault();
+    const answer = await downloadFile(jobPath(jobId, "errors.csv"), `import-${jobId}-errors.csv`);
+    if (!answer.ok) replaceChildren(body, messageRow(describeAnswer(answer.status, answer.data)));
+  });
 
   return {
     load(id) {

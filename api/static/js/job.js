@@ -10,6 +10,7 @@ const CONNECTION_NOTES = {
   live: "",
   polling: "Live updates stopped; checking the progress every 2 seconds instead.",
   lost: "The server is not answering; trying again every 2 seconds.",
+  key: "Enter the API key above to follow this import.",
 };
 
 /** The job card; `onChange(job, {statusChanged})` hears every update of the followed job. */
@@ -112,6 +113,10 @@ export function createJobView({ onChange }) {
       show(retryButton, false);
       show(prefectLink, false);
       show(card, false);
+    },
+    /** Follow the open job again (after an API key was entered). */
+    refollow() {
+      if (jobId) follow();
     },
     get jobId() {
       return jobId;

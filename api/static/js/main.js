@@ -3,6 +3,7 @@
 import { byId, notify } from "./dom.js";
 import { createHistory } from "./history.js";
 import { createJobView } from "./job.js";
+import { setUpKeyForm } from "./key.js";
 import { setUpUpload } from "./upload.js";
 
 const JOB_ID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
@@ -17,6 +18,15 @@ const jobView = createJobView({
       historyRefreshedAt = performance.now();
       history.refresh();
     }
+  },
+});
+
+// A key entered after a 401 repeats what the page had asked for.
+setUpKeyForm({
+  onSaved: () => {
+    notify(byId("upload-message"), "");
+    history.refresh();
+    jobView.refollow();
   },
 });
 

@@ -1,0 +1,103 @@
+"""Optional API keys: with `IMPORTER_API_KEYS` set, `/api/*` (but health) needs a Bearer key.
+
+The check is ASGI middleware, not a route dependency, so it runs before anything reads the
+request body: a client without a key cannot make the service spool an upload to disk. The
+page shell, its static files and the API docs stay open, so a browser can load the page and
+ask for a key; none of them holds data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from fastapi.security import HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from settings import get_settings
+
+PROTECTED_PREFIX = "/api/"
+OPEN_PATHS = frozenset({"/api/health"})
+MISSING_KEY = "this service needs an API key; send it as the header 'Authorization: Bearer KEY'"
+WRONG_KEY = "the API key is not valid; check it, or ask the service's operator for one"
+
+# Documents the scheme in OpenAPI (and gives /docs its "Authorize" button); the middleware
+# below is what enforces it.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An API key from `IMPORTER_API_KEYS`, needed when that setting is set.",
+)
+
+
+def key_matches(given: str, accepted: tuple[str, ...]) -> bool:
+    """True when `given` is one of `accepted`, compared in time independent of their content."""
+    # Hashing first makes every comparison one of equal lengths; every key is compared, so
+    # the time does not tell which key came closest either.
+    digest = hashlib.sha256(given.encode()).digest()
+    found = False
+    for key in accepted:
+        found |= hmac.compare_digest(digest, hashlib.sha256(key.encode()).digest())
+    return found
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, or None when there is none."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def needs_key(scope: Scope) -> bool:
+    """Whether this request's path is one the keys protect."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path.startswith(PROTECTED_PREFIX) and path.rstrip("/") not in OPEN_PATHS
+
+
+class ApiKeyAuth:
+    """ASGI middleware answering 401 to a protected request without an accepted key."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or refuse it before its body is read."""
+        accepted = get_settings().accepted_api_keys()
+        if scope["type"] != "http" or not accepted or not needs_key(scope):
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(scope.get("headers", []))
+        if token is not None and key_matches(token, accepted):
+            await self.app(scope, receive, send)
+            return
+        await _refuse(send, wrong=token is not None, unread_body=_has_body(scope))
+
+
+def _has_body(scope: Scope) -> bool:
+    return any(
+        name in (b"content-length", b"transfer-encoding") and value not in (b"0", b"")
+        for name, value in scope.get("headers", [])
+    )
+
+
+async def _refuse(send: Send, *, wrong: bool, unread_body: bool) -> None:
+    body = json.dumps({"detail": WRONG_KEY if wrong else MISSING_KEY}).encode()
+    challenge = b'Bearer error="invalid_token"' if wrong else b"Bearer"
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", challenge),
+        (b"cache-control", b"no-store"),
+    ]
+    if unread_body:
+        # The body is never read; closing beats reading (and discarding) it to keep alive.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
