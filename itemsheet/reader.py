@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import io
 import re
 from dataclasses import dataclass
@@ -105,7 +107,24 @@ def _load(reader: fastexcel.ExcelReader, index: int) -> fastexcel.ExcelSheet:
         raise _reader_failure(exc) from exc
 
 
+def release_free_memory() -> None:
+    """Hand memory the C heap holds but no longer uses back to the system (glibc only).
+
+    The parser frees its cell store after a read, but glibc keeps the pages; polars
+    allocates from its own heap and cannot reuse them, so without this a 1M-row sheet
+    holds ~350 MB more than it needs while it is validated.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _read_workbook(data: bytes, sheet: str | None, *, error_cells: bool) -> Grid:
+    grid = _read_sheet(data, sheet, error_cells=error_cells)
+    release_free_memory()
+    return grid
+
+
+def _read_sheet(data: bytes, sheet: str | None, *, error_cells: bool) -> Grid:
     reader = _open_workbook(data)
     index, loaded = _resolve_sheet(reader, sheet)
     try:

@@ -2,7 +2,8 @@
 
 Each test builds its files in `tmp_path`, runs the CLI as a subprocess with a fresh
 `IMPORTER_DATA_DIR`, reads the JSON report on the last line of stdout and looks at the
-`item` table of the SQLite database, as a user would.
+`item` table of the SQLite database, as a user would. The rules about writing run on a
+real PostgreSQL too (`@BOTH_DATABASES`), where the batch merge is a different statement.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -218,10 +220,53 @@ def run_importer_in_process(
     return run
 
 
+def _upgrade(url: str) -> None:
+    from db.migrate import upgrade_database
+    from db.session import reset_engines
+    from settings import get_settings
+
+    saved = os.environ.get("IMPORTER_DATABASE_URL")
+    os.environ["IMPORTER_DATABASE_URL"] = url
+    try:
+        get_settings.cache_clear()
+        reset_engines()
+        upgrade_database(url)
+    finally:
+        if saved is None:
+            os.environ.pop("IMPORTER_DATABASE_URL")
+        else:
+            os.environ["IMPORTER_DATABASE_URL"] = saved
+        get_settings.cache_clear()
+        reset_engines()
+
+
+# Which database a data dir's imports go to, when it is not the embedded SQLite.
+_DATABASE_URLS: dict[Path, str] = {}
+
+BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def importer(data_dir: Path, prefect_env: dict[str, str]) -> Importer:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database imports write to: SQLite unless a test is marked `@BOTH_DATABASES`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def importer(
+    data_dir: Path, prefect_env: dict[str, str], backend: str, request: pytest.FixtureRequest
+) -> Iterator[Importer]:
     """`importer(file, *args, env=..., process=False)` runs the CLI against this test's
     data dir: in this process, or with `process=True` as a real `importer` process."""
+    database: dict[str, str] = {}
+    if backend == "postgresql":
+        from tests import postgres
+
+        server = request.getfixturevalue("postgres_server")
+        url = postgres.create_database(server, f"contract_{uuid.uuid4().hex[:16]}")
+        _upgrade(url)  # as `importer db upgrade` does before a PostgreSQL is used
+        database = {"IMPORTER_DATABASE_URL": url}
+        _DATABASE_URLS[data_dir] = url
 
     def run(
         file: Path,
@@ -230,11 +275,13 @@ def importer(data_dir: Path, prefect_env: dict[str, str]) -> Importer:
         process: bool = False,
         **kwargs: Any,
     ) -> Run:
+        merged = {**database, **(env or {})}
         if process:
-            return run_importer(file, data_dir, *args, env={**prefect_env, **(env or {})}, **kwargs)
-        return run_importer_in_process(file, data_dir, *args, env=env)
+            return run_importer(file, data_dir, *args, env={**prefect_env, **merged}, **kwargs)
+        return run_importer_in_process(file, data_dir, *args, env=merged)
 
-    return run
+    yield run
+    _DATABASE_URLS.pop(data_dir, None)
 
 
 # --- reading the database ------------------------------------------------------------------
@@ -242,6 +289,8 @@ def importer(data_dir: Path, prefect_env: dict[str, str]) -> Importer:
 
 def raw_items(data_dir: Path) -> dict[str, dict[str, Any]]:
     """Every stored item row by SKU, all columns, exactly as stored."""
+    if data_dir in _DATABASE_URLS:
+        return _postgres_items(_DATABASE_URLS[data_dir])
     db = data_dir / "importer.db"
     if not db.exists():
         return {}
@@ -254,6 +303,19 @@ def raw_items(data_dir: Path) -> dict[str, dict[str, Any]]:
             return {}
     finally:
         con.close()
+    return {row["sku"]: dict(row) for row in rows}
+
+
+def _postgres_items(url: str) -> dict[str, dict[str, Any]]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, row_factory=dict_row) as con:
+        try:
+            rows = con.execute("SELECT * FROM item").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return {}
     return {row["sku"]: dict(row) for row in rows}
 
 
@@ -923,6 +985,7 @@ def test_numbers_in_text_columns_become_text_without_fraction_or_exponent(
 
 
 @pytest.mark.parametrize("fmt", ["csv-semicolon"])
+@BOTH_DATABASES
 def test_csv_text_is_kept_as_written(
     fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -970,6 +1033,7 @@ def test_dates_in_text_columns_become_iso_text(
 
 
 @pytest.mark.parametrize("fmt", XLSX_AND_CSV)
+@BOTH_DATABASES
 def test_text_is_trimmed_and_whitespace_only_counts_as_empty(
     fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1271,6 +1335,7 @@ def test_error_report_is_capped_at_100_records_but_counts_every_failed_row(
 
 
 @pytest.mark.parametrize("fmt", ["xlsx", "ods", "csv-comma"])
+@BOTH_DATABASES
 def test_reimport_of_the_same_file_reports_all_unchanged_and_writes_nothing(
     fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1282,6 +1347,7 @@ def test_reimport_of_the_same_file_reports_all_unchanged_and_writes_nothing(
     assert raw_items(data_dir) == before  # updated_at included: nothing was written
 
 
+@BOTH_DATABASES
 def test_equal_values_written_differently_are_unchanged(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1303,6 +1369,7 @@ def test_equal_values_written_differently_are_unchanged(
     assert raw_items(data_dir) == before
 
 
+@BOTH_DATABASES
 def test_changed_rows_are_updated_and_the_rest_unchanged(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1320,6 +1387,7 @@ def test_changed_rows_are_updated_and_the_rest_unchanged(
     assert set(after) == {"A-001", "A-002", "A-003", "A-004"}
 
 
+@BOTH_DATABASES
 def test_absent_columns_leave_stored_values_untouched(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1341,6 +1409,7 @@ def test_absent_columns_leave_stored_values_untouched(
 
 
 @pytest.mark.parametrize("fmt", ["csv-comma"])
+@BOTH_DATABASES
 def test_empty_cell_in_a_present_optional_column_clears_the_stored_value(
     fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1358,6 +1427,7 @@ def test_empty_cell_in_a_present_optional_column_clears_the_stored_value(
     assert stored["A-003"] == EXPECTED["A-003"]
 
 
+@BOTH_DATABASES
 def test_items_not_in_the_sheet_are_never_changed_or_deleted(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1371,6 +1441,7 @@ def test_items_not_in_the_sheet_are_never_changed_or_deleted(
     assert after["A-002"]["name"] == "Renamed"
 
 
+@BOTH_DATABASES
 def test_key_is_the_trimmed_case_sensitive_sku(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1393,6 +1464,7 @@ MIXED = [
 
 
 @pytest.mark.parametrize("args", [()], ids=["default"])
+@BOTH_DATABASES
 def test_on_error_skip_writes_valid_rows_and_reports_invalid_ones(
     args: tuple[str, ...], tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1418,6 +1490,7 @@ def test_on_error_abort_writes_nothing_and_fails_with_the_full_report(
     assert items(data_dir) == {}
 
 
+@BOTH_DATABASES
 def test_on_error_abort_leaves_existing_items_untouched(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1453,6 +1526,7 @@ def test_dry_run_reports_counts_and_errors_but_writes_nothing(
     assert items(data_dir) == {}
 
 
+@BOTH_DATABASES
 def test_dry_run_against_stored_items_reports_updates_without_applying_them(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1495,6 +1569,7 @@ SEVEN_STORED = {
 @pytest.mark.parametrize(
     ("fmt", "batch"), [("xlsx", None), ("xlsx", "2"), ("csv-comma", "1"), ("csv-comma", "3")]
 )
+@BOTH_DATABASES
 def test_batch_size_does_not_change_the_outcome(
     fmt: str, batch: str | None, tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1522,6 +1597,7 @@ def test_abort_writes_no_batch_even_when_only_the_last_batch_is_invalid(
 
 
 @pytest.mark.parametrize("batch", ["2"])
+@BOTH_DATABASES
 def test_reimport_in_small_batches_is_all_unchanged(
     batch: str, tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1532,6 +1608,7 @@ def test_reimport_in_small_batches_is_all_unchanged(
     assert raw_items(data_dir) == before
 
 
+@BOTH_DATABASES
 def test_two_imports_at_once_into_one_database_both_complete(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
@@ -1572,6 +1649,7 @@ def _many_rows(n: int, prefix: str = "K") -> list[list[Any]]:
     ]
 
 
+@BOTH_DATABASES
 def test_larger_file_in_batches_imports_every_row(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
