@@ -122,7 +122,9 @@ def quantiles_ms(values: list[float]) -> dict[str, float]:
 async def poll_progress(api: str, job_ids: list[str]) -> list[float]:
     """`POLLERS` clients asking for a job's progress back to back for `POLL_FOR_S`."""
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=POLLERS)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout could close one
+    # as it is reused (a failed read httpx reports, where a browser retries unseen).
+    limits = httpx.Limits(max_connections=POLLERS, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=api, timeout=60, limits=limits) as client:
         until = time.monotonic() + POLL_FOR_S
 
