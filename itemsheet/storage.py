@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -60,7 +61,9 @@ def store_stream(stream: BinaryIO, base_url: str, *, max_bytes: int) -> StoredFi
         if not fs.exists(path):
             fs.makedirs(fs._parent(path), exist_ok=True)
             spool.seek(0)
-            partial = f"{path}.partial"
+            # A name of its own: the same file uploaded twice at once is written twice,
+            # and each writer moves only its own copy into place (same bytes either way).
+            partial = f"{path}.{uuid.uuid4().hex}.partial"
             with fs.open(partial, "wb") as out:
                 shutil.copyfileobj(spool, out, _CHUNK)
             fs.mv(partial, path)
