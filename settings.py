@@ -30,7 +30,7 @@ class Settings(BaseSettings):
         description="Where uploads are kept: a path or fsspec URL; default: `files/` in data_dir.",
     )
     batch_size: int = Field(
-        default=5000, ge=1, le=1_000_000, description="Rows per committed batch."
+        default=10_000, ge=1, le=1_000_000, description="Rows per committed batch."
     )
 
     # Limits on what a file may be or expand to.

@@ -31,7 +31,7 @@ class JobOptions:
     sheet: str | None = None
     on_error: OnError = OnError.SKIP
     dry_run: bool = False
-    batch_size: int = 5000
+    batch_size: int = 10_000
 
 
 @dataclass(frozen=True)
