@@ -1608,7 +1608,7 @@ def test_reimport_in_small_batches_is_all_unchanged(
     assert raw_items(data_dir) == before
 
 
-@BOTH_DATABASES
+# On PostgreSQL: tests/flows/test_faults.py (concurrent imports of shared SKUs).
 def test_two_imports_at_once_into_one_database_both_complete(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:

@@ -8,10 +8,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -37,10 +38,17 @@ class RunningStack:
 
 
 @contextmanager
-def running_stack(data_dir: Path, **settings: str) -> Iterator[RunningStack]:
-    """`importer up` with its own Prefect server; stopped with SIGINT like Ctrl-C."""
+def running_stack(
+    data_dir: Path, *, extra_env: Mapping[str, str] | None = None, **settings: str
+) -> Iterator[RunningStack]:
+    """`importer up` with its own Prefect server; stopped with SIGINT like Ctrl-C.
+
+    The stack sees none of this process's PREFECT_* and IMPORTER_* variables, only
+    `settings` (as IMPORTER_<NAME>) and `extra_env`.
+    """
     port, prefect_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
+    env |= dict(extra_env or {})
     env |= {
         "IMPORTER_DATA_DIR": str(data_dir),
         "IMPORTER_PORT": str(port),
@@ -89,3 +97,20 @@ def wait_for(client: httpx.Client, job_id: str, statuses: set[str], timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
         time.sleep(0.2)
+
+
+def final_flow_run(prefect_api: str, flow_run_id: str, timeout: float = 60) -> Any:
+    """The Prefect flow run once it reached a final state (or as it is at `timeout`).
+
+    A job ends inside its run; Prefect records the run's final state only after the flow
+    function returns, a moment later.
+    """
+    from prefect.client.orchestration import SyncPrefectClient
+
+    deadline = time.monotonic() + timeout
+    with SyncPrefectClient(prefect_api) as prefect:
+        run = prefect.read_flow_run(flow_run_id)  # type: ignore[arg-type]
+        while not (run.state and run.state.is_final()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            run = prefect.read_flow_run(flow_run_id)  # type: ignore[arg-type]
+    return run

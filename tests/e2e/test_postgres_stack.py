@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import pytest
 
 from tests import postgres
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import READY_TIMEOUT_S, ROOT, RunningStack, free_port, wait_for
+from tests.e2e.stack import ROOT, RunningStack, final_flow_run, running_stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -32,52 +30,6 @@ BAD_ROWS = (0, 1234)
 POLLERS = 50
 POLL_FOR_S = 15.0
 REPORT = ROOT / "test-output" / "postgres-stack.json"
-
-
-@contextmanager
-def stack_on(data_dir: Path, env: dict[str, str]) -> Iterator[RunningStack]:
-    """`importer up` with exactly `env` on top of a clean environment (PREFECT_* included)."""
-    port, prefect_port = free_port(), free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
-    env = (
-        base
-        | env
-        | {
-            "IMPORTER_DATA_DIR": str(data_dir),
-            "IMPORTER_PORT": str(port),
-            "IMPORTER_PREFECT_PORT": str(prefect_port),
-        }
-    )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir.parent / "stack.log"
-    migrate = [sys.executable, "-m", "cli.main", "db", "upgrade"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "up"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while b"ready" not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"importer up did not start:\n{log.read_text()[-4000:]}")
-            time.sleep(0.5)
-        prefect_api = f"http://127.0.0.1:{prefect_port}/api"
-        yield RunningStack(f"http://127.0.0.1:{port}", prefect_api, data_dir, log, env)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +50,11 @@ def stack(
         "IMPORTER_DATABASE_URL": items_url,
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": prefect_url,
     }
-    with stack_on(tmp_path_factory.mktemp("pg-stack") / "var", env) as running:
+    # As on a real server: the schema is created with `importer db upgrade` first.
+    migrate = [sys.executable, "-m", "cli.main", "db", "upgrade"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
+    subprocess.run(migrate, cwd=ROOT, env=clean | env, check=True, capture_output=True)
+    with running_stack(tmp_path_factory.mktemp("pg-stack") / "var", extra_env=env) as running:
         yield running
 
 
@@ -196,10 +152,7 @@ def test_up_on_postgresql_imports_into_postgresql_and_prefect_records_the_runs_t
     assert not (stack.data_dir / "importer.db").exists()
 
     # Prefect's server answers for the runs, and keeps them in its PostgreSQL database.
-    from prefect.client.orchestration import SyncPrefectClient
-
-    with SyncPrefectClient(stack.prefect_api) as prefect:
-        runs = [prefect.read_flow_run(job["flow_run_id"]) for job in jobs]
+    runs = [final_flow_run(stack.prefect_api, job["flow_run_id"]) for job in jobs]
     assert [run.name for run in runs] == [f"import {path.name}" for path in paths]
     assert all(run.state is not None and run.state.is_completed() for run in runs)
     with psycopg.connect(libpq(prefect_url)) as db:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import RunningStack, running_stack, wait_for
+from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +69,9 @@ def test_upload_is_imported_by_a_prefect_run_and_progress_reaches_completed(
     assert seen == sorted(seen)
     assert job["flow_run_id"] and job["flow_run_url"]
     assert len(items(stack)) >= ROWS
-    from prefect.client.orchestration import SyncPrefectClient
-
-    with SyncPrefectClient(stack.prefect_api) as prefect:
-        run = prefect.read_flow_run(job["flow_run_id"])
+    run = final_flow_run(stack.prefect_api, job["flow_run_id"])
     assert run.name == "import first.xlsx"
-    assert run.state is not None and run.state.is_completed()
+    assert run.state is not None and run.state.is_completed(), run.state
 
 
 def test_events_stream_progress_and_end_with_the_final_state(
