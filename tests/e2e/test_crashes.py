@@ -7,9 +7,7 @@ an import and checks that the job still ends exactly as an uninterrupted import 
 from __future__ import annotations
 
 import os
-import random
 import signal
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from tests.e2e.workers import (
     counts,
     expected_items,
     flow_run_process,
+    freeze_between_transactions,
     job_row,
     parent_of,
     queue_import,
@@ -104,32 +103,12 @@ def test_sigterm_to_the_worker_is_no_user_cancel_and_the_job_resumes_elsewhere(
     assert seen <= {"processing"}
 
 
-def _freeze_between_transactions(pid: int, database: Path) -> None:
-    """SIGSTOP `pid` at a moment it holds no write transaction.
-
-    A process frozen inside one would hold SQLite's write lock (or, on PostgreSQL, its row
-    locks) and stall everyone; what this test is about is a process that sleeps between
-    batches (a pause, a partition) and wakes up after its job moved on.
-    """
-    for _ in range(200):
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            with sqlite3.connect(database, timeout=0.3, isolation_level=None) as probe:
-                probe.execute("BEGIN IMMEDIATE")
-                probe.execute("ROLLBACK")
-            return
-        except sqlite3.OperationalError:  # frozen mid-transaction: let it finish, try again
-            os.kill(pid, signal.SIGCONT)
-            time.sleep(0.02 + random.random() * 0.05)
-    raise AssertionError("could not freeze the run between two transactions")
-
-
 def test_a_frozen_attempt_that_wakes_after_its_resume_writes_nothing(
     workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     job_id, pid = _interrupt_mid_import(tmp_path)
     old_run = job_row(job_id).flow_run_id
-    _freeze_between_transactions(pid, importer_env / "importer.db")
+    freeze_between_transactions(pid, importer_env / "importer.db")
     try:
         resumed = wait_until(
             job_id,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -131,6 +133,26 @@ def flow_run_process(flow_run_id: uuid.UUID, timeout: float = 60) -> int:
                 continue
         time.sleep(0.1)
     raise AssertionError(f"no process runs flow run {flow_run_id}")
+
+
+def freeze_between_transactions(pid: int, database: Path) -> None:
+    """SIGSTOP `pid` at a moment it holds no write transaction.
+
+    A process frozen inside one would hold SQLite's write lock (or, on PostgreSQL, its row
+    locks) and stall everyone; what this test is about is a process that sleeps between
+    batches (a pause, a partition) and wakes up after its job moved on.
+    """
+    for _ in range(200):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with sqlite3.connect(database, timeout=0.3, isolation_level=None) as probe:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # frozen mid-transaction: let it finish, try again
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.02 + random.random() * 0.05)
+    raise AssertionError("could not freeze the run between two transactions")
 
 
 def parent_of(pid: int) -> int:

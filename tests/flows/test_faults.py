@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from db.migrate import upgrade_database
-from db.models import JobSource
+from db.models import ImportJob, JobSource, JobStatus, utcnow
 from db.session import reset_engines, session_scope
 from flows.import_items import import_items
-from itemsheet.importing import JobOptions, create_job
+from itemsheet.importing import JobOptions, create_job, finish_job
 from itemsheet.storage import store_path
 from settings import get_settings
 from tests import postgres
@@ -186,11 +187,49 @@ def _serial_outcome(first: str) -> tuple[dict[str, tuple[Any, ...]], dict[str, d
     return items, job_counts
 
 
+def _hold_the_writer_turn(path: Path) -> uuid.UUID:
+    """A job that is writing items, as an import already under way would be."""
+    settings = get_settings()
+    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
+    with session_scope() as session:
+        job = create_job(
+            session,
+            stored=stored,
+            filename=path.name,
+            source=JobSource.UPLOAD,
+            options=JobOptions(),
+        )
+        job.status = JobStatus.PROCESSING
+        job.writing_since = utcnow()
+        session.flush()
+        return job.id
+
+
+def _wait_until_both_wait(holder: uuid.UUID, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Until both imports have read their sheet and wait for the writer's turn."""
+    deadline = time.monotonic() + 240
+    while True:
+        with session_scope(write=False) as session:
+            jobs = session.scalars(select(ImportJob).where(ImportJob.id != holder)).all()
+            ready = [j for j in jobs if j.status == JobStatus.PROCESSING and j.total_rows]
+        if len(ready) == 2:
+            return
+        for proc in procs:
+            if proc.poll() is not None:
+                _, err = proc.communicate()
+                raise AssertionError(f"an import ended early: {err.decode()[-3000:]}")
+        assert time.monotonic() < deadline, [(j.status, j.total_rows) for j in jobs]
+        time.sleep(0.1)
+
+
 def test_two_imports_of_the_same_skus_at_once_end_as_if_run_one_after_the_other(
     prefect_server: str, importer_env: Path, tmp_path: Path
 ) -> None:
     files = _concurrent_files(tmp_path)
     env = dict(os.environ) | {"PREFECT_API_URL": prefect_server}
+    # Both imports start while another holds the writer's turn, and compete for it once it
+    # ends: they run at the same time however long each takes to start.
+    holder = _hold_the_writer_turn(files[0])
     procs = [
         subprocess.Popen(
             [
@@ -210,6 +249,14 @@ def test_two_imports_of_the_same_skus_at_once_end_as_if_run_one_after_the_other(
         )
         for path in files
     ]
+    try:
+        _wait_until_both_wait(holder, procs)
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
+    with session_scope() as session:
+        finish_job(session, holder, JobStatus.COMPLETED)
     reports = {}
     for name, proc in zip("ab", procs, strict=True):
         out, err = proc.communicate(timeout=300)
