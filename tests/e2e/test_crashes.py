@@ -46,13 +46,16 @@ def workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
         yield running
 
 
-def _interrupt_mid_import(tmp_path: Path) -> tuple[object, int]:
-    """Queue the mixed import; return (job id, pid of its run) once 300 rows are committed."""
+def _interrupt_mid_import(tmp_path: Path, data_dir: Path) -> tuple[object, int]:
+    """Queue the mixed import; once 300 rows are committed, freeze its run between two
+    batches (so it cannot finish however fast the machine) and return (job id, run pid)."""
     job_id = queue_import(write_mixed(tmp_path / "mixed.xlsx"))
     job = wait_until(job_id, lambda j: j.processed_rows >= 300, what="300 rows committed")
-    assert job.processed_rows < EXPECTED_COUNTS["processed_rows"], "import too fast to interrupt"
     assert job.flow_run_id is not None
-    return job_id, flow_run_process(job.flow_run_id)
+    pid = flow_run_process(job.flow_run_id)
+    freeze_between_transactions(pid, data_dir / "importer.db")
+    assert job_row(job_id).status == "processing", "the import ended before it was frozen"
+    return job_id, pid
 
 
 def _assert_exact(job_id: object, workers: Workers) -> None:
@@ -66,9 +69,9 @@ def _assert_exact(job_id: object, workers: Workers) -> None:
 
 
 def test_kill_9_of_the_run_resumes_after_the_last_batch_with_exact_counts(
-    workers: Workers, tmp_path: Path
+    workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
-    job_id, pid = _interrupt_mid_import(tmp_path)
+    job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     os.kill(pid, signal.SIGKILL)
     _assert_exact(job_id, workers)
     job = job_row(job_id)
@@ -76,9 +79,9 @@ def test_kill_9_of_the_run_resumes_after_the_last_batch_with_exact_counts(
 
 
 def test_kill_9_of_a_whole_worker_is_noticed_by_its_silence_and_resumed(
-    workers: Workers, tmp_path: Path
+    workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
-    job_id, pid = _interrupt_mid_import(tmp_path)
+    job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     worker = parent_of(pid)
     # The machine goes away: the worker (which would report the crash) and its run at once.
     os.kill(worker, signal.SIGKILL)
@@ -88,11 +91,12 @@ def test_kill_9_of_a_whole_worker_is_noticed_by_its_silence_and_resumed(
 
 
 def test_sigterm_to_the_worker_is_no_user_cancel_and_the_job_resumes_elsewhere(
-    workers: Workers, tmp_path: Path
+    workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
-    job_id, pid = _interrupt_mid_import(tmp_path)
+    job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     worker = next(p for p in workers.procs if p.pid == parent_of(pid))
     worker.send_signal(signal.SIGTERM)
+    os.kill(pid, signal.SIGCONT)  # the run goes on until the worker's stop reaches it
     worker.wait(60)
     seen = set()
     while str((job := job_row(job_id)).status) not in {"completed", "failed", "cancelled"}:
@@ -106,9 +110,8 @@ def test_sigterm_to_the_worker_is_no_user_cancel_and_the_job_resumes_elsewhere(
 def test_a_frozen_attempt_that_wakes_after_its_resume_writes_nothing(
     workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
-    job_id, pid = _interrupt_mid_import(tmp_path)
+    job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     old_run = job_row(job_id).flow_run_id
-    freeze_between_transactions(pid, importer_env / "importer.db")
     try:
         resumed = wait_until(
             job_id,
@@ -154,7 +157,7 @@ def test_after_the_last_attempt_the_job_fails_with_a_reason(
 ) -> None:
     seed_items()
     with running_workers(importer_env, prefect_server, count=1, IMPORTER_MAX_ATTEMPTS="1") as w:
-        job_id, pid = _interrupt_mid_import(tmp_path)
+        job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
         os.kill(pid, signal.SIGKILL)
         job = wait_until(job_id, lambda j: str(j.status) == "failed", what=f"failed\n{w.logs()}")
     assert "interrupted 1 time" in (job.error or "") and "retry the job" in (job.error or "")
