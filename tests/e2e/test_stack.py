@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ import pytest
 
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
-from tests.e2e.workers import flow_run_process, freeze_between_transactions
+from tests.e2e.workers import run_held_still
 
 pytestmark = pytest.mark.slow
 
@@ -128,14 +125,8 @@ def test_cancel_mid_import_then_retry_resumes_to_exact_counts(
     ] < 300:
         assert time.monotonic() < deadline, job
         time.sleep(0.05)
-    # Hold the run still between two batches while the user presses cancel, so the import
-    # cannot finish first however fast this machine writes.
-    pid = flow_run_process(uuid.UUID(job["flow_run_url"].rstrip("/").rsplit("/", 1)[1]))
-    freeze_between_transactions(pid, stack.data_dir / "importer.db")
-    try:
+    with run_held_still(stack, job_id):
         assert client.post(f"/api/excel/import/{job_id}/cancel").status_code == 202
-    finally:
-        os.kill(pid, signal.SIGCONT)
     cancelled = wait_for(client, job_id, {"cancelled", "completed", "failed"})
     assert cancelled["status"] == "cancelled", cancelled
     assert 0 < cancelled["processed_rows"] < 20_000

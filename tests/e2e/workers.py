@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from db.models import ImportJob, Item, JobSource
@@ -28,6 +29,7 @@ from itemsheet.importing import JobOptions, create_job
 from itemsheet.storage import store_path
 from settings import get_settings
 from tests.contract.workbooks import write_xlsx
+from tests.e2e.stack import RunningStack
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"completed", "failed", "cancelled"}
@@ -153,6 +155,20 @@ def freeze_between_transactions(pid: int, database: Path) -> None:
             os.kill(pid, signal.SIGCONT)
             time.sleep(0.02 + random.random() * 0.05)
     raise AssertionError("could not freeze the run between two transactions")
+
+
+@contextmanager
+def run_held_still(stack: RunningStack, job_id: str) -> Iterator[None]:
+    """Freeze the run of `job_id` on `stack` between two batches for the block's length, so a
+    user's action in the block lands mid-import however fast this machine writes."""
+    with httpx.Client(base_url=stack.api, timeout=30) as client:
+        url = client.get(f"/api/excel/import/{job_id}/progress").json()["flow_run_url"]
+    pid = flow_run_process(uuid.UUID(url.rstrip("/").rsplit("/", 1)[1]))
+    freeze_between_transactions(pid, stack.data_dir / "importer.db")
+    try:
+        yield
+    finally:
+        _signal(pid, signal.SIGCONT)
 
 
 def parent_of(pid: int) -> int:

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, wait_for
+from tests.e2e.workers import run_held_still
 from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot, watch
 
 pytestmark = pytest.mark.slow
@@ -193,7 +194,7 @@ def test_row_errors_are_paged_in_a_table_and_download_as_csv(page: Page, tmp_pat
 
 
 def test_cancel_from_the_page_stops_a_long_import_and_retry_finishes_it(
-    page: Page, console: Console, tmp_path: Path
+    page: Page, console: Console, stack: RunningStack, tmp_path: Path
 ) -> None:
     path = write_xlsx(tmp_path / "long.xlsx", catalogue("W3", 30_000))
     upload_through_page(page, path)
@@ -215,7 +216,9 @@ def test_cancel_from_the_page_stops_a_long_import_and_retry_finishes_it(
     expect(page.locator("#job-progress-text")).to_have_text(
         re.compile(r"^Processing [1-9][\d,]* / 30,000 items$"), timeout=FINISH_MS
     )
-    page.get_by_role("button", name="Cancel import").click()
+    with run_held_still(stack, job_id), page.expect_response(re.compile(r"/cancel$")) as sent:
+        page.get_by_role("button", name="Cancel import").click()
+    assert sent.value.status == 202
     expect_finished(page, "cancelled")
     text = page.locator("#job-progress-text").inner_text()
     match = re.fullmatch(r"Cancelled at ([\d,]+) / 30,000 items", text)
