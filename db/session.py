@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from settings import get_settings
@@ -52,7 +52,26 @@ def make_engine(url: str, *, write: bool = True) -> Engine:
         else:
             event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW)
+    return create_engine(
+        url,
+        connect_args=_postgres_options(url),
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
+    )
+
+
+def _postgres_options(url: str) -> dict[str, str]:
+    # A process frozen inside a transaction (stopped, swapped out, partitioned) would hold
+    # its job's row lock and the writer's advisory lock until its TCP connection died, so a
+    # resume of its job would wait just as long. The server ends such a session once it has
+    # been idle inside a transaction for as long as a silent import is given.
+    given = make_url(url).query.get("options", "")
+    options = " ".join(given) if isinstance(given, tuple) else given
+    if "idle_in_transaction_session_timeout" in options:
+        return {}  # the operator chose a limit in the URL; theirs wins
+    idle_ms = int(get_settings().stale_after_s * 1000)
+    return {"options": f"{options} -c idle_in_transaction_session_timeout={idle_ms}".strip()}
 
 
 @lru_cache
