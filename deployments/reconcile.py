@@ -18,14 +18,16 @@ from typing import Protocol
 from prefect.client.schemas.objects import StateType
 from prefect.logging import get_logger
 
-from db.models import utcnow
+from db.models import JobStatus, utcnow
 from db.session import session_scope
 from deployments.trigger import PrefectTrigger, TriggerUnavailable
 from itemsheet.recovery import (
     Claim,
     Stalled,
     claim_resume,
+    end_unstarted,
     find_stalled,
+    find_unstarted,
     record_resume_run,
     release_claim,
 )
@@ -35,6 +37,9 @@ from settings import Settings, get_settings
 # stale periods to start before it is taken as lost (a worker killed while starting it).
 QUEUED_GRACE = 5
 WAITING = (StateType.SCHEDULED, StateType.PENDING)
+# A run in one of these has begun (or is about to begin) its import; anything else that
+# leaves a job `pending` is a run that ended, or vanished, before it began.
+UNDER_WAY = (*WAITING, StateType.RUNNING, StateType.CANCELLING, StateType.PAUSED)
 
 logger = get_logger("importer.reconcile")
 
@@ -80,7 +85,38 @@ async def reconcile_once(resumer: Resumer, settings: Settings) -> dict[uuid.UUID
             logger.warning("import job %s is out of attempts; marked failed", job.job_id)
             continue
         await _resume(resumer, job)
+    await _end_unstarted(resumer, stale_before, done)
     return done
+
+
+async def _end_unstarted(
+    resumer: Resumer, quiet_since: datetime, done: dict[uuid.UUID, Claim]
+) -> None:
+    """End `pending` jobs whose run ended or vanished before it began the import.
+
+    A run cancelled in Prefect's UI while it waited, deleted there, or crashed before our
+    flow code ran (no hook to tell us) would otherwise leave its job `pending` for ever.
+    A run still waiting for a worker is left alone: the job starts when a worker frees up.
+    """
+    with session_scope(write=False) as session:
+        unstarted = find_unstarted(session, quiet_since=quiet_since)
+    for job in unstarted:
+        state = await resumer.run_state(job.flow_run_id)
+        if state in UNDER_WAY:
+            continue
+        if state is StateType.CANCELLED:
+            status, claim = JobStatus.CANCELLED, Claim.CANCELLED
+            reason = "its Prefect flow run was cancelled before the import began; retry the job"
+        else:
+            status, claim = JobStatus.FAILED, Claim.FAILED
+            ended = f"ended as {state.value.title()}" if state else "is gone from Prefect"
+            reason = f"its Prefect flow run {ended} before the import began; retry the job"
+        with session_scope() as session:
+            if end_unstarted(
+                session, job.job_id, flow_run_id=job.flow_run_id, status=status, reason=reason
+            ):
+                done[job.job_id] = claim
+                logger.warning("import job %s: %s", job.job_id, reason)
 
 
 def _recently_claimed(job: Stalled, now: datetime, settings: Settings) -> bool:

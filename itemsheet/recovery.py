@@ -27,10 +27,11 @@ WRITER_LOCK = "importer:item-writer"
 
 
 class Claim(StrEnum):
-    """What the reconciler may do with a job that stopped beating."""
+    """What the reconciler did with a job that stopped beating or never began."""
 
     RESUME = "resume"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,44 @@ def find_stalled(session: Session, *, stale_before: datetime) -> list[Stalled]:
         .order_by(ImportJob.created_at)
     ).all()
     return [Stalled(j.id, j.attempt, j.filename, j.flow_run_id, j.heartbeat_at) for j in jobs]
+
+
+@dataclass(frozen=True)
+class Unstarted:
+    """A `pending` job whose flow run was started a while ago and has not begun the import."""
+
+    job_id: uuid.UUID
+    flow_run_id: uuid.UUID
+
+
+def find_unstarted(session: Session, *, quiet_since: datetime) -> list[Unstarted]:
+    """`pending` jobs with a flow run that have not changed since `quiet_since`."""
+    jobs = session.scalars(
+        select(ImportJob)
+        .where(
+            ImportJob.status == JobStatus.PENDING,
+            ImportJob.flow_run_id.is_not(None),
+            ImportJob.updated_at < quiet_since,
+        )
+        .order_by(ImportJob.created_at)
+    ).all()
+    return [Unstarted(j.id, j.flow_run_id) for j in jobs if j.flow_run_id is not None]
+
+
+def end_unstarted(
+    session: Session, job_id: uuid.UUID, *, flow_run_id: uuid.UUID, status: JobStatus, reason: str
+) -> bool:
+    """End a `pending` job whose run `flow_run_id` ended (or vanished) without beginning it.
+
+    False when the job moved on meanwhile: it began, ended, or was given a newer run.
+    """
+    job = get_job(session, job_id, for_update=True)
+    if job is None or job.status != JobStatus.PENDING or job.flow_run_id != flow_run_id:
+        return False
+    job.status = status
+    job.error = reason
+    job.finished_at = utcnow()
+    return True
 
 
 def claim_resume(
