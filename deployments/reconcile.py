@@ -24,10 +24,13 @@ from deployments.trigger import PrefectTrigger, TriggerUnavailable
 from itemsheet.recovery import (
     Claim,
     Stalled,
+    Unstarted,
+    claim_restart,
     claim_resume,
     end_unstarted,
     find_stalled,
     find_unstarted,
+    record_restart_run,
     record_resume_run,
     release_claim,
 )
@@ -85,24 +88,28 @@ async def reconcile_once(resumer: Resumer, settings: Settings) -> dict[uuid.UUID
             logger.warning("import job %s is out of attempts; marked failed", job.job_id)
             continue
         await _resume(resumer, job)
-    await _end_unstarted(resumer, stale_before, done)
+    await _end_unstarted(resumer, settings, stale_before, done)
     return done
 
 
 async def _end_unstarted(
-    resumer: Resumer, quiet_since: datetime, done: dict[uuid.UUID, Claim]
+    resumer: Resumer, settings: Settings, quiet_since: datetime, done: dict[uuid.UUID, Claim]
 ) -> None:
-    """End `pending` jobs whose run ended or vanished before it began the import.
+    """Restart or end `pending` jobs whose run ended or vanished before it began the import.
 
-    A run cancelled in Prefect's UI while it waited, deleted there, or crashed before our
-    flow code ran (no hook to tell us) would otherwise leave its job `pending` for ever.
-    A run still waiting for a worker is left alone: the job starts when a worker frees up.
+    A run that crashed before our flow code ran (its worker stopped while starting it) gets
+    a new run, within the attempts; one cancelled in Prefect's UI while it waited, deleted
+    there, or failed, ends its job with the reason. Either would otherwise leave the job
+    `pending` for ever. A run still waiting for a worker is left alone.
     """
     with session_scope(write=False) as session:
         unstarted = find_unstarted(session, quiet_since=quiet_since)
     for job in unstarted:
         state = await resumer.run_state(job.flow_run_id)
         if state in UNDER_WAY:
+            continue
+        if state is StateType.CRASHED:
+            await _restart(resumer, settings, job, done)
             continue
         if state is StateType.CANCELLED:
             status, claim = JobStatus.CANCELLED, Claim.CANCELLED
@@ -117,6 +124,35 @@ async def _end_unstarted(
             ):
                 done[job.job_id] = claim
                 logger.warning("import job %s: %s", job.job_id, reason)
+
+
+async def _restart(
+    resumer: Resumer, settings: Settings, job: Unstarted, done: dict[uuid.UUID, Claim]
+) -> None:
+    with session_scope() as session:
+        claim = claim_restart(
+            session, job.job_id, flow_run_id=job.flow_run_id, max_attempts=settings.max_attempts
+        )
+    if claim is None:
+        return
+    done[job.job_id] = claim
+    if claim is Claim.FAILED:
+        logger.warning(
+            "import job %s: its run crashed before it began, out of attempts", job.job_id
+        )
+        return
+    run_id: uuid.UUID | None = None
+    try:
+        run_id = await resumer.retry_import(job.job_id, filename=job.filename, attempt=0)
+    except TriggerUnavailable as exc:
+        logger.warning("cannot restart import job %s yet: %s", job.job_id, exc)
+        del done[job.job_id]
+    with session_scope() as session:
+        record_restart_run(session, job.job_id, crashed=job.flow_run_id, flow_run_id=run_id)
+    if run_id is not None:
+        logger.info(
+            "import job %s: its run crashed before it began; new run %s", job.job_id, run_id
+        )
 
 
 def _recently_claimed(job: Stalled, now: datetime, settings: Settings) -> bool:

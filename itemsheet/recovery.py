@@ -107,6 +107,7 @@ class Unstarted:
 
     job_id: uuid.UUID
     flow_run_id: uuid.UUID
+    filename: str
 
 
 def find_unstarted(session: Session, *, quiet_since: datetime) -> list[Unstarted]:
@@ -120,7 +121,7 @@ def find_unstarted(session: Session, *, quiet_since: datetime) -> list[Unstarted
         )
         .order_by(ImportJob.created_at)
     ).all()
-    return [Unstarted(j.id, j.flow_run_id) for j in jobs if j.flow_run_id is not None]
+    return [Unstarted(j.id, j.flow_run_id, j.filename) for j in jobs if j.flow_run_id is not None]
 
 
 def end_unstarted(
@@ -137,6 +138,45 @@ def end_unstarted(
     job.error = reason
     job.finished_at = utcnow()
     return True
+
+
+def claim_restart(
+    session: Session, job_id: uuid.UUID, *, flow_run_id: uuid.UUID, max_attempts: int
+) -> Claim | None:
+    """Claim a new run for a `pending` job whose run `flow_run_id` crashed before it began.
+
+    Such a crash (its worker stopped while starting it, the process failed to start) costs
+    an attempt like an interrupted import; out of attempts the job is failed. None when the
+    job moved on meanwhile.
+    """
+    job = get_job(session, job_id, for_update=True)
+    if job is None or job.status != JobStatus.PENDING or job.flow_run_id != flow_run_id:
+        return None
+    runs = 1 + job.resumes
+    if runs >= max_attempts:
+        job.status = JobStatus.FAILED
+        job.error = (
+            f"its Prefect flow run crashed {runs} time(s) before the import began"
+            " (worker stopped or process failed to start); retry the job"
+        )
+        job.finished_at = utcnow()
+        return Claim.FAILED
+    job.resumes += 1
+    job.updated_at = utcnow()
+    return Claim.RESUME
+
+
+def record_restart_run(
+    session: Session, job_id: uuid.UUID, *, crashed: uuid.UUID, flow_run_id: uuid.UUID | None
+) -> None:
+    """Give a restarted job its new run; with None (no run could be started) undo the claim."""
+    job = get_job(session, job_id, for_update=True)
+    if job is None or job.status != JobStatus.PENDING or job.flow_run_id != crashed:
+        return
+    if flow_run_id is None:
+        job.resumes = max(0, job.resumes - 1)
+    else:
+        job.flow_run_id = flow_run_id
 
 
 def claim_resume(

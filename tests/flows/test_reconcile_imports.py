@@ -12,9 +12,13 @@ from prefect import flow
 
 from db.models import ImportJob, JobSource, JobStatus, utcnow
 from db.session import session_scope
+from deployments.reconcile import reconcile_once
+from deployments.trigger import PrefectTrigger
 from flows.reconcile_imports import reconcile_imports
 from itemsheet.importing import JobOptions, create_job
+from itemsheet.recovery import Claim
 from itemsheet.storage import StoredFile
+from settings import get_settings
 
 
 def stalled_job(*, resumes: int, silent_s: float) -> uuid.UUID:
@@ -60,8 +64,8 @@ def stand_in_import() -> None:
     """A flow whose runs stand in for import runs that never began."""
 
 
-def pending_job(flow_run_id: uuid.UUID, *, quiet_s: float) -> uuid.UUID:
-    """A job waiting for its flow run, unchanged for `quiet_s`."""
+def pending_job(flow_run_id: uuid.UUID, *, quiet_s: float, resumes: int = 0) -> uuid.UUID:
+    """A job waiting for its flow run (after `resumes` earlier runs), unchanged for `quiet_s`."""
     with session_scope() as session:
         job = create_job(
             session,
@@ -71,21 +75,27 @@ def pending_job(flow_run_id: uuid.UUID, *, quiet_s: float) -> uuid.UUID:
             options=JobOptions(),
         )
         job.flow_run_id = flow_run_id
+        job.resumes = resumes
         job.updated_at = utcnow() - timedelta(seconds=quiet_s)
         return job.id
 
 
-def test_a_pending_job_whose_run_ended_or_vanished_before_it_began_is_ended(
-    importer_env: Path, prefect_server: str
+def test_a_pending_job_whose_run_ended_vanished_or_crashed_before_it_began(
+    importer_env: Path, prefect_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled, Crashed, Scheduled
 
+    monkeypatch.setenv("IMPORTER_MAX_ATTEMPTS", "3")
     with get_client(sync_client=True) as client:
+        # A deployment no worker serves: a restart's new run waits there, and is looked at.
+        flow_id = client.create_flow(stand_in_import)
+        client.create_deployment(flow_id=flow_id, name="restart-test")
         runs = {}
         for name, state in (
             ("cancelled", Cancelled()),
-            ("crashed", Crashed(message="the process could not start")),
+            ("crashed", Crashed(message="its worker stopped while starting it")),
+            ("crashed again", Crashed(message="its worker stopped while starting it")),
             ("waiting", Scheduled()),
             ("cancelled just now", Cancelled()),
         ):
@@ -94,24 +104,45 @@ def test_a_pending_job_whose_run_ended_or_vanished_before_it_began_is_ended(
                 client.set_flow_run_state(runs[name], state, force=True)
     runs["vanished"] = uuid.uuid4()
     jobs = {
-        name: pending_job(run_id, quiet_s=1 if name.endswith("just now") else 600)
+        name: pending_job(
+            run_id,
+            quiet_s=1 if name.endswith("just now") else 600,
+            resumes=2 if name == "crashed again" else 0,  # its third run crashed
+        )
         for name, run_id in runs.items()
     }
 
-    done = asyncio.run(reconcile_imports())
+    async def one_round() -> dict[uuid.UUID, Claim]:
+        trigger = PrefectTrigger(deployment="stand-in-import/restart-test")
+        try:
+            return await reconcile_once(trigger, get_settings())
+        finally:
+            await trigger.aclose()
 
-    assert done == {
-        str(jobs["cancelled"]): "cancelled",
-        str(jobs["crashed"]): "failed",
-        str(jobs["vanished"]): "failed",
+    done = asyncio.run(one_round())
+
+    assert {k: str(v) for k, v in done.items()} == {
+        jobs["cancelled"]: "cancelled",
+        jobs["crashed"]: "resume",
+        jobs["crashed again"]: "failed",
+        jobs["vanished"]: "failed",
     }
     assert job(jobs["cancelled"]).status == JobStatus.CANCELLED
-    assert job(jobs["crashed"]).error == (
-        "its Prefect flow run ended as Crashed before the import began; retry the job"
-    )
     assert job(jobs["vanished"]).error == (
         "its Prefect flow run is gone from Prefect before the import began; retry the job"
     )
+    restarted = job(jobs["crashed"])
+    assert (restarted.status, restarted.resumes) == (JobStatus.PENDING, 1)
+    assert restarted.flow_run_id not in (None, runs["crashed"])
+    with get_client(sync_client=True) as client:
+        new_run = client.read_flow_run(restarted.flow_run_id)
+    assert new_run.parameters == {"job_id": str(restarted.id)}
+    assert new_run.state is not None and new_run.state.is_scheduled()
+    out_of_attempts = job(jobs["crashed again"])
+    assert out_of_attempts.status == JobStatus.FAILED
+    assert out_of_attempts.error is not None and "crashed 3 time(s)" in out_of_attempts.error
     # Waiting for a worker, or too recent to judge (a retry whose new run is being started).
     assert job(jobs["waiting"]).status == JobStatus.PENDING
     assert job(jobs["cancelled just now"]).status == JobStatus.PENDING
+    # A second round leaves the restarted job to its new, waiting run.
+    assert asyncio.run(one_round()) == {}
