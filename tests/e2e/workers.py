@@ -158,17 +158,33 @@ def freeze_between_transactions(pid: int, database: Path) -> None:
 
 
 @contextmanager
-def run_held_still(stack: RunningStack, job_id: str) -> Iterator[None]:
-    """Freeze the run of `job_id` on `stack` between two batches for the block's length, so a
-    user's action in the block lands mid-import however fast this machine writes."""
+def run_held_still(stack: RunningStack, job_id: str, *, after_rows: int = 0) -> Iterator[None]:
+    """Freeze the run of `job_id` on `stack` between two batches for the block's length, once
+    more than `after_rows` rows are committed, so a user's action in the block lands
+    mid-import however fast this machine writes."""
     with httpx.Client(base_url=stack.api, timeout=30) as client:
         url = client.get(f"/api/excel/import/{job_id}/progress").json()["flow_run_url"]
     pid = flow_run_process(uuid.UUID(url.rstrip("/").rsplit("/", 1)[1]))
-    freeze_between_transactions(pid, stack.data_dir / "importer.db")
+    database = stack.data_dir / "importer.db"
+    # Watch the database itself: an API round trip is slower than a small batch.
+    deadline = time.monotonic() + 120
+    while committed_rows(database, job_id) <= after_rows:
+        assert time.monotonic() < deadline, f"no more than {after_rows} rows committed"
+        time.sleep(0.002)
+    freeze_between_transactions(pid, database)
     try:
         yield
     finally:
         _signal(pid, signal.SIGCONT)
+
+
+def committed_rows(database: Path, job_id: str) -> int:
+    """The job's committed rows, read straight from the stack's SQLite database."""
+    with sqlite3.connect(database, timeout=5) as db:
+        found = db.execute(
+            "SELECT processed_rows FROM import_job WHERE id = ?", (uuid.UUID(job_id).hex,)
+        ).fetchone()
+    return int(found[0]) if found else 0
 
 
 def parent_of(pid: int) -> int:

@@ -52,18 +52,21 @@ def upload_through_page(page: Page, path: Path, **options: Any) -> None:
 
 
 def record_progress(page: Page) -> None:
-    """Keep every state the job card shows (bar value, sentence, created count) in the page."""
+    """Keep every state the job card shows (bar value, sentence, created count) in the page,
+    from the one it shows now."""
     page.evaluate(
         """() => {
         window.__seen = [];
         const bar = document.getElementById("job-progress");
         const text = document.getElementById("job-progress-text");
         const created = document.getElementById("count-created");
-        new MutationObserver(() => {
+        const keep = () => {
             const state = [bar.getAttribute("aria-valuenow"), text.textContent, created.textContent];
             const last = window.__seen[window.__seen.length - 1];
             if (!last || last.join("|") !== state.join("|")) window.__seen.push(state);
-        }).observe(document.getElementById("job"), {
+        };
+        keep();
+        new MutationObserver(keep).observe(document.getElementById("job"), {
             subtree: true, childList: true, characterData: true, attributes: true,
         });
     }"""
@@ -248,11 +251,16 @@ def test_a_job_link_opened_later_shows_that_job_live(
         context = browser.new_context(base_url=stack.api, viewport={"width": 1024, "height": 800})
         tab = context.new_page()
         watch(tab, console)
-        tab.goto(address)
-        expect(tab.get_by_role("heading", name="Import of linked.xlsx")).to_be_visible()
         live = address.startswith("/?")
-        if live:  # the job is still pending or running: the page follows it
-            record_progress(tab)
+        if live:  # opened mid-import (held there while it opens): the page follows the job
+            with run_held_still(stack, job_id):
+                tab.goto(address)
+                expect(tab.get_by_role("heading", name="Import of linked.xlsx")).to_be_visible()
+                record_progress(tab)
+                expect(tab.locator("#job-progress-text")).to_contain_text("Processing ")
+        else:
+            tab.goto(address)
+            expect(tab.get_by_role("heading", name="Import of linked.xlsx")).to_be_visible()
         expect_finished(tab, "completed")
         expect(tab.locator("#job-progress-text")).to_have_text("Processed 5,000 / 5,000 items")
         expect(tab.locator("#count-created")).to_have_text("5,000")
