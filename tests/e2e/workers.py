@@ -164,7 +164,7 @@ def run_held_still(stack: RunningStack, job_id: str, *, after_rows: int = 0) -> 
     mid-import however fast this machine writes."""
     with httpx.Client(base_url=stack.api, timeout=30) as client:
         url = client.get(f"/api/excel/import/{job_id}/progress").json()["flow_run_url"]
-    pid = flow_run_process(uuid.UUID(url.rstrip("/").rsplit("/", 1)[1]))
+    pid = flow_run_process(uuid.UUID(url.rstrip("/").rsplit("/", 1)[1]), timeout=180)
     database = stack.data_dir / "importer.db"
     # Watch the database itself: an API round trip is slower than a small batch.
     deadline = time.monotonic() + 120
