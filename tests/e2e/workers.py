@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from db.models import ImportJob, Item, JobSource
@@ -162,13 +161,11 @@ def run_held_still(stack: RunningStack, job_id: str, *, after_rows: int = 0) -> 
     """Freeze the run of `job_id` on `stack` between two batches for the block's length, once
     more than `after_rows` rows are committed, so a user's action in the block lands
     mid-import however fast this machine writes."""
-    with httpx.Client(base_url=stack.api, timeout=30) as client:
-        url = client.get(f"/api/excel/import/{job_id}/progress").json()["flow_run_url"]
-    pid = flow_run_process(uuid.UUID(url.rstrip("/").rsplit("/", 1)[1]), timeout=180)
+    # Read the job from the database itself: an API round trip is slower than a small batch.
     database = stack.data_dir / "importer.db"
-    # Watch the database itself: an API round trip is slower than a small batch.
+    pid = flow_run_process(uuid.UUID(_job_column(database, job_id, "flow_run_id")), timeout=180)
     deadline = time.monotonic() + 120
-    while committed_rows(database, job_id) <= after_rows:
+    while int(_job_column(database, job_id, "processed_rows")) <= after_rows:
         assert time.monotonic() < deadline, f"no more than {after_rows} rows committed"
         time.sleep(0.002)
     freeze_between_transactions(pid, database)
@@ -178,13 +175,14 @@ def run_held_still(stack: RunningStack, job_id: str, *, after_rows: int = 0) -> 
         _signal(pid, signal.SIGCONT)
 
 
-def committed_rows(database: Path, job_id: str) -> int:
-    """The job's committed rows, read straight from the stack's SQLite database."""
+def _job_column(database: Path, job_id: str, column: str) -> Any:
+    """One column of a job, read straight from a stack's SQLite database."""
     with sqlite3.connect(database, timeout=5) as db:
         found = db.execute(
-            "SELECT processed_rows FROM import_job WHERE id = ?", (uuid.UUID(job_id).hex,)
+            f"SELECT {column} FROM import_job WHERE id = ?", (uuid.UUID(job_id).hex,)
         ).fetchone()
-    return int(found[0]) if found else 0
+    assert found is not None and found[0] is not None, f"job {job_id} has no {column}"
+    return found[0]
 
 
 def parent_of(pid: int) -> int:

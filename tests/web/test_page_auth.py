@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, Request, Response, expect
 
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, running_stack
+from tests.e2e.workers import run_held_still
 from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot
 from tests.web.test_page import (
     catalogue,
@@ -42,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterato
 
 
 def test_page_asks_for_the_key_then_uploads_and_follows_the_import_live(
-    page: Page, console: Console, tmp_path: Path
+    page: Page, console: Console, stack: RunningStack, tmp_path: Path
 ) -> None:
     console.allow_refusal(401)
     requests: list[Request] = []
@@ -77,6 +78,8 @@ def test_page_asks_for_the_key_then_uploads_and_follows_the_import_live(
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.get_by_role("heading", name="Import of keyed.xlsx")).to_be_visible()
     record_progress(page)
+    with run_held_still(stack, job_id_in(page)):  # so the counts are seen mid-way on any machine
+        expect(page.locator("#job-progress-text")).to_contain_text("Processing ")
     expect_finished(page, "completed")
     expect(page.locator("#job-progress-text")).to_have_text("Processed 6,000 / 6,000 items")
     expect(page.locator("#count-created")).to_have_text("5,999")
