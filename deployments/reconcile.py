@@ -135,8 +135,8 @@ async def _restart(
         )
     if claim is None:
         return
-    done[job.job_id] = claim
     if claim is Claim.FAILED:
+        done[job.job_id] = claim
         logger.warning(
             "import job %s: its run crashed before it began, out of attempts", job.job_id
         )
@@ -146,10 +146,10 @@ async def _restart(
         run_id = await resumer.retry_import(job.job_id, filename=job.filename, attempt=0)
     except TriggerUnavailable as exc:
         logger.warning("cannot restart import job %s yet: %s", job.job_id, exc)
-        del done[job.job_id]
     with session_scope() as session:
         record_restart_run(session, job.job_id, crashed=job.flow_run_id, flow_run_id=run_id)
     if run_id is not None:
+        done[job.job_id] = claim
         logger.info(
             "import job %s: its run crashed before it began; new run %s", job.job_id, run_id
         )

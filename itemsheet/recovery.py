@@ -134,9 +134,7 @@ def end_unstarted(
     job = get_job(session, job_id, for_update=True)
     if job is None or job.status != JobStatus.PENDING or job.flow_run_id != flow_run_id:
         return False
-    job.status = status
-    job.error = reason
-    job.finished_at = utcnow()
+    _end(job, status, reason)
     return True
 
 
@@ -154,12 +152,12 @@ def claim_restart(
         return None
     runs = 1 + job.resumes
     if runs >= max_attempts:
-        job.status = JobStatus.FAILED
-        job.error = (
+        _end(
+            job,
+            JobStatus.FAILED,
             f"its Prefect flow run crashed {runs} time(s) before the import began"
-            " (worker stopped or process failed to start); retry the job"
+            " (worker stopped or process failed to start); retry the job",
         )
-        job.finished_at = utcnow()
         return Claim.FAILED
     job.resumes += 1
     job.updated_at = utcnow()
@@ -200,13 +198,13 @@ def claim_resume(
         return None
     runs = 1 + job.resumes
     if runs >= max_attempts:
-        job.status = JobStatus.FAILED
-        job.error = (
+        _end(
+            job,
+            JobStatus.FAILED,
             f"the import was interrupted {runs} time(s) (worker stopped or killed) and gets"
             f" no more automatic attempts; retry the job to resume after row"
-            f" {job.processed_rows:,}"
+            f" {job.processed_rows:,}",
         )
-        job.finished_at = utcnow()
         return Claim.FAILED
     job.resumes += 1
     job.heartbeat_at = utcnow()
@@ -260,3 +258,9 @@ def take_writer_turn(session: Session, job_id: uuid.UUID, *, attempt: int) -> bo
         return False
     job.writing_since = utcnow()
     return True
+
+
+def _end(job: ImportJob, status: JobStatus, reason: str) -> None:
+    job.status = status
+    job.error = reason
+    job.finished_at = utcnow()

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from db.migrate import upgrade_database
 from db.models import ImportJob, JobSource, JobStatus, utcnow
+from db.repository import get_job
 from db.session import reset_engines, session_scope
 from flows.import_items import import_items
 from itemsheet.importing import JobOptions, create_job, finish_job
@@ -38,6 +39,7 @@ from tests.e2e.workers import (
     stored_items,
     write_mixed,
 )
+from tests.flows.test_import_items import queue_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,20 +191,13 @@ def _serial_outcome(first: str) -> tuple[dict[str, tuple[Any, ...]], dict[str, d
 
 def _hold_the_writer_turn(path: Path) -> uuid.UUID:
     """A job that is writing items, as an import already under way would be."""
-    settings = get_settings()
-    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
+    job_id = queue_job(path)
     with session_scope() as session:
-        job = create_job(
-            session,
-            stored=stored,
-            filename=path.name,
-            source=JobSource.UPLOAD,
-            options=JobOptions(),
-        )
+        job = get_job(session, job_id)
+        assert job is not None
         job.status = JobStatus.PROCESSING
         job.writing_since = utcnow()
-        session.flush()
-        return job.id
+    return job_id
 
 
 def _wait_until_both_wait(holder: uuid.UUID, procs: list[subprocess.Popen[bytes]]) -> None:

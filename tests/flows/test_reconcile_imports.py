@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from prefect import flow
+from sqlalchemy.orm import Session
 
 from db.models import ImportJob, JobSource, JobStatus, utcnow
 from db.session import session_scope
@@ -21,16 +22,21 @@ from itemsheet.storage import StoredFile
 from settings import get_settings
 
 
+def new_job(session: Session) -> ImportJob:
+    """A job of a file that is never read."""
+    return create_job(
+        session,
+        stored=StoredFile(uri="unused", sha256="0" * 64, size=1),
+        filename="items.xlsx",
+        source=JobSource.UPLOAD,
+        options=JobOptions(),
+    )
+
+
 def stalled_job(*, resumes: int, silent_s: float) -> uuid.UUID:
     """A job that was processing when its run stopped beating `silent_s` ago."""
     with session_scope() as session:
-        job = create_job(
-            session,
-            stored=StoredFile(uri="unused", sha256="0" * 64, size=1),
-            filename="items.xlsx",
-            source=JobSource.UPLOAD,
-            options=JobOptions(),
-        )
+        job = new_job(session)
         job.status = JobStatus.PROCESSING
         job.attempt = 1 + resumes
         job.resumes = resumes
@@ -67,13 +73,7 @@ def stand_in_import() -> None:
 def pending_job(flow_run_id: uuid.UUID, *, quiet_s: float, resumes: int = 0) -> uuid.UUID:
     """A job waiting for its flow run (after `resumes` earlier runs), unchanged for `quiet_s`."""
     with session_scope() as session:
-        job = create_job(
-            session,
-            stored=StoredFile(uri="unused", sha256="1" * 64, size=1),
-            filename="items.xlsx",
-            source=JobSource.UPLOAD,
-            options=JobOptions(),
-        )
+        job = new_job(session)
         job.flow_run_id = flow_run_id
         job.resumes = resumes
         job.updated_at = utcnow() - timedelta(seconds=quiet_s)
