@@ -83,6 +83,32 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How often a worker looks for dead imports to resume."
     )
 
+    # Starting runs: uploads never wait for Prefect; a job waits for its run instead.
+    dispatch_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a job may wait for its flow run to be created before it fails.",
+    )
+    dispatch_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the API looks for jobs still waiting for a run."
+    )
+    warm_spares: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="Pre-started interpreters a worker keeps ready for its next flow runs.",
+    )
+    worker_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a worker asks its work pool for runs when the importer database"
+        " shows none waiting (a waiting job wakes it at once).",
+    )
+    test_hold_dir: Path | None = Field(
+        default=None,
+        description="Tests only: a folder whose files hold named imports between two batches.",
+    )
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to the embedded SQLite file."""
         if self.database_url:

@@ -9,29 +9,29 @@ from functools import lru_cache
 from typing import Annotated, Protocol
 
 import anyio
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db.session import get_sessionmaker
-from deployments.trigger import PrefectTrigger
+from deployments.dispatch import Dispatcher
+from deployments.trigger import PrefectTrigger, Readiness
 from settings import Settings, get_settings
 
 
 class ImportTrigger(Protocol):
     """Starts and cancels import flow runs (`deployments.trigger.PrefectTrigger` in service)."""
 
-    async def start_import(self, job_id: uuid.UUID, *, filename: str) -> uuid.UUID:
-        """Create the flow run of a new job."""
-
-    async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
-        """Create a new flow run for a job that ended."""
+    async def start_import(
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+    ) -> uuid.UUID:
+        """Create the flow run a job asked for, under its idempotency key."""
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         """Cancel a flow run that has not finished."""
 
-    async def healthy(self) -> bool:
-        """True when the Prefect API answers."""
+    async def readiness(self) -> Readiness:
+        """Whether Prefect answers, has the deployment and a worker polling."""
 
 
 # At most this many requests hold a database session at once: fewer than the engine's
@@ -75,6 +75,16 @@ async def get_read_session() -> AsyncIterator[Session]:
             # Returning a connection to the pool is quick; do it on the loop, so freeing a
             # connection never waits for a worker thread.
             session.close()
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    """The app's dispatcher (started with the app; made here when a test runs no lifespan)."""
+    app = request.app
+    dispatcher: Dispatcher | None = getattr(app.state, "dispatcher", None)
+    if dispatcher is None:
+        dispatcher = Dispatcher(lambda: app.dependency_overrides.get(get_trigger, get_trigger)())
+        app.state.dispatcher = dispatcher
+    return dispatcher
 
 
 @lru_cache

@@ -21,6 +21,7 @@ from api.routes import errors, events, health, imports, page
 from api.schemas import ErrorOut
 from api.services.jobs import InvalidCursor, JobConflict, JobNotFound
 from db.migrate import upgrade_database
+from deployments.dispatch import Dispatcher
 from deployments.trigger import PrefectTrigger
 from settings import get_settings
 
@@ -33,11 +34,17 @@ UNREADABLE_BODY = (
 
 
 @asynccontextmanager
-async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # An embedded SQLite database is ours to upgrade; PostgreSQL is upgraded on purpose.
     if get_settings().resolved_database_url().startswith("sqlite"):
         await run_in_threadpool(upgrade_database)
+    # Jobs left waiting for a run (Prefect was away, the API restarted) are started from here.
+    dispatcher = Dispatcher(lambda: app.dependency_overrides.get(get_trigger, get_trigger)())
+    app.state.dispatcher = dispatcher
+    dispatcher.start()
+    dispatcher.kick()
     yield
+    await dispatcher.stop()
     trigger = get_trigger()
     if isinstance(trigger, PrefectTrigger):
         await trigger.aclose()

@@ -58,6 +58,11 @@ class JobOut(BaseModel):
     file_sha256: str
     file_size: int
     flow_run_id: uuid.UUID | None
+    waiting_for: str | None = Field(
+        default=None,
+        description="Why a pending job has not started yet (e.g. the Prefect API is not"
+        " reachable yet); null once its run exists.",
+    )
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None
@@ -101,7 +106,14 @@ class RowErrorPage(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """Whether the database and the Prefect API answer."""
+    """Whether uploads are accepted (`up`) and whether imports start at once (`ready`)."""
 
+    status: Literal["ready", "up", "down"] = Field(
+        description="ready: imports start at once; up: uploads are accepted and wait for"
+        " the orchestrator; down: the database does not answer (503)."
+    )
+    ready: bool
     database: Literal["ok", "error"]
     prefect: Literal["ok", "error"]
+    workers: int = Field(description="Workers polling the importer work pool.")
+    waiting_for: str | None = Field(description="Why the service is not ready, in words.")

@@ -97,6 +97,12 @@ class ImportJob(Base):
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     flow_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Dispatch: a job that needs a flow run says since when and under which idempotency
+    # key; the run is created off the request path, and `waiting_for` says why it has not
+    # been yet (the orchestrator is starting or unreachable).
+    run_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    run_key: Mapped[str | None] = mapped_column(String(80))
+    waiting_for: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

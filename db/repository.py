@@ -116,6 +116,7 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> dict[str, Any]:
         "file_sha256": job.file_sha256,
         "file_size": job.file_size,
         "flow_run_id": str(job.flow_run_id) if job.flow_run_id else None,
+        "waiting_for": job.waiting_for,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

@@ -20,6 +20,7 @@ from prefect.logging import get_logger
 
 from db.models import JobStatus, utcnow
 from db.session import session_scope
+from deployments.dispatch import dispatch_once
 from deployments.trigger import PrefectTrigger, TriggerUnavailable
 from itemsheet.recovery import (
     Claim,
@@ -180,6 +181,8 @@ async def reconcile_forever(settings: Settings) -> None:
         while True:
             try:
                 await reconcile_once(resumer, settings)
+                # Jobs whose run was never created (the API stopped, Prefect was away).
+                await dispatch_once(resumer, settings)
             except Exception:  # the database or Prefect is away; try again next round
                 logger.exception("reconciling imports failed; trying again")
             await asyncio.sleep(settings.reconcile_interval_s)

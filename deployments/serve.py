@@ -1,47 +1,74 @@
-"""Serve the import and reimport deployments from this process (`importer worker`)."""
+"""`importer worker`: register the deployments on the `importer` work pool and work for it.
+
+The worker is Prefect's own worker machinery (`deployments.worker.ImporterWorker`, a
+`BaseWorker`) polling one work pool, so any number of machines can work for one Prefect
+server. It registers the deployments itself (module-path entrypoints: nothing is copied),
+starts only once a warm interpreter is ready, and besides Prefect's regular poll it looks
+at the importer database: a job that waits for its run wakes it at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
+from contextlib import suppress
+from typing import Any
 
 import httpx
-from prefect import serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+from prefect.types.entrypoint import EntrypointType
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from deployments.names import IMPORT_DEPLOYMENT, REIMPORT_DEPLOYMENT
+from db.models import ImportJob, JobStatus
+from db.session import session_scope
+from deployments.names import IMPORT_DEPLOYMENT, REIMPORT_DEPLOYMENT, WORK_POOL
 from deployments.reconcile import start_reconciler
-from flows.import_items import import_items
-from flows.reimport_items import reimport_items
+from deployments.worker import WORKER_TYPE, ImporterWorker
 from settings import Settings, get_settings
 
 # How long a worker waits for its Prefect server to answer before it gives up.
 PREFECT_WAIT_S = 240.0
+# Between two database-woken polls of the work pool, at least this long.
+WAKE_POLL_GAP_S = 0.2
+WAKE_CHECK_S = 0.1
+STOP_GRACE_S = 20.0
 
 logger = get_logger("importer.worker")
 
 
-def build_deployments(settings: Settings) -> list[RunnerDeployment]:
+async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     """The deployments a worker serves; the reimport is scheduled only when configured."""
-    imports = import_items.to_deployment(
+    from flows.import_items import import_items
+    from flows.reimport_items import reimport_items
+
+    imports = await import_items.ato_deployment(
         name=IMPORT_DEPLOYMENT,
         description="Import one uploaded file (parameter: job_id).",
         tags=["importer"],
+        work_pool_name=WORK_POOL,
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
     scheduled = bool(settings.reimport_source and settings.reimport_cron)
     parameters = (
         {"source": settings.reimport_source, "sheet": settings.reimport_sheet} if scheduled else {}
     )
-    reimports = reimport_items.to_deployment(
+    reimports = await reimport_items.ato_deployment(
         name=REIMPORT_DEPLOYMENT,
         description="Import a file from a path or fsspec URL again, skipping it when unchanged.",
         cron=settings.reimport_cron if scheduled else None,
         parameters=parameters,
         concurrency_limit=1,
         tags=["importer"],
+        work_pool_name=WORK_POOL,
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    assert isinstance(imports, RunnerDeployment) and isinstance(reimports, RunnerDeployment)
     return [imports, reimports]
 
 
@@ -70,9 +97,103 @@ def wait_for_prefect(timeout_s: float = PREFECT_WAIT_S) -> None:
         time.sleep(0.25)
 
 
+async def ensure_work_pool() -> None:
+    """Create the `importer` work pool (of this worker type) unless it exists."""
+    async with get_client() as client:
+        try:
+            await client.read_work_pool(WORK_POOL)
+            return
+        except ObjectNotFound:
+            pass
+        with suppress(Exception):  # another worker created it at the same moment
+            await client.create_work_pool(
+                WorkPoolCreate(
+                    name=WORK_POOL,
+                    type=WORKER_TYPE,
+                    base_job_template=ImporterWorker.get_default_base_job_template(),
+                    description="Item imports, run by `importer worker` in warm processes.",
+                )
+            )
+
+
+def _runs_waiting() -> bool:
+    """True when a job's run exists but the job has not begun: a worker should pick it up."""
+    with session_scope(write=False) as session:
+        found = session.scalars(
+            select(ImportJob.id)
+            .where(
+                ImportJob.status == JobStatus.PENDING,
+                ImportJob.flow_run_id.is_not(None),
+            )
+            .limit(1)
+        ).first()
+    return found is not None
+
+
+async def _wake_on_waiting_jobs(worker: ImporterWorker, stopping: asyncio.Event) -> None:
+    """Poll the work pool as soon as the importer database shows a run waiting for a worker."""
+    last = 0.0
+    while not stopping.is_set():
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), WAKE_CHECK_S)
+        if stopping.is_set() or time.monotonic() - last < WAKE_POLL_GAP_S:
+            continue
+        if not worker.is_setup or worker.limiter.available_tokens < 1:
+            continue
+        try:
+            if await run_in_threadpool(_runs_waiting):
+                last = time.monotonic()
+                await worker.get_and_submit_flow_runs()
+        except Exception:  # the database or Prefect is away a moment; Prefect's poll goes on
+            logger.debug("waking the worker failed", exc_info=True)
+
+
+async def run_worker(settings: Settings) -> None:
+    """Work for the `importer` pool until SIGTERM or SIGINT, then stop the runs cleanly."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    worker = ImporterWorker(
+        work_pool_name=WORK_POOL,
+        limit=settings.worker_limit,
+        spares=settings.warm_spares,
+    )
+    async with worker.spares:
+        await ensure_work_pool()
+        for deployment in await build_deployments(settings):
+            await deployment.aapply(work_pool_name=WORK_POOL)
+        # Online (and so "ready" to the API) only once a run would start warm.
+        await worker.spares.wait_ready()
+        with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: settings.worker_poll_s}):
+            working = asyncio.create_task(worker.start(printer=logger.info))
+            waking = asyncio.create_task(_wake_on_waiting_jobs(worker, stopping))
+            await _first(stopping.wait(), working)
+            stopping.set()
+            if not working.done():
+                worker.stopping = True
+                await worker.stop_runs(STOP_GRACE_S)
+            for task in (waking, working):
+                task.cancel()
+            for task in (waking, working):
+                with suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _first(*waits: Any) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        if task is not tasks[-1]:
+            task.cancel()
+    for task in done:
+        if (error := task.exception()) is not None:
+            raise error
+
+
 def serve_deployments() -> None:
     """Run the deployments, and resume imports whose run died, until interrupted."""
     settings = get_settings()
     wait_for_prefect()
     start_reconciler(settings)
-    serve(*build_deployments(settings), limit=settings.worker_limit, pause_on_shutdown=False)
+    asyncio.run(run_worker(settings))

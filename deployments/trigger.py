@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 from prefect.states import Cancelled, Cancelling, Crashed
 
-from deployments.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, qualified
+from deployments.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, WORK_POOL, qualified
+
+# A worker that has not beaten for this many heartbeat intervals is taken as gone.
+WORKER_SILENCE_BEATS = 3
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How far the orchestration is from starting an import now."""
+
+    prefect: bool
+    deployment: bool = False
+    workers: int = 0
+
+    @property
+    def ready(self) -> bool:
+        """An upload would start its run at once."""
+        return self.prefect and self.deployment and self.workers > 0
+
+    @property
+    def waiting_for(self) -> str | None:
+        """What an upload sent now would wait for, in words; None when ready."""
+        if not self.prefect:
+            return "the Prefect API is not reachable yet"
+        if not self.deployment:
+            return "no worker has registered the import deployment yet"
+        if not self.workers:
+            return "no worker is polling the importer work pool"
+        return None
 
 
 class TriggerUnavailable(Exception):
@@ -45,9 +76,14 @@ class PrefectTrigger:
             self._deployment_id = deployment.id
         return self._deployment_id
 
-    async def start_import(self, job_id: uuid.UUID, *, filename: str) -> uuid.UUID:
-        """Create a flow run for `job_id`; the job id doubles as the idempotency key."""
-        return await self._start(job_id, filename=filename, key=str(job_id))
+    async def start_import(
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+    ) -> uuid.UUID:
+        """Create a flow run for `job_id` under idempotency key `key` (default: the job id).
+
+        The same key gives the same run, so two dispatchers racing for one job agree.
+        """
+        return await self._start(job_id, filename=filename, key=key or str(job_id))
 
     async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
         """A new flow run for a job that ended; it resumes after the last committed batch."""
@@ -69,12 +105,13 @@ class PrefectTrigger:
         except ObjectNotFound as exc:
             self._deployment_id = None
             raise TriggerUnavailable(
-                f"Prefect has no deployment '{self.deployment}'; start one with `importer worker`"
+                f"no worker has registered the deployment '{self.deployment}' with Prefect"
+                " yet (start one with `importer worker`)"
             ) from exc
         except Exception as exc:  # httpx errors, timeouts, a server that is starting
             self._deployment_id = None
             raise TriggerUnavailable(
-                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
+                f"the Prefect API is not reachable yet ({type(exc).__name__})"
             ) from exc
         return run.id
 
@@ -121,10 +158,25 @@ class PrefectTrigger:
                 f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
             ) from exc
 
-    async def healthy(self) -> bool:
-        """True when the Prefect API answers."""
+    async def readiness(self) -> Readiness:
+        """Whether Prefect answers, knows the import deployment and has a worker polling."""
         try:
             client = await self._prefect()
-            return (await client.api_healthcheck()) is None
+            if await client.api_healthcheck() is not None:
+                return Readiness(prefect=False)
         except Exception:
-            return False
+            return Readiness(prefect=False)
+        try:
+            await self._resolve()
+        except Exception:
+            self._deployment_id = None
+            return Readiness(prefect=True)
+        try:
+            workers = await client.read_workers_for_work_pool(WORK_POOL)
+        except Exception:
+            return Readiness(prefect=True, deployment=True)
+        recent = datetime.now(UTC) - timedelta(
+            seconds=WORKER_SILENCE_BEATS * PREFECT_WORKER_HEARTBEAT_SECONDS.value()
+        )
+        online = sum(1 for w in workers if w.last_heartbeat_time and w.last_heartbeat_time > recent)
+        return Readiness(prefect=True, deployment=True, workers=online)

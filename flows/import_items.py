@@ -30,6 +30,7 @@ from db.session import session_scope
 from itemsheet.child import ChildLimits, prepare_in_child
 from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
+from itemsheet.holds import hold_if_asked
 from itemsheet.importing import (
     CancelRequested,
     apply_batch,
@@ -43,7 +44,8 @@ from itemsheet.recovery import beat, mark_interrupted, take_writer_turn
 from itemsheet.storage import fetch_local
 from settings import Settings, get_settings
 
-ARTIFACT_INTERVAL_S = 0.5
+# Prefect's artifact API writes to its database: the bar moves at most once a second.
+ARTIFACT_INTERVAL_S = 1.0
 CANCELLED_REASON = "the import was cancelled; rows committed before that are kept"
 WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
 WRITER_TURN_POLL_S = 0.5
@@ -147,6 +149,7 @@ def write_batches(job_id: str, attempt: int, batches: int) -> bool:
         job = get_job(session, key)
         assert job is not None
         start, size, total = job.last_batch + 1, job.batch_size, job.total_rows or 0
+        filename = job.filename
     rows = read_rows(rows_path(settings, job_id, attempt))
     artifact = create_progress_artifact(
         progress=100.0 * min((start - 1) * size, total) / max(total, 1),
@@ -159,6 +162,7 @@ def write_batches(job_id: str, attempt: int, batches: int) -> bool:
         return False
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
+        hold_if_asked(settings.test_hold_dir, filename, min((batch_no - 1) * size, total))
         batch = rows.slice((batch_no - 1) * size, size)
         try:
             with session_scope() as session:

@@ -4,19 +4,27 @@ The parser (calamine, in Rust) can abort the whole process on some crafted files
 small package can expand to gigabytes. The parent watches the child's memory and time,
 and the child answers with one JSON line. A fresh interpreter (not a fork) keeps the
 child free of the parent's threads and of whatever the parent's main module imports.
+
+A process that knows it will parse (a worker's spare interpreter) starts the child ahead
+of time with `keep_spare_child`: it imports polars and fastexcel at low priority, then
+waits for its arguments on stdin, so the parse itself pays no imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
@@ -46,6 +54,76 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+@dataclass
+class _Spare:
+    """A child started ahead of time, waiting for its arguments; it writes to `output`."""
+
+    proc: subprocess.Popen[bytes]
+    output: Path
+
+
+_spare: _Spare | None = None
+WARM_NICE = 10
+
+
+def keep_spare_child(work_dir: Path | None = None) -> None:
+    """Start a child now that the next `prepare_in_child` of this process hands its work to."""
+    global _spare
+    if work_dir is None:
+        from settings import get_settings
+
+        work_dir = get_settings().work_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
+    output = work_dir / f"spare-{os.getpid()}-{time.monotonic_ns()}.out"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "itemsheet.child", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    _spare = _Spare(proc, output)
+    atexit.register(_drop_spare)
+
+
+def _take_spare() -> _Spare | None:
+    global _spare
+    spare, _spare = _spare, None
+    if spare is not None and spare.proc.poll() is not None:
+        spare.output.unlink(missing_ok=True)
+        return None
+    return spare
+
+
+def _drop_spare() -> None:
+    """An unused spare ends with its process: closing its stdin tells it so."""
+    spare = _take_spare()
+    if spare is not None:
+        assert spare.proc.stdin is not None
+        spare.proc.stdin.close()
+        spare.proc.wait()
+        spare.output.unlink(missing_ok=True)
+
+
+def _start(args: list[str], result: IO[bytes]) -> subprocess.Popen[bytes]:
+    """A spare handed `args`, else a fresh child; output goes to `result`'s file."""
+    spare = _take_spare()
+    if spare is not None:
+        assert spare.proc.stdin is not None
+        try:
+            spare.proc.stdin.write(json.dumps(args[3:]).encode() + b"\n")
+            spare.proc.stdin.close()
+        except OSError:  # it died meanwhile: start a fresh one below
+            spare.output.unlink(missing_ok=True)
+        else:
+            # The spare writes to its own file; the caller reads that one.
+            result.close()
+            Path(result.name).unlink(missing_ok=True)
+            Path(spare.output).rename(result.name)
+            return spare.proc
+    return subprocess.Popen(args, stdout=result, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
 def prepare_in_child(
     source: Path,
     out: Path,
@@ -73,12 +151,7 @@ def prepare_in_child(
     # Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     result_path = out.with_suffix(".result")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        result_path.open("w+b") as result,
-        subprocess.Popen(
-            args, stdout=result, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        ) as proc,
-    ):
+    with result_path.open("w+b") as result, _start(args, result) as proc:
         while proc.poll() is None:
             if _rss_bytes(proc.pid) > limits.memory_bytes:
                 _stop(proc)
@@ -93,8 +166,7 @@ def prepare_in_child(
                     " it is too large or malformed"
                 )
             time.sleep(_POLL_S)
-        result.seek(0)
-        lines = result.read().decode("utf-8", "replace").strip().splitlines()
+    lines = result_path.read_bytes().decode("utf-8", "replace").strip().splitlines()
     result_path.unlink(missing_ok=True)
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
@@ -109,6 +181,24 @@ def prepare_in_child(
     if "error" in answer:
         raise SheetError(answer["error"])
     return SheetSummary(**answer["summary"])
+
+
+def serve() -> int:
+    """Spare entry point: import the parser at low priority, then run the arguments sent."""
+
+    def imports() -> None:
+        # Only this thread yields the CPU; the parse runs on the main thread.
+        with suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
+        import itemsheet.prepare  # noqa: F401  (polars, fastexcel, pyarrow)
+
+    warm = threading.Thread(target=imports, name="warm-up")
+    warm.start()
+    warm.join()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    return main([str(a) for a in json.loads(line)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,4 +231,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else main())

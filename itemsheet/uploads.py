@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.item_store import lock_for_transaction
 from db.models import ImportJob, JobSource, JobStatus
+from itemsheet.dispatching import request_run
 from itemsheet.errors import SheetError
 from itemsheet.formats import SNIFF_BYTES, UNSUPPORTED, Container, sniff_container
 from itemsheet.importing import JobOptions, create_job
@@ -95,15 +96,12 @@ def create_upload_job(
         duplicate = find_active_duplicate(session, sha256=stored.sha256, options=options)
         if duplicate is not None:
             raise DuplicateImport(duplicate.id)
-    return create_job(
+    job = create_job(
         session,
         stored=stored,
         filename=display_filename(filename),
         source=JobSource.UPLOAD,
         options=options,
     )
-
-
-def record_flow_run(session: Session, job_id: uuid.UUID, flow_run_id: uuid.UUID) -> None:
-    """Remember the flow run that carries out a job (the run may have stored it already)."""
-    session.execute(update(ImportJob).where(ImportJob.id == job_id).values(flow_run_id=flow_run_id))
+    request_run(job)
+    return job

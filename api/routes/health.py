@@ -1,4 +1,4 @@
-"""Whether the service can work: its database and the Prefect API both answer."""
+"""Whether the service is up (uploads are accepted) and ready (imports start at once)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import TriggerDep
 from api.schemas import HealthOut
 from db.session import session_scope
+from deployments.trigger import Readiness
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -20,14 +21,26 @@ PREFECT_TIMEOUT_S = 5.0
 
 @router.get("/health", responses={503: {"model": HealthOut}})
 async def health(trigger: TriggerDep, response: Response) -> HealthOut:
-    """200 when the database and Prefect both answer, else 503; never needs credentials."""
+    """200 while uploads are accepted (the database answers), else 503; never needs a key.
+
+    `ready` is true when an upload would start its import at once: Prefect answers, has the
+    import deployment and a worker polls for it. Until then uploads are accepted and wait.
+    """
     database = await run_in_threadpool(_database_answers)
-    prefect = False
+    readiness = Readiness(prefect=False)
     with anyio.move_on_after(PREFECT_TIMEOUT_S):
-        prefect = await trigger.healthy()
-    if not (database and prefect):
+        readiness = await trigger.readiness()
+    ready = database and readiness.ready
+    if not database:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return HealthOut(database="ok" if database else "error", prefect="ok" if prefect else "error")
+    return HealthOut(
+        status="ready" if ready else "up" if database else "down",
+        ready=ready,
+        database="ok" if database else "error",
+        prefect="ok" if readiness.prefect else "error",
+        workers=readiness.workers,
+        waiting_for=None if ready else (readiness.waiting_for or "the database does not answer"),
+    )
 
 
 def _database_answers() -> bool:

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile, status
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    File,
+    Form,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    UploadFile,
+    status,
+)
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ReadSessionDep, SessionDep, SettingsDep, TriggerDep
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, TriggerDep, get_dispatcher
 from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobOut, JobPage, JobProgress
 from api.services.jobs import list_history, load_job, reopen_for_retry, request_cancel
 from api.views import job_links, job_out, job_progress
-from db.models import ImportJob, JobSource, JobStatus, OnError
+from db.models import JobSource, JobStatus, OnError
 from deployments.trigger import TriggerUnavailable
-from itemsheet.importing import JobOptions, finish_job
+from itemsheet.importing import JobOptions
 from itemsheet.storage import FileTooLarge
-from itemsheet.uploads import (
-    DuplicateImport,
-    UnsupportedFile,
-    create_upload_job,
-    record_flow_run,
-    store_upload,
-)
+from itemsheet.uploads import DuplicateImport, UnsupportedFile, create_upload_job, store_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["imports"], responses={422: {"model": ErrorOut}})
@@ -43,14 +46,13 @@ JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
         409: {"model": DuplicateOut},
         413: {"model": ErrorOut},
         415: {"model": ErrorOut},
-        503: {"model": ErrorOut},
     },
 )
 async def upload_import(
     request: Request,
+    background: BackgroundTasks,
     session: SessionDep,
     settings: SettingsDep,
-    trigger: TriggerDep,
     file: Annotated[UploadFile, File(description="The spreadsheet or CSV file.")],
     sheet: Annotated[
         str | None,
@@ -88,9 +90,10 @@ async def upload_import(
     except DuplicateImport as exc:
         body = DuplicateOut(detail=str(exc), job_id=exc.job_id)
         return JSONResponse(body.model_dump(mode="json"), status.HTTP_409_CONFLICT)
-    # The flow run reads the job, so it must be committed before Prefect hears of it.
+    # The flow run reads the job, so it must be committed before Prefect hears of it. The
+    # run is created after the answer is sent: the upload never waits for Prefect.
     await run_in_threadpool(session.commit)
-    await _start_run(session, job, trigger.start_import(job.id, filename=job.filename))
+    background.add_task(get_dispatcher(request).dispatch, job.id)
     links = job_links(request, job.id)
     return ImportAccepted(
         job_id=job.id,
@@ -152,25 +155,13 @@ async def cancel_import(job_id: JobIdPath, session: SessionDep, trigger: Trigger
 @router.post(
     "/excel/import/{job_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={**NOT_FOUND, 409: {"model": ErrorOut}},
 )
-async def retry_import(job_id: JobIdPath, session: SessionDep, trigger: TriggerDep) -> JobOut:
+async def retry_import(
+    job_id: JobIdPath, request: Request, background: BackgroundTasks, session: SessionDep
+) -> JobOut:
     """Run a failed or cancelled job again; it resumes after its last committed batch."""
     job = await run_in_threadpool(reopen_for_retry, session, job_id)
     await run_in_threadpool(session.commit)
-    await _start_run(
-        session, job, trigger.retry_import(job.id, filename=job.filename, attempt=job.attempt)
-    )
+    background.add_task(get_dispatcher(request).dispatch, job.id)
     return job_out(job)
-
-
-async def _start_run(session: Session, job: ImportJob, starting: Awaitable[uuid.UUID]) -> None:
-    """Await the trigger; store its flow run, or fail the job and answer 503 if Prefect is away."""
-    try:
-        flow_run_id = await starting
-    except TriggerUnavailable as exc:
-        reason = str(exc)
-        await run_in_threadpool(finish_job, session, job.id, JobStatus.FAILED, reason=reason)
-        await run_in_threadpool(session.commit)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, reason) from None
-    await run_in_threadpool(record_flow_run, session, job.id, flow_run_id)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ImportJob, JobSource, JobStatus
 from db.repository import get_job
+from itemsheet.dispatching import request_run
 from itemsheet.importing import finish_job
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
@@ -132,5 +133,5 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
     job.error = None
     job.finished_at = None
     # The new run is recorded once created; until then no older run's hook may end the job.
-    job.flow_run_id = None
+    request_run(job, retry=True)
     return job

@@ -11,51 +11,49 @@ from typing import Any
 from db.models import ImportJob, JobSource, JobStatus, OnError, RowError
 from db.repository import get_job
 from db.session import session_scope
-from deployments.trigger import TriggerUnavailable
+from deployments.trigger import Readiness, TriggerUnavailable
 
-UNAVAILABLE = "the Prefect API cannot be reached (ConnectError); try again shortly"
+UNAVAILABLE = "the Prefect API is not reachable yet (ConnectError)"
 
 
 @dataclass
 class FakeTrigger:
-    """Records every call and answers with a new flow run id, as Prefect would."""
+    """Records every call and answers as Prefect would: one run per idempotency key."""
 
     started: list[tuple[uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
-    retried: list[tuple[uuid.UUID, str, int, uuid.UUID]] = field(default_factory=list)
+    keys: dict[str, uuid.UUID] = field(default_factory=dict)
     cancelled: list[uuid.UUID] = field(default_factory=list)
     is_healthy: bool = True
 
-    async def start_import(self, job_id: uuid.UUID, *, filename: str) -> uuid.UUID:
-        run = uuid.uuid4()
+    async def start_import(
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+    ) -> uuid.UUID:
+        run = self.keys.setdefault(key or str(job_id), uuid.uuid4())
         self.started.append((job_id, filename, run))
-        return run
-
-    async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
-        run = uuid.uuid4()
-        self.retried.append((job_id, filename, attempt, run))
         return run
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         self.cancelled.append(flow_run_id)
 
-    async def healthy(self) -> bool:
-        return self.is_healthy
+    async def readiness(self) -> Readiness:
+        if not self.is_healthy:
+            return Readiness(prefect=False)
+        return Readiness(prefect=True, deployment=True, workers=1)
 
 
 class UnavailableTrigger:
     """A Prefect that cannot be reached."""
 
-    async def start_import(self, job_id: uuid.UUID, *, filename: str) -> uuid.UUID:
-        raise TriggerUnavailable(UNAVAILABLE)
-
-    async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
+    async def start_import(
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+    ) -> uuid.UUID:
         raise TriggerUnavailable(UNAVAILABLE)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         raise TriggerUnavailable(UNAVAILABLE)
 
-    async def healthy(self) -> bool:
-        return False
+    async def readiness(self) -> Readiness:
+        return Readiness(prefect=False)
 
 
 def add_job(**fields: Any) -> uuid.UUID:

@@ -61,7 +61,7 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "/api/health",
     }
     upload = paths["/api/excel/import"]["post"]["responses"]
-    assert set(upload) == {"202", "400", "409", "413", "415", "422", "503"}
+    assert set(upload) == {"202", "400", "409", "413", "415", "422"}
     assert upload["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ImportAccepted"
     )

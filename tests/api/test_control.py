@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 from api.deps import get_trigger
 from api.services.jobs import CANCELLED_BEFORE_START
 from db.models import JobStatus, utcnow
+from deployments.dispatch import dispatch_once
+from settings import get_settings
 from tests.api.helpers import UNAVAILABLE, FakeTrigger, UnavailableTrigger, add_job, read_job
 
 TERMINAL = [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
@@ -123,9 +126,13 @@ def test_retrying_a_failed_or_cancelled_job_reopens_it_and_starts_a_new_run(
     code, body = retry(client, job_id)
 
     assert code == 202
-    [(retried_id, filename, attempt, run)] = trigger.retried
-    assert (retried_id, filename, attempt) == (job_id, "spring.xlsx", 2)
-    assert (body["status"], body["error"], body["flow_run_id"]) == ("pending", None, str(run))
+    # The answer comes before Prefect is asked; the new run follows it at once.
+    assert (body["status"], body["error"], body["flow_run_id"]) == ("pending", None, None)
+    [(retried_id, filename, run)] = trigger.started
+    assert (retried_id, filename) == (job_id, "spring.xlsx")
+    # A key of its own: Prefect must not hand back the job's earlier, cancelled run.
+    [key] = trigger.keys
+    assert key.startswith(f"{job_id}-retry-")
     job = read_job(job_id)
     assert (job.status, job.cancel_requested, job.error, job.finished_at) == (
         "pending",
@@ -149,21 +156,29 @@ def test_retrying_a_job_that_did_not_fail_or_was_not_cancelled_is_409(
         "detail": f"only a failed or cancelled import can be retried; this one is {state}"
     }
     assert read_job(job_id).status == state
-    assert trigger.retried == []
+    assert trigger.started == []
 
 
 def test_retrying_an_unknown_job_is_404(client: TestClient) -> None:
     assert retry(client, uuid.uuid4())[0] == 404
 
 
-def test_retry_when_prefect_is_unavailable_fails_the_job_again_and_answers_503(
-    app: FastAPI, client: TestClient
+def test_retry_while_prefect_is_unavailable_waits_pending_and_starts_once_it_answers(
+    app: FastAPI, client: TestClient, trigger: FakeTrigger
 ) -> None:
     app.dependency_overrides[get_trigger] = lambda: UnavailableTrigger()
     job_id = add_job(status=JobStatus.FAILED, error="earlier reason")
 
     code, body = retry(client, job_id)
 
-    assert (code, body) == (503, {"detail": UNAVAILABLE})
+    assert (code, body["status"]) == (202, "pending")
     job = read_job(job_id)
-    assert (job.status, job.error) == ("failed", UNAVAILABLE)
+    assert (job.status, job.error, job.flow_run_id) == ("pending", None, None)
+    assert job.waiting_for == UNAVAILABLE
+    assert client.get(f"/api/excel/import/{job_id}/progress").json()["waiting_for"] == UNAVAILABLE
+
+    app.dependency_overrides[get_trigger] = lambda: trigger
+    asyncio.run(dispatch_once(trigger, get_settings()))
+    [(_, _, run)] = trigger.started
+    job = read_job(job_id)
+    assert (job.status, job.flow_run_id, job.waiting_for) == ("pending", run, None)

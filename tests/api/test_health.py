@@ -1,4 +1,4 @@
-"""GET /api/health: 200 when the database and Prefect answer, else 503 naming which."""
+"""GET /api/health: up (200) while uploads are accepted, and whether imports start at once."""
 
 from __future__ import annotations
 
@@ -18,24 +18,40 @@ def test_health_is_200_when_database_and_prefect_answer(client: TestClient) -> N
     response = client.get("/api/health")
 
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "prefect": "ok"}
+    assert response.json() == {
+        "status": "ready",
+        "ready": True,
+        "database": "ok",
+        "prefect": "ok",
+        "workers": 1,
+        "waiting_for": None,
+    }
 
 
-def test_health_is_503_when_prefect_does_not_answer(
+def test_health_is_up_but_not_ready_when_prefect_does_not_answer(
     client: TestClient, trigger: FakeTrigger
 ) -> None:
     trigger.is_healthy = False
 
     response = client.get("/api/health")
 
-    assert response.status_code == 503
-    assert response.json() == {"database": "ok", "prefect": "error"}
+    # Uploads are accepted (they wait), so the service is up; imports would not start yet.
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "up",
+        "ready": False,
+        "database": "ok",
+        "prefect": "error",
+        "workers": 0,
+        "waiting_for": "the Prefect API is not reachable yet",
+    }
 
 
-def test_health_is_503_when_prefect_is_unreachable(app: FastAPI, client: TestClient) -> None:
+def test_health_is_not_ready_when_prefect_is_unreachable(app: FastAPI, client: TestClient) -> None:
     app.dependency_overrides[get_trigger] = lambda: UnavailableTrigger()
 
-    assert client.get("/api/health").json()["prefect"] == "error"
+    body = client.get("/api/health").json()
+    assert (body["status"], body["prefect"]) == ("up", "error")
 
 
 def test_health_is_503_when_the_database_cannot_be_opened(
@@ -49,4 +65,6 @@ def test_health_is_503_when_the_database_cannot_be_opened(
     response = client.get("/api/health")
 
     assert response.status_code == 503
-    assert response.json() == {"database": "error", "prefect": "ok"}
+    body = response.json()
+    assert (body["status"], body["ready"], body["database"]) == ("down", False, "error")
+    assert body["waiting_for"] == "the database does not answer"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,11 @@ from fastapi.testclient import TestClient
 
 from api.deps import get_trigger
 from db.models import JobSource, JobStatus
+from db.repository import get_job
+from db.session import session_scope
+from deployments.dispatch import dispatch_once
 from itemsheet.formats import ACCEPTED
+from settings import get_settings
 from tests.api.helpers import (
     UNAVAILABLE,
     FakeTrigger,
@@ -276,27 +281,79 @@ def test_same_file_after_its_job_ended_is_accepted(
     assert post_file(client, workbook).status_code == 202
 
 
-def test_prefect_unavailable_fails_the_job_with_the_reason_and_answers_503(
-    app: FastAPI, client: TestClient, workbook: Path
+def test_prefect_unavailable_the_upload_is_accepted_and_waits_saying_why(
+    app: FastAPI, client: TestClient, workbook: Path, trigger: FakeTrigger
 ) -> None:
     app.dependency_overrides[get_trigger] = lambda: UnavailableTrigger()
 
     response = post_file(client, workbook)
 
-    assert response.status_code == 503
-    assert response.json() == {"detail": UNAVAILABLE}
+    assert response.status_code == 202
     [job] = all_jobs()
-    assert job.status == JobStatus.FAILED
-    assert job.error == UNAVAILABLE
-    assert job.finished_at is not None
-    assert job.flow_run_id is None
+    assert (job.status, job.error, job.flow_run_id) == (JobStatus.PENDING, None, None)
+    progress = client.get(response.json()["progress_url"]).json()
+    assert (progress["status"], progress["waiting_for"]) == ("pending", UNAVAILABLE)
+    # Prefect answers again: the next round of the dispatcher starts the job's run.
+    asyncio.run(dispatch_once(trigger, get_settings()))
+    [(job_id, _, run)] = trigger.started
+    assert job_id == job.id
+    progress = client.get(response.json()["progress_url"]).json()
+    assert (progress["flow_run_id"], progress["waiting_for"]) == (str(run), None)
 
 
-def test_a_failed_start_does_not_block_uploading_the_file_again(
-    app: FastAPI, client: TestClient, workbook: Path
+def test_a_job_that_waits_longer_than_the_dispatch_timeout_fails_with_the_reason(
+    app: FastAPI, client: TestClient, workbook: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app.dependency_overrides[get_trigger] = lambda: UnavailableTrigger()
     post_file(client, workbook)
+    [job] = all_jobs()
+    assert job.status == JobStatus.PENDING
+    monkeypatch.setenv("IMPORTER_DISPATCH_TIMEOUT_S", "0.05")
+    get_settings.cache_clear()
+    time.sleep(0.1)
+
+    asyncio.run(dispatch_once(UnavailableTrigger(), get_settings()))
+
+    [job] = all_jobs()
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.endswith(UNAVAILABLE)
+    assert job.error.startswith("the import could not be started within ")
+    assert job.finished_at is not None and job.flow_run_id is None
+
+
+def test_two_dispatchers_racing_for_one_job_give_it_one_run(
+    client: TestClient, workbook: Path, trigger: FakeTrigger
+) -> None:
+    post_file(client, workbook)
+    [job] = all_jobs()
+    first = job.flow_run_id
+    with session_scope() as session:  # as if the API died before it recorded the run
+        stored = get_job(session, job.id)
+        assert stored is not None
+        stored.flow_run_id = None
+        stored.run_requested_at = stored.created_at
+        stored.run_key = str(job.id)
+
+    async def two() -> None:
+        await asyncio.gather(
+            dispatch_once(trigger, get_settings()), dispatch_once(trigger, get_settings())
+        )
+
+    asyncio.run(two())
+    assert {run for _, _, run in trigger.started} == {first}
+    assert all_jobs()[0].flow_run_id == first
+
+
+def test_a_failed_start_does_not_block_uploading_the_file_again(
+    app: FastAPI, client: TestClient, workbook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.dependency_overrides[get_trigger] = lambda: UnavailableTrigger()
+    post_file(client, workbook)
+    monkeypatch.setenv("IMPORTER_DISPATCH_TIMEOUT_S", "0.01")
+    get_settings.cache_clear()
+    time.sleep(0.05)
+    asyncio.run(dispatch_once(UnavailableTrigger(), get_settings()))
+    assert all_jobs()[0].status == JobStatus.FAILED
     app.dependency_overrides[get_trigger] = lambda: FakeTrigger()
 
     assert post_file(client, workbook).status_code == 202

@@ -35,6 +35,7 @@ class RunningStack:
     data_dir: Path
     log: Path
     env: dict[str, str]
+    hold_dir: Path
 
 
 @contextmanager
@@ -49,8 +50,10 @@ def running_stack(
     port, prefect_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
     env |= dict(extra_env or {})
+    holds = data_dir.parent / "holds"
     env |= {
         "IMPORTER_DATA_DIR": str(data_dir),
+        "IMPORTER_TEST_HOLD_DIR": str(holds),
         "IMPORTER_PORT": str(port),
         "IMPORTER_PREFECT_PORT": str(prefect_port),
         **{f"IMPORTER_{k.upper()}": v for k, v in settings.items()},
@@ -76,7 +79,7 @@ def running_stack(
             time.sleep(0.5)
         prefect_api = f"http://127.0.0.1:{prefect_port}/api"
         env = env | {"PREFECT_API_URL": prefect_api}
-        yield RunningStack(api, prefect_api, data_dir, log, env)
+        yield RunningStack(api, prefect_api, data_dir, log, env, holds)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)

@@ -26,6 +26,8 @@ from tests.e2e.workers import (
     expected_items,
     flow_run_process,
     freeze_between_transactions,
+    hold_dir,
+    import_gate,
     job_row,
     parent_of,
     queue_import,
@@ -47,13 +49,16 @@ def workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
 
 
 def _interrupt_mid_import(tmp_path: Path, data_dir: Path) -> tuple[object, int]:
-    """Queue the mixed import; once 300 rows are committed, freeze its run between two
-    batches (so it cannot finish however fast the machine) and return (job id, run pid)."""
-    job_id = queue_import(write_mixed(tmp_path / "mixed.xlsx"))
-    job = wait_until(job_id, lambda j: j.processed_rows >= 300, what="300 rows committed")
-    assert job.flow_run_id is not None
-    pid = flow_run_process(job.flow_run_id)
-    freeze_between_transactions(pid, data_dir / "importer.db")
+    """Queue the mixed import; once 300 rows are committed, hold its run at the gate between
+    two batches, freeze it there (so it cannot finish however fast the machine) and return
+    (job id, run pid). The gate is gone by then, so a resumed attempt runs straight on."""
+    with import_gate(hold_dir(data_dir), "mixed.xlsx", after_rows=300) as gate:
+        job_id = queue_import(write_mixed(tmp_path / "mixed.xlsx"))
+        pid = gate.wait_held()
+        job = job_row(job_id)
+        assert job.flow_run_id is not None and flow_run_process(job.flow_run_id) == pid
+        # Its heartbeat thread may be inside a (tiny) transaction: freeze it outside one.
+        freeze_between_transactions(pid, data_dir / "importer.db")
     assert job_row(job_id).status == "processing", "the import ended before it was frozen"
     return job_id, pid
 
@@ -171,14 +176,17 @@ def test_an_import_stopped_with_the_service_resumes_when_the_service_starts_agai
 ) -> None:
     seed_items()
     fast = {k.removeprefix("IMPORTER_").lower(): v for k, v in FAST_RECOVERY.items()}
-    fast["batch_size"] = "10"  # slow enough to outlast the stack's orderly stop
     path = write_mixed(tmp_path / "mixed.xlsx")
-    with running_stack(importer_env, **fast) as stack, httpx.Client(base_url=stack.api) as client:
+    with (
+        import_gate(hold_dir(importer_env), path.name, after_rows=300) as gate,
+        running_stack(importer_env, **fast) as stack,
+        httpx.Client(base_url=stack.api) as client,
+    ):
         with path.open("rb") as f:
             answer = client.post("/api/excel/import", files={"file": (path.name, f)}, timeout=60)
         assert answer.status_code == 202, answer.text
         job_id = uuid.UUID(answer.json()["job_id"])
-        wait_until(job_id, lambda j: j.processed_rows >= 300, what="300 rows committed")
+        gate.wait_held()  # mid-import, however fast the machine, when the stack stops
     # `importer up` got Ctrl-C and stopped everything, the run included.
     stopped = job_row(job_id)
     assert str(stopped.status) == "processing", vars(stopped)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
-from tests.e2e.workers import run_held_still
+from tests.e2e.workers import held, import_gate
 
 pytestmark = pytest.mark.slow
 
@@ -118,15 +118,10 @@ def test_cancel_mid_import_then_retry_resumes_to_exact_counts(
     rows = catalogue(20_000, price=5.0)
     rows = [rows[0]] + [[f"C-{i:06d}", *r[1:]] for i, r in enumerate(rows[1:])]
     path = write_xlsx(tmp_path / "long.xlsx", rows)
-    job_id = upload(client, path).json()["job_id"]
-    deadline = time.monotonic() + 120
-    while (job := client.get(f"/api/excel/import/{job_id}/progress").json())[
-        "processed_rows"
-    ] < 300:
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
-    with run_held_still(stack, job_id):
-        assert client.post(f"/api/excel/import/{job_id}/cancel").status_code == 202
+    with import_gate(stack.hold_dir, path.name, after_rows=300) as gate:
+        job_id = upload(client, path).json()["job_id"]
+        with held(gate):
+            assert client.post(f"/api/excel/import/{job_id}/cancel").status_code == 202
     cancelled = wait_for(client, job_id, {"cancelled", "completed", "failed"})
     assert cancelled["status"] == "cancelled", cancelled
     assert 0 < cancelled["processed_rows"] < 20_000

@@ -28,7 +28,6 @@ from itemsheet.importing import JobOptions, create_job
 from itemsheet.storage import store_path
 from settings import get_settings
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import RunningStack
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"completed", "failed", "cancelled"}
@@ -78,6 +77,7 @@ def running_workers(
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
     base |= {
         "IMPORTER_DATA_DIR": str(data_dir),
+        "IMPORTER_TEST_HOLD_DIR": str(hold_dir(data_dir)),
         "PREFECT_API_URL": prefect_api,
         "PREFECT_HOME": str(data_dir / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -94,6 +94,11 @@ def running_workers(
             for pid in [*descendants(proc.pid), proc.pid]:
                 _signal(pid, signal.SIGKILL)
             proc.wait()
+
+
+def hold_dir(data_dir: Path) -> Path:
+    """Where tests arm gates for the workers or stack of `data_dir`."""
+    return data_dir.parent / "holds"
 
 
 def _signal(pid: int, signum: int) -> None:
@@ -120,9 +125,17 @@ def descendants(pid: int) -> list[int]:
 
 
 def flow_run_process(flow_run_id: uuid.UUID, timeout: float = 60) -> int:
-    """The pid of the process that carries out `flow_run_id`."""
-    needle = str(flow_run_id).encode()
+    """The pid of the process that carries out `flow_run_id` (as its worker told Prefect)."""
+    from prefect.client.orchestration import get_client
+
     deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            pid = client.read_flow_run(flow_run_id).infrastructure_pid
+            if pid:
+                return int(pid.rsplit(":", 1)[-1])
+            time.sleep(0.1)
+    needle = str(flow_run_id).encode()
     while time.monotonic() < deadline:
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -156,23 +169,55 @@ def freeze_between_transactions(pid: int, database: Path) -> None:
     raise AssertionError("could not freeze the run between two transactions")
 
 
+@dataclass
+class Gate:
+    """A pause point armed for one file name: its import stops between two batches once it
+    has committed `after_rows` rows, and stays there until released (`itemsheet.holds`)."""
+
+    hold_dir: Path
+    filename: str
+
+    @property
+    def _file(self) -> Path:
+        return self.hold_dir / self.filename
+
+    def arm(self, after_rows: int) -> None:
+        self.hold_dir.mkdir(parents=True, exist_ok=True)
+        self._file.write_text(str(after_rows))
+
+    def wait_held(self, timeout: float = 180) -> int:
+        """The pid of the run once it waits at the gate."""
+        marker = self.hold_dir / f"{self.filename}.held"
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert self._file.exists(), "the gate was released before the import reached it"
+            assert time.monotonic() < deadline, f"no import of {self.filename} reached the gate"
+            time.sleep(0.01)
+        return int(marker.read_text())
+
+    def release(self) -> None:
+        self._file.unlink(missing_ok=True)
+
+
 @contextmanager
-def run_held_still(stack: RunningStack, job_id: str, *, after_rows: int = 0) -> Iterator[None]:
-    """Freeze the run of `job_id` on `stack` between two batches for the block's length, once
-    more than `after_rows` rows are committed, so a user's action in the block lands
-    mid-import however fast this machine writes."""
-    # Read the job from the database itself: an API round trip is slower than a small batch.
-    database = stack.data_dir / "importer.db"
-    pid = flow_run_process(uuid.UUID(_job_column(database, job_id, "flow_run_id")), timeout=180)
-    deadline = time.monotonic() + 120
-    while int(_job_column(database, job_id, "processed_rows")) <= after_rows:
-        assert time.monotonic() < deadline, f"no more than {after_rows} rows committed"
-        time.sleep(0.002)
-    freeze_between_transactions(pid, database)
+def import_gate(hold_dir: Path, filename: str, *, after_rows: int = 1) -> Iterator[Gate]:
+    """Arm a gate for `filename` for the block's length (released at the end at the latest)."""
+    gate = Gate(hold_dir, filename)
+    gate.arm(after_rows)
     try:
-        yield
+        yield gate
     finally:
-        _signal(pid, signal.SIGCONT)
+        gate.release()
+
+
+@contextmanager
+def held(gate: Gate) -> Iterator[int]:
+    """Wait until the gated import is held mid-way, yield its pid, then let it go on, so a
+    user's action in the block lands mid-import however fast this machine writes."""
+    try:
+        yield gate.wait_held()
+    finally:
+        gate.release()
 
 
 def _job_column(database: Path, job_id: str, column: str) -> Any:

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, wait_for
-from tests.e2e.workers import run_held_still
+from tests.e2e.workers import Gate, held, import_gate
 from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot, watch
 
 pytestmark = pytest.mark.slow
@@ -101,18 +101,22 @@ def test_upload_shows_live_progress_until_the_bar_is_full_with_the_right_counts(
         f"catalogue.xlsx · {path.stat().st_size / 1024:.1f} KiB"
     )
     screenshot(page, "upload-file-chosen")
-    page.get_by_role("button", name="Import", exact=True).click()
-
-    expect(page).to_have_url(re.compile(r"\?job=[0-9a-f-]{36}$"))
-    expect(page.get_by_role("heading", name="Import of catalogue.xlsx")).to_be_visible()
-    record_progress(page)
-    bar = page.get_by_role("progressbar")
-    expect(bar).to_have_attribute("aria-valuemin", "0")
-    expect(bar).to_have_attribute("aria-valuemax", "100")
     # Held mid-import for a moment, so the bar is seen between 0 and 100 on any machine.
-    with run_held_still(stack, job_id_in(page)):
-        expect(page.locator("#job-progress-text")).to_contain_text("Processing", timeout=FINISH_MS)
-        screenshot(page, "progress-running")
+    with import_gate(stack.hold_dir, path.name) as gate:
+        page.get_by_role("button", name="Import", exact=True).click()
+
+        expect(page).to_have_url(re.compile(r"\?job=[0-9a-f-]{36}$"))
+        expect(page.get_by_role("heading", name="Import of catalogue.xlsx")).to_be_visible()
+        record_progress(page)
+        bar = page.get_by_role("progressbar")
+        expect(bar).to_have_attribute("aria-valuemin", "0")
+        expect(bar).to_have_attribute("aria-valuemax", "100")
+        with held(gate):
+            expect(page.locator("#count-created")).not_to_have_text("0", timeout=FINISH_MS)
+            expect(page.locator("#job-progress-text")).to_contain_text(
+                "Processing", timeout=FINISH_MS
+            )
+            screenshot(page, "progress-running")
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=FINISH_MS)
     expect_finished(page, "completed")
 
@@ -202,6 +206,8 @@ def test_cancel_from_the_page_stops_a_long_import_and_retry_finishes_it(
     page: Page, console: Console, stack: RunningStack, tmp_path: Path
 ) -> None:
     path = write_xlsx(tmp_path / "long.xlsx", catalogue("W3", 30_000))
+    gate = Gate(stack.hold_dir, path.name)
+    gate.arm(after_rows=1)
     upload_through_page(page, path)
     expect(page.get_by_role("heading", name="Import of long.xlsx")).to_be_visible()
     job_id = job_id_in(page)
@@ -221,7 +227,7 @@ def test_cancel_from_the_page_stops_a_long_import_and_retry_finishes_it(
     expect(page.locator("#job-progress-text")).to_have_text(
         re.compile(r"^Processing [1-9][\d,]* / 30,000 items$"), timeout=FINISH_MS
     )
-    with run_held_still(stack, job_id), page.expect_response(re.compile(r"/cancel$")) as sent:
+    with held(gate), page.expect_response(re.compile(r"/cancel$")) as sent:
         page.get_by_role("button", name="Cancel import").click()
     assert sent.value.status == 202
     expect_finished(page, "cancelled")
@@ -246,6 +252,8 @@ def test_a_job_link_opened_later_shows_that_job_live(
     browser: Browser, stack: RunningStack, api: httpx.Client, tmp_path: Path
 ) -> None:
     path = write_xlsx(tmp_path / "linked.xlsx", catalogue("W4", 5000))
+    gate = Gate(stack.hold_dir, path.name)
+    gate.arm(after_rows=1)
     with path.open("rb") as f:
         job_id = api.post("/api/excel/import", files={"file": (path.name, f)}).json()["job_id"]
     for address in (f"/?job={job_id}", f"/#job={job_id}"):
@@ -255,7 +263,7 @@ def test_a_job_link_opened_later_shows_that_job_live(
         watch(tab, console)
         live = address.startswith("/?")
         if live:  # opened mid-import (held there while it opens): the page follows the job
-            with run_held_still(stack, job_id):
+            with held(gate):
                 tab.goto(address)
                 expect(tab.get_by_role("heading", name="Import of linked.xlsx")).to_be_visible()
                 record_progress(tab)

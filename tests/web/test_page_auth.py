@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, Request, Response, expect
 
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, running_stack
-from tests.e2e.workers import run_held_still
+from tests.e2e.workers import Gate, held
 from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot
 from tests.web.test_page import (
     catalogue,
@@ -75,10 +75,13 @@ def test_page_asks_for_the_key_then_uploads_and_follows_the_import_live(
     rows[10][2] = "not a price"
     path = write_xlsx(tmp_path / "keyed.xlsx", rows)
     page.locator("#file-input").set_input_files(str(path))
+    gate = Gate(stack.hold_dir, path.name)
+    gate.arm(after_rows=1)
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.get_by_role("heading", name="Import of keyed.xlsx")).to_be_visible()
     record_progress(page)
-    with run_held_still(stack, job_id_in(page)):  # so the counts are seen mid-way on any machine
+    with held(gate):  # so the counts are seen mid-way on any machine
+        expect(page.locator("#count-created")).not_to_have_text("0")
         expect(page.locator("#job-progress-text")).to_contain_text("Processing ")
     expect_finished(page, "completed")
     expect(page.locator("#job-progress-text")).to_have_text("Processed 6,000 / 6,000 items")

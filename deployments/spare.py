@@ -1,0 +1,89 @@
+"""A pre-started interpreter that carries out one flow run: `python -m deployments.spare`.
+
+A worker keeps one or more of these ready. Each imports Prefect's engine, the flows and
+what they use (polars, fastexcel, SQLAlchemy) ahead of time, in a thread of low priority so
+a running import keeps the CPU, and starts its own spare parse child. Then it says `ready`
+on stdout and waits on stdin for one line: the flow run id and the run's environment. It
+then runs Prefect's own engine entry point (`python -m prefect.engine`) in this process, so
+the run is exactly what a fresh interpreter would do, minus the imports, and exits: one
+process per run, as before. End of input (the worker went away) ends an unused spare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import runpy
+import sys
+import threading
+import warnings
+from contextlib import suppress
+
+# What a run needs, imported before it arrives.
+WARM_MODULES = (
+    "prefect.engine",
+    "prefect.flow_engine",
+    "prefect.flows",
+    "sqlalchemy",
+    "polars",
+    "fastexcel",
+    "flows.import_items",
+    "flows.reimport_items",
+)
+WARM_NICE = 10
+READY = b"ready\n"
+
+
+def warm_up() -> None:
+    """Import `WARM_MODULES` in a thread of lower priority, and wait for it."""
+
+    def imports() -> None:
+        # Linux gives each thread its own nice value: only these imports yield the CPU;
+        # the main thread, which runs the flow, keeps its normal priority.
+        with suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
+        for name in WARM_MODULES:
+            importlib.import_module(name)
+
+    thread = threading.Thread(target=imports, name="warm-up")
+    thread.start()
+    thread.join()
+
+
+def run_engine(flow_run_id: str, env: dict[str, str]) -> None:
+    """Run Prefect's engine entry point for `flow_run_id`, as `python -m prefect.engine` does."""
+    os.environ.update(env)
+    sys.argv = ["prefect.engine", flow_run_id]
+    # The warm-up imported `prefect.engine` as a module (the flows import it); running it
+    # again as `__main__` is what `python -m prefect.engine` does too.
+    warnings.filterwarnings("ignore", "'prefect.engine' found in sys.modules", RuntimeWarning)
+    runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+
+
+def main() -> int:
+    """Warm up, say ready, carry out the one run handed over (or end when none comes)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output-fd", type=int, required=True)
+    args = parser.parse_args()
+    # The parse child is started from this thread, so it keeps normal priority for the
+    # parse; it warms itself up at low priority too.
+    from itemsheet.child import keep_spare_child
+
+    keep_spare_child()
+    warm_up()
+    os.write(1, READY)
+    # From here on, what the run prints goes where the worker's own output goes.
+    os.dup2(args.output_fd, 1)
+    os.close(args.output_fd)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    order = json.loads(line)
+    run_engine(str(order["flow_run_id"]), {str(k): str(v) for k, v in order["env"].items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""The `importer` Prefect worker type: flow runs start in pre-started interpreters.
+
+Prefect's process worker starts `python -m prefect.engine` for every run, and that new
+interpreter spends seconds importing Prefect, the flow and its libraries before the first
+line of the flow runs. This worker type (`prefect.workers.base.BaseWorker`, Prefect's
+extension point for infrastructure) keeps `IMPORTER_WARM_SPARES` interpreters that have
+done those imports already (`deployments.spare`) and hands each new run to one of them.
+
+Everything else is Prefect's own machinery, as its process worker uses it: each run gets a
+`FlowRunExecutorContext` (state proposals, the control channel through which a cancel is
+delivered, the cancellation observer, crashed and cancellation hooks), and the run is its
+own OS process whose pid Prefect records. So a run is cancelled from the UI or the API, a
+killed run is reported Crashed, and a retry from the UI goes back to the work pool, exactly
+as with `prefect worker start --type process`. A run whose environment differs from the
+worker's (job variables that change settings) gets a fresh `python -m prefect.engine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import anyio
+import anyio.abc
+from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import InfrastructureNotFound
+from prefect.flows import load_flow_from_flow_run
+from prefect.logging import get_logger
+from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
+from prefect.runner._process_manager import ProcessHandle
+from prefect.settings import get_current_settings
+from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+from pydantic import PrivateAttr
+
+from deployments.spare import READY
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import Flow as APIFlow
+    from prefect.client.schemas.objects import WorkPool
+    from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.runner._control_channel import ControlChannel
+
+WORKER_TYPE = "importer"
+SPARE_START_TIMEOUT_S = 120.0
+
+logger = get_logger("importer.worker")
+
+
+class ImporterJobConfiguration(BaseJobConfiguration):
+    """Per-run settings: the environment (Prefect's command is unused by spares)."""
+
+    _job_env: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def prepare_for_flow_run(
+        self,
+        flow_run: FlowRun,
+        deployment: DeploymentResponse | None = None,
+        flow: APIFlow | None = None,
+        work_pool: WorkPool | None = None,
+        worker_name: str | None = None,
+        worker_id: UUID | None = None,
+    ) -> None:
+        # What the deployment's job variables ask for, before Prefect adds the worker's
+        # own settings: a spare started with a different environment cannot take the run.
+        self._job_env = {k: v for k, v in self.env.items() if v is not None}
+        super().prepare_for_flow_run(
+            flow_run, deployment, flow, work_pool, worker_name, worker_id=worker_id
+        )
+
+    @property
+    def job_env(self) -> dict[str, str]:
+        """The environment the deployment's job variables set."""
+        return dict(self._job_env)
+
+
+class ImporterVariables(BaseVariables):
+    """What a deployment may set for its runs (the environment, as with process workers)."""
+
+
+class ImporterWorkerResult(BaseWorkerResult):
+    """How a run's process ended."""
+
+
+class Spare:
+    """One pre-started interpreter; `ready` once its imports are done."""
+
+    def __init__(self, process: anyio.abc.Process, env: Mapping[str, str]) -> None:
+        self.process = process
+        self.env = dict(env)
+        self.ready = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+
+class SparePool:
+    """Keeps `size` spares starting or ready; a taken one is replaced at once."""
+
+    def __init__(self, size: int, cwd: Path) -> None:
+        self.size = size
+        self.cwd = cwd
+        self._spares: list[Spare] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._output_fd = os.dup(1)
+
+    async def __aenter__(self) -> SparePool:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self.refill()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        await self._task_group.__aexit__(None, None, None)
+        for spare in self._spares:
+            await _end_unused(spare)
+        self._spares.clear()
+        os.close(self._output_fd)
+
+    def ready_count(self) -> int:
+        """Spares that would start a run now."""
+        return sum(1 for s in self._spares if s.ready and s.alive)
+
+    async def wait_ready(self, timeout_s: float = SPARE_START_TIMEOUT_S) -> bool:
+        """Wait until one spare is ready (a worker says it is up only then)."""
+        deadline = time.monotonic() + timeout_s
+        while self.size and not self.ready_count():
+            if time.monotonic() > deadline:
+                return False
+            self.refill()
+            await anyio.sleep(0.05)
+        return True
+
+    def take(self, job_env: Mapping[str, str]) -> Spare | None:
+        """A ready spare started with the environment the run asks for, else None."""
+        self._spares = [s for s in self._spares if s.alive]
+        for spare in self._spares:
+            if spare.ready and _compatible(spare.env, job_env):
+                self._spares.remove(spare)
+                self.refill()
+                return spare
+        return None
+
+    def refill(self) -> None:
+        """Start spares until `size` are starting or ready."""
+        self._spares = [s for s in self._spares if s.alive]
+        if self._task_group is None:
+            return
+        for _ in range(self.size - len(self._spares)):
+            self._task_group.start_soon(self._start_one)
+
+    async def _start_one(self) -> None:
+        env = dict(os.environ)
+        try:
+            process = await anyio.open_process(
+                [sys.executable, "-m", "deployments.spare", "--output-fd", str(self._output_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None,
+                cwd=self.cwd,
+                env=env,
+                pass_fds=(self._output_fd,),
+            )
+        except OSError:
+            logger.exception("could not start a spare interpreter")
+            return
+        spare = Spare(process, env)
+        self._spares.append(spare)
+        assert process.stdout is not None
+        said = b""
+        with anyio.move_on_after(SPARE_START_TIMEOUT_S):
+            with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while READY not in said:
+                    said += await process.stdout.receive()
+        await process.stdout.aclose()
+        if READY in said and spare.alive:
+            spare.ready = True
+        else:
+            logger.warning("a spare interpreter did not get ready; starting another")
+            self._spares.remove(spare)
+            await _end_unused(spare)
+            await anyio.sleep(1)
+            self.refill()
+
+
+# Variables that differ per run and are read by the engine when the run starts; any other
+# difference from a spare's environment means the spare's settings would be wrong.
+PER_RUN_PREFIX = "PREFECT__"
+
+
+def _compatible(spare_env: Mapping[str, str], job_env: Mapping[str, str]) -> bool:
+    differ = [
+        key
+        for key, value in job_env.items()
+        if not key.startswith(PER_RUN_PREFIX) and spare_env.get(key) != value
+    ]
+    if differ:
+        logger.info("the run sets %s unlike the spares; it starts cold", ", ".join(differ))
+    return not differ
+
+
+async def _end_unused(spare: Spare) -> None:
+    """An unused spare exits when its input ends."""
+    if spare.process.stdin is not None:
+        with suppress(Exception):
+            await spare.process.stdin.aclose()
+    with anyio.move_on_after(5):
+        await spare.process.wait()
+    if spare.alive:
+        spare.process.kill()
+        await spare.process.wait()
+
+
+class SpareStarter:
+    """A `ProcessStarter` for Prefect's flow run executor that hands runs to spares."""
+
+    def __init__(
+        self,
+        pool: SparePool,
+        *,
+        env: Mapping[str, str | None],
+        job_env: Mapping[str, str],
+        cwd: Path,
+        control_channel: ControlChannel | None,
+        running: set[anyio.abc.Process],
+    ) -> None:
+        self.pool = pool
+        self.env = env
+        self.job_env = job_env
+        self.cwd = cwd
+        self.control_channel = control_channel
+        self.running = running
+
+    def _run_env(self, flow_run: FlowRun) -> dict[str, str]:
+        env: dict[str, str | None] = dict(os.environ)
+        env.update(self.env)
+        env.update(get_current_settings().to_environment_variables(exclude_unset=True))
+        env["PREFECT__FLOW_RUN_ID"] = str(flow_run.id)
+        # The executor, not the engine, runs crashed and cancellation hooks (as for
+        # Prefect's process worker), so a killed run's hooks still run.
+        env["PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS"] = "false"
+        if self.control_channel is not None:
+            with suppress(RuntimeError):  # no loopback listener: cancel by signal only
+                port, token = self.control_channel.register(flow_run.id)
+                env["PREFECT__CONTROL_PORT"] = str(port)
+                env["PREFECT__CONTROL_TOKEN"] = token
+        return {k: v for k, v in env.items() if v is not None}
+
+    async def start(
+        self,
+        flow_run: FlowRun,
+        task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        env = self._run_env(flow_run)
+        spare = self.pool.take(self.job_env)
+        if spare is not None:
+            process = spare.process
+            order = {"flow_run_id": str(flow_run.id), "env": _per_run(env)}
+            assert process.stdin is not None
+            await process.stdin.send(json.dumps(order).encode() + b"\n")
+            await process.stdin.aclose()
+            logger.debug("flow run %s handed to spare %s", flow_run.id, process.pid)
+        else:
+            logger.info("no warm interpreter for flow run %s; starting one", flow_run.id)
+            process = await anyio.open_process(
+                [sys.executable, "-m", "prefect.engine"],
+                stdin=subprocess.DEVNULL,
+                stdout=None,
+                stderr=None,
+                cwd=self.cwd,
+                env=env,
+            )
+        self.running.add(process)
+        try:
+            task_status.started(ProcessHandle(process))
+            await process.wait()
+        finally:
+            self.running.discard(process)
+
+
+def _per_run(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(PER_RUN_PREFIX)}
+
+
+class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, ImporterWorkerResult]):
+    """Runs flow runs of its work pool in pre-started interpreters (see the module doc)."""
+
+    type = WORKER_TYPE
+    job_configuration = ImporterJobConfiguration
+    job_configuration_variables = ImporterVariables
+    _description = "Runs flow runs as processes started ahead of time (fast starts)."
+    _display_name = "Importer (warm processes)"
+
+    def __init__(self, *args: Any, spares: int = 1, cwd: Path | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cwd = cwd or Path.cwd()
+        self.spares = SparePool(spares, self.cwd)
+        self.running: set[anyio.abc.Process] = set()
+        self.stopping = False
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        """Prefect's poll of the work pool, except while the worker stops."""
+        if self.stopping:
+            return []
+        return await super().get_and_submit_flow_runs()
+
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: ImporterJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> ImporterWorkerResult:
+        """Carry out one run in its own process, under Prefect's flow run executor."""
+        if task_status is None:
+            task_status = anyio.TASK_STATUS_IGNORED
+        execution: FlowRunExecutionResult | None = None
+        async with FlowRunExecutorContext() as ctx:
+            starter = SpareStarter(
+                self.spares,
+                env=configuration.env,
+                job_env=configuration.job_env,
+                cwd=self.cwd,
+                control_channel=ctx.control_channel,
+                running=self.running,
+            )
+            executor = ctx.create_executor(
+                flow_run, starter, resolve_flow=load_flow_from_flow_run, propose_submitting=False
+            )
+
+            async def execute(
+                *, task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED
+            ) -> None:
+                nonlocal execution
+                execution = await executor.submit(task_status=task_status)
+
+            async with anyio.create_task_group() as group:
+                handle = await group.start(execute)
+                if handle.pid is None:
+                    raise RuntimeError("the flow run's process has no pid")
+                task_status.started(handle.pid)
+        if execution is None or execution.status_code is None:
+            raise RuntimeError("the flow run's process did not start")
+        return ImporterWorkerResult(
+            status_code=execution.status_code, identifier=str(execution.handle.pid)
+        )
+
+    async def kill_infrastructure(
+        self,
+        infrastructure_pid: str,
+        configuration: ImporterJobConfiguration,
+        grace_seconds: int = 30,
+    ) -> None:
+        """Stop a run's process (a run cancelled before it began)."""
+        pid = int(infrastructure_pid.rsplit(":", 1)[-1])
+        if not any(p.pid == pid for p in self.running):
+            raise InfrastructureNotFound(f"no run process {pid} on this worker")
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while any(p.pid == pid for p in self.running) and time.monotonic() < deadline:
+            await anyio.sleep(0.1)
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    async def stop_runs(self, grace_s: float = 20.0) -> None:
+        """SIGTERM every run (the worker stops): each is reported Crashed and its hooks run,
+        so its job is resumed by another worker rather than cancelled."""
+        for process in list(self.running):
+            with suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while self.limiter.borrowed_tokens and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for process in list(self.running):
+            with suppress(ProcessLookupError):
+                process.kill()

@@ -1,0 +1,35 @@
+"""A pause point between two batches, for tests that must act while an import is mid-way.
+
+Off unless `IMPORTER_TEST_HOLD_DIR` is set. A test arms a gate by writing a file named
+after the upload's file name, holding a row count; an import of that file that has
+committed at least that many rows stops before its next batch, outside any transaction and
+still beating, writes `<name>.held` (its pid) and waits until the gate file is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+POLL_S = 0.02
+
+
+def hold_if_asked(hold_dir: Path | None, filename: str, committed_rows: int) -> None:
+    """Wait here while a gate for `filename` is armed at or below `committed_rows`."""
+    if hold_dir is None:
+        return
+    gate = hold_dir / filename
+    try:
+        threshold = int(gate.read_text().strip() or "0")
+    except (OSError, ValueError):
+        return
+    if committed_rows < threshold:
+        return
+    marker = hold_dir / f"{filename}.held"
+    marker.write_text(str(os.getpid()))
+    try:
+        while gate.exists():
+            time.sleep(POLL_S)
+    finally:
+        marker.unlink(missing_ok=True)
