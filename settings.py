@@ -93,10 +93,17 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often the API looks for jobs still waiting for a run."
     )
     warm_spares: int = Field(
-        default=1,
+        default=2,
         ge=0,
         le=8,
         description="Pre-started interpreters a worker keeps ready for its next flow runs.",
+    )
+    import_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="Nice value of a running import (parse and writes): the API and Prefect"
+        " stay at 0 and answer first; spares warm up at 10.",
     )
     worker_poll_s: float = Field(
         default=2.0,
@@ -141,8 +148,6 @@ def get_settings() -> Settings:
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    # A served deployment picks up a new flow run within a second instead of ten.
-    "PREFECT_RUNNER_POLL_FREQUENCY": "1",
 }
 
 

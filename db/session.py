@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -13,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_LOCK_POLL_S = 0.001
 # More connections than the API's 40 worker threads: a thread waiting for a connection
 # must never starve the thread that would give one back (a deadlock under load).
 POOL_SIZE = 10
@@ -33,8 +36,29 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_sqlite(conn: Any) -> None:
-    # Writers take the write lock up front so two imports never deadlock on an upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock up front (so two imports never deadlock on an upgrade), asking
+    every millisecond.
+
+    SQLite's own busy handler sleeps longer and longer (up to 100 ms) between tries, so an
+    upload's one-row insert, waiting behind an import that commits batch after batch, only
+    got the lock when a try happened to fall between two batches: seconds, sometimes. Asking
+    every millisecond, it gets the lock at the first gap (imports leave one, see
+    `flows.import_items.BATCH_GAP_S`): at most one batch later.
+    """
+    raw = conn.connection.driver_connection
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(WRITE_LOCK_POLL_S)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def make_engine(url: str, *, write: bool = True) -> Engine:

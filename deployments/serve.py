@@ -159,25 +159,22 @@ async def run_worker(settings: Settings) -> None:
         limit=settings.worker_limit,
         spares=settings.warm_spares,
     )
-    async with worker.spares:
-        await ensure_work_pool()
-        for deployment in await build_deployments(settings):
-            await deployment.aapply(work_pool_name=WORK_POOL)
-        # Online (and so "ready" to the API) only once a run would start warm.
-        await worker.spares.wait_ready()
-        with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: settings.worker_poll_s}):
-            working = asyncio.create_task(worker.start(printer=logger.info))
-            waking = asyncio.create_task(_wake_on_waiting_jobs(worker, stopping))
-            await _first(stopping.wait(), working)
-            stopping.set()
-            if not working.done():
-                worker.stopping = True
-                await worker.stop_runs(STOP_GRACE_S)
-            for task in (waking, working):
-                task.cancel()
-            for task in (waking, working):
-                with suppress(asyncio.CancelledError):
-                    await task
+    await ensure_work_pool()
+    for deployment in await build_deployments(settings):
+        await deployment.aapply(work_pool_name=WORK_POOL)
+    with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: settings.worker_poll_s}):
+        working = asyncio.create_task(worker.start(printer=logger.info))
+        waking = asyncio.create_task(_wake_on_waiting_jobs(worker, stopping))
+        await _first(stopping.wait(), working)
+        stopping.set()
+        if not working.done():
+            worker.stopping = True
+            await worker.stop_runs(STOP_GRACE_S)
+        for task in (waking, working):
+            task.cancel()
+        for task in (waking, working):
+            with suppress(asyncio.CancelledError):
+                await task
 
 
 async def _first(*waits: Any) -> None:

@@ -2,24 +2,22 @@
 
 A worker keeps one or more of these ready. Each imports Prefect's engine, the flows and
 what they use (polars, fastexcel, SQLAlchemy) ahead of time, in a thread of low priority so
-a running import keeps the CPU, and starts its own spare parse child. Then it says `ready`
-on stdout and waits on stdin for one line: the flow run id and the run's environment. It
-then runs Prefect's own engine entry point (`python -m prefect.engine`) in this process, so
-the run is exactly what a fresh interpreter would do, minus the imports, and exits: one
-process per run, as before. End of input (the worker went away) ends an unused spare.
+a running import keeps the CPU (`itemsheet.warm`), and starts its own spare parse child.
+Then it says `ready` on stdout and waits on stdin for one line: the flow run id and the
+run's environment. It then runs Prefect's own engine entry point (`python -m
+prefect.engine`) in this process, so the run is exactly what a fresh interpreter would do,
+minus the imports, and exits: one process per run, as before. End of input (the worker
+went away) ends an unused spare.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import runpy
 import sys
-import threading
 import warnings
-from contextlib import suppress
 
 # What a run needs, imported before it arrives.
 WARM_MODULES = (
@@ -32,24 +30,7 @@ WARM_MODULES = (
     "flows.import_items",
     "flows.reimport_items",
 )
-WARM_NICE = 10
 READY = b"ready\n"
-
-
-def warm_up() -> None:
-    """Import `WARM_MODULES` in a thread of lower priority, and wait for it."""
-
-    def imports() -> None:
-        # Linux gives each thread its own nice value: only these imports yield the CPU;
-        # the main thread, which runs the flow, keeps its normal priority.
-        with suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
-        for name in WARM_MODULES:
-            importlib.import_module(name)
-
-    thread = threading.Thread(target=imports, name="warm-up")
-    thread.start()
-    thread.join()
 
 
 def run_engine(flow_run_id: str, env: dict[str, str]) -> None:
@@ -70,14 +51,18 @@ def main() -> int:
     # The parse child is started from this thread, so it keeps normal priority for the
     # parse; it warms itself up at low priority too.
     from itemsheet.child import keep_spare_child
+    from itemsheet.warm import Warming
 
     keep_spare_child()
-    warm_up()
+    # A worker with no ready spare hands a run to one still warming up: never slower than
+    # a fresh interpreter, which would import the same modules from the start.
+    line = Warming(WARM_MODULES).until_done_or_work(sys.stdin)
     os.write(1, READY)
     # From here on, what the run prints goes where the worker's own output goes.
     os.dup2(args.output_fd, 1)
     os.close(args.output_fd)
-    line = sys.stdin.readline()
+    if line is None:
+        line = sys.stdin.readline()
     if not line.strip():
         return 0
     order = json.loads(line)

@@ -111,10 +111,13 @@ class SparePool:
         self.size = size
         self.cwd = cwd
         self._spares: list[Spare] = []
+        self._starting = 0  # spawns asked for whose process is not in `_spares` yet
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._output_fd = os.dup(1)
+        self._output_fd = -1
 
     async def __aenter__(self) -> SparePool:
+        # What runs print goes where this worker's output goes (see `deployments.spare`).
+        self._output_fd = os.dup(1)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self.refill()
@@ -128,6 +131,7 @@ class SparePool:
             await _end_unused(spare)
         self._spares.clear()
         os.close(self._output_fd)
+        self._task_group = None
 
     def ready_count(self) -> int:
         """Spares that would start a run now."""
@@ -144,13 +148,14 @@ class SparePool:
         return True
 
     def take(self, job_env: Mapping[str, str]) -> Spare | None:
-        """A ready spare started with the environment the run asks for, else None."""
+        """A spare started with the environment the run asks for: a ready one, else one
+        still warming up (it has a head start on a fresh interpreter); None if there is none."""
         self._spares = [s for s in self._spares if s.alive]
-        for spare in self._spares:
-            if spare.ready and _compatible(spare.env, job_env):
-                self._spares.remove(spare)
-                self.refill()
-                return spare
+        fitting = [s for s in self._spares if _compatible(s.env, job_env)]
+        for spare in sorted(fitting, key=lambda s: not s.ready):
+            self._spares.remove(spare)
+            self.refill()
+            return spare
         return None
 
     def refill(self) -> None:
@@ -158,7 +163,8 @@ class SparePool:
         self._spares = [s for s in self._spares if s.alive]
         if self._task_group is None:
             return
-        for _ in range(self.size - len(self._spares)):
+        for _ in range(self.size - len(self._spares) - self._starting):
+            self._starting += 1
             self._task_group.start_soon(self._start_one)
 
     async def _start_one(self) -> None:
@@ -176,6 +182,8 @@ class SparePool:
         except OSError:
             logger.exception("could not start a spare interpreter")
             return
+        finally:
+            self._starting -= 1
         spare = Spare(process, env)
         self._spares.append(spare)
         assert process.stdout is not None
@@ -185,6 +193,8 @@ class SparePool:
                 while READY not in said:
                     said += await process.stdout.receive()
         await process.stdout.aclose()
+        if spare not in self._spares:
+            return  # taken while it warmed up: it carries out its run now
         if READY in said and spare.alive:
             spare.ready = True
         else:
@@ -267,6 +277,8 @@ class SpareStarter:
         spare = self.pool.take(self.job_env)
         if spare is not None:
             process = spare.process
+            if not spare.ready:
+                logger.info("flow run %s waits for a spare still warming up", flow_run.id)
             order = {"flow_run_id": str(flow_run.id), "env": _per_run(env)}
             assert process.stdin is not None
             await process.stdin.send(json.dumps(order).encode() + b"\n")
@@ -309,6 +321,20 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         self.spares = SparePool(spares, self.cwd)
         self.running: set[anyio.abc.Process] = set()
         self.stopping = False
+
+    async def setup(self) -> None:
+        """Start the spares and wait for the first, then register with Prefect: the worker
+        shows as online (and the API as ready) only once a run would start warm."""
+        await self.spares.__aenter__()
+        await self.spares.wait_ready()
+        await super().setup()
+
+    async def teardown(self, *exc_info: Any) -> None:
+        """Stop polling and the spares (runs in progress were stopped by then)."""
+        try:
+            await super().teardown(*exc_info)
+        finally:
+            await self.spares.__aexit__(None, None, None)
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         """Prefect's poll of the work pool, except while the worker stops."""

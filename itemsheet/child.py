@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -29,6 +28,7 @@ from typing import IO
 from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
 from itemsheet.prepare import SheetSummary, prepare, write_rows
+from itemsheet.warm import lower_priority
 
 _POLL_S = 0.02
 
@@ -49,6 +49,13 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
+def _own_nice() -> int:
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except (AttributeError, OSError):
+        return 0
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.kill()
     proc.wait()
@@ -63,7 +70,6 @@ class _Spare:
 
 
 _spare: _Spare | None = None
-WARM_NICE = 10
 
 
 def keep_spare_child(work_dir: Path | None = None) -> None:
@@ -74,6 +80,7 @@ def keep_spare_child(work_dir: Path | None = None) -> None:
 
         work_dir = get_settings().work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_spares(work_dir)
     output = work_dir / f"spare-{os.getpid()}-{time.monotonic_ns()}.out"
     with output.open("wb") as sink:
         proc = subprocess.Popen(
@@ -84,6 +91,24 @@ def keep_spare_child(work_dir: Path | None = None) -> None:
         )
     _spare = _Spare(proc, output)
     atexit.register(_drop_spare)
+
+
+def _forget_dead_spares(work_dir: Path) -> None:
+    """Remove the output files of spares whose owner was killed before it could."""
+    for path in work_dir.glob("spare-*.out"):
+        owner = path.name.split("-")[1]
+        if owner.isdigit() and not _alive(int(owner)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _take_spare() -> _Spare | None:
@@ -142,6 +167,9 @@ def prepare_in_child(
         str(out),
         "--limits",
         json.dumps(asdict(package)),
+        # A spare child was started at normal priority; it takes on its caller's.
+        "--nice",
+        str(_own_nice()),
     ]
     if filename is not None:
         args += ["--filename", filename]
@@ -185,17 +213,11 @@ def prepare_in_child(
 
 def serve() -> int:
     """Spare entry point: import the parser at low priority, then run the arguments sent."""
+    from itemsheet.warm import Warming
 
-    def imports() -> None:
-        # Only this thread yields the CPU; the parse runs on the main thread.
-        with suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
-        import itemsheet.prepare  # noqa: F401  (polars, fastexcel, pyarrow)
-
-    warm = threading.Thread(target=imports, name="warm-up")
-    warm.start()
-    warm.join()
-    line = sys.stdin.readline()
+    line = Warming(["itemsheet.prepare"]).until_done_or_work(sys.stdin)
+    if line is None:
+        line = sys.stdin.readline()
     if not line.strip():
         return 0
     return main([str(a) for a in json.loads(line)])
@@ -209,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limits", required=True)
     parser.add_argument("--filename")
     parser.add_argument("--sheet")
+    parser.add_argument("--nice", type=int, default=0)
     args = parser.parse_args(argv)
+    lower_priority(args.nice)
     try:
         validated, summary = prepare(
             args.source.read_bytes(),

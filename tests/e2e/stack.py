@@ -40,12 +40,17 @@ class RunningStack:
 
 @contextmanager
 def running_stack(
-    data_dir: Path, *, extra_env: Mapping[str, str] | None = None, **settings: str
+    data_dir: Path,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    wait_ready: bool = True,
+    **settings: str,
 ) -> Iterator[RunningStack]:
     """`importer up` with its own Prefect server; stopped with SIGINT like Ctrl-C.
 
     The stack sees none of this process's PREFECT_* and IMPORTER_* variables, only
-    `settings` (as IMPORTER_<NAME>) and `extra_env`.
+    `settings` (as IMPORTER_<NAME>) and `extra_env`. With `wait_ready=False` it is yielded
+    as soon as it was started, for tests of the start-up itself.
     """
     port, prefect_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
@@ -73,7 +78,7 @@ def running_stack(
     api = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while b"ready" not in log.read_bytes():
+        while wait_ready and b"ready" not in log.read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"importer up did not start:\n{log.read_text()[-4000:]}")
             time.sleep(0.5)

@@ -16,7 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import running_stack
+from db.models import JobSource
+from db.session import session_scope
+from itemsheet.dispatching import request_run
+from itemsheet.importing import JobOptions, create_job
+from itemsheet.storage import store_path
+from settings import get_settings
+from tests.e2e.stack import final_flow_run, running_stack
 from tests.e2e.workers import (
     EXPECTED_COUNTS,
     FAST_RECOVERY,
@@ -195,3 +201,69 @@ def test_an_import_stopped_with_the_service_resumes_when_the_service_starts_agai
         job = wait_until(job_id, lambda j: str(j.status) in FINAL, what="the resumed import")
         assert counts(job) == EXPECTED_COUNTS, (vars(job), stack.log.read_text()[-3000:])
     assert stored_items() == expected_items()
+
+
+def test_cancel_from_prefect_ends_the_job_cancelled_with_what_was_committed(
+    workers: Workers, importer_env: Path, prefect_server: str, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    with import_gate(hold_dir(importer_env), "mixed.xlsx", after_rows=300) as gate:
+        job_id = queue_import(write_mixed(tmp_path / "mixed.xlsx"))
+        gate.wait_held()
+        run_id = job_row(job_id).flow_run_id
+        assert run_id is not None
+        with get_client(sync_client=True) as client:  # what the UI's Cancel button does
+            client.set_flow_run_state(run_id, Cancelling(), force=True)
+    job = wait_until(job_id, lambda j: str(j.status) in FINAL, what=f"an end\n{workers.logs()}")
+    assert str(job.status) == "cancelled", (vars(job), workers.logs())
+    assert 300 <= job.processed_rows < EXPECTED_COUNTS["processed_rows"]
+    assert len(stored_items()) == 1000 + job.created
+    run = final_flow_run(prefect_server, str(run_id))
+    assert run.state is not None and run.state.is_cancelled(), run.state
+
+
+def test_retry_from_prefect_of_a_failed_run_resumes_after_the_last_batch(
+    importer_env: Path, prefect_server: str, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import AwaitingRetry
+
+    seed_items()
+    with running_workers(importer_env, prefect_server, IMPORTER_MAX_ATTEMPTS="1") as w:
+        job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
+        os.kill(pid, signal.SIGKILL)
+        failed = wait_until(job_id, lambda j: str(j.status) == "failed", what=f"failed\n{w.logs()}")
+        assert failed.flow_run_id is not None
+        # What the Retry button of the Prefect UI does: the run goes back to the work pool.
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(
+                failed.flow_run_id, AwaitingRetry(message="Retry from the UI"), force=True
+            )
+        job = wait_until(job_id, lambda j: str(j.status) == "completed", what=w.logs())
+    assert counts(job) == EXPECTED_COUNTS, vars(job)
+    assert job.flow_run_id == failed.flow_run_id and job.attempt > failed.attempt
+    assert stored_items() == expected_items()
+
+
+def test_a_job_whose_api_died_before_it_asked_prefect_is_started_by_a_worker(
+    workers: Workers, importer_env: Path, tmp_path: Path
+) -> None:
+    # The API committed the job and asked for a run, then died before creating it.
+    path = write_mixed(tmp_path / "mixed.xlsx")
+    settings = get_settings()
+    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
+    with session_scope() as session:
+        job = create_job(
+            session,
+            stored=stored,
+            filename=path.name,
+            source=JobSource.UPLOAD,
+            options=JobOptions(batch_size=int(FAST_RECOVERY["IMPORTER_BATCH_SIZE"])),
+        )
+        request_run(job)
+        job_id = job.id
+    # No API runs here: a worker's reconciler round finds the job and creates its run.
+    _assert_exact(job_id, workers)
+    assert job_row(job_id).flow_run_id is not None

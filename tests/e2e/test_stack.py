@@ -168,3 +168,31 @@ def test_scheduled_reimport_imports_then_skips_an_unchanged_file(
     assert first["status"] == latest["status"] == "completed"
     assert first["updated"] + first["created"] == 50
     assert any("unchanged" in w for w in latest["warnings"])
+
+
+def test_an_upload_sent_as_soon_as_health_answers_is_accepted_and_completes(
+    tmp_path: Path,
+) -> None:
+    path = write_xlsx(tmp_path / "early.xlsx", catalogue(ROWS, price=6.0))
+    with running_stack(tmp_path / "var", wait_ready=False) as early:
+        deadline = time.monotonic() + 240
+        with httpx.Client(base_url=early.api, timeout=30) as http:
+            while True:  # the first 200 from /api/health, long before a worker is ready
+                try:
+                    health = http.get("/api/health")
+                    if health.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the API never answered"
+                time.sleep(0.05)
+            answer = upload(http, path)
+            assert answer.status_code == 202, answer.text
+            job_id = answer.json()["job_id"]
+            seen = http.get(f"/api/excel/import/{job_id}/progress").json()
+            done = wait_for(http, job_id, {"completed", "failed", "cancelled"}, timeout=240)
+    # Up, not ready: the upload was accepted and waited, pending, for a worker to start it.
+    assert (health.json()["status"], health.json()["ready"]) == ("up", False), health.json()
+    assert seen["status"] == "pending", seen
+    assert done["status"] == "completed", done
+    assert (done["created"], done["failed"]) == (ROWS, 0)

@@ -49,13 +49,13 @@ class Workers:
     log_dir: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
         """Start one more worker (in its own process group, as a service manager would)."""
         log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "worker"],
             cwd=ROOT,
-            env=self.env,
+            env=self.env | env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -78,6 +78,12 @@ def running_workers(
     base |= {
         "IMPORTER_DATA_DIR": str(data_dir),
         "IMPORTER_TEST_HOLD_DIR": str(hold_dir(data_dir)),
+        # The database the test switched to (a throwaway PostgreSQL one, where parametrised).
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k in ("IMPORTER_DATABASE_URL", "IMPORTER_STORAGE_URL")
+        },
         "PREFECT_API_URL": prefect_api,
         "PREFECT_HOME": str(data_dir / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
