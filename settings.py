@@ -10,6 +10,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+BATCH = 10_000
+SQLITE_BATCH = 5_000
 
 
 class Settings(BaseSettings):
@@ -29,8 +31,12 @@ class Settings(BaseSettings):
         default=None,
         description="Where uploads are kept: a path or fsspec URL; default: `files/` in data_dir.",
     )
-    batch_size: int = Field(
-        default=10_000, ge=1, le=1_000_000, description="Rows per committed batch."
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Rows per committed batch; default 10,000 on PostgreSQL and 5,000 on"
+        " SQLite, whose one write lock an upload waits for while a batch is written.",
     )
 
     # Limits on what a file may be or expand to.
@@ -121,6 +127,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'importer.db').resolve()}"
+
+    def rows_per_batch(self) -> int:
+        """The batch size: the configured one, else the database's default."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return SQLITE_BATCH if self.resolved_database_url().startswith("sqlite") else BATCH
 
     def accepted_api_keys(self) -> tuple[str, ...]:
         """The API keys (blank entries dropped); empty when the API is open."""

@@ -201,8 +201,16 @@ def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, A
 # --- the measurements (each runs in a child process) ----------------------------------
 
 
-def phases(file: Path, url: str, batch_size: int) -> dict[str, Any]:
+def _batch(batch_size: int | None, url: str) -> int:
+    """The batch size asked for, else the service's default for that database."""
+    from settings import Settings
+
+    return batch_size or Settings(database_url=url).rows_per_batch()
+
+
+def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
     """Read, validate and write `file` into `url`, timing each phase."""
+    batch_size = _batch(batch_size, url)
     from db.models import JobSource
     from db.session import session_scope
     from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
@@ -279,8 +287,9 @@ def phases(file: Path, url: str, batch_size: int) -> dict[str, Any]:
     }
 
 
-def naive(file: Path, url: str, sample: int, batch_size: int) -> dict[str, Any]:
+def naive(file: Path, url: str, sample: int, batch_size: int | None) -> dict[str, Any]:
     """The usual hand-written import: per row a SELECT through the ORM, add or set, commit per batch."""
+    batch_size = _batch(batch_size, url)
     from decimal import Decimal
 
     from sqlalchemy import select
@@ -332,13 +341,13 @@ def pandas_read(file: Path) -> dict[str, Any]:
     return {"rows": len(frame), "read_s": time.perf_counter() - started}
 
 
-def cli(file: Path, url: str, api_url: str, batch_size: int, work: Path) -> dict[str, Any]:
+def cli(file: Path, url: str, api_url: str, batch_size: int | None, work: Path) -> dict[str, Any]:
     """`importer import FILE --json` against the benchmark's Prefect server."""
     env = {
         **os.environ,
         "IMPORTER_DATABASE_URL": url,
         "IMPORTER_DATA_DIR": str(work / f"var-{uuid.uuid4().hex[:6]}"),
-        "IMPORTER_BATCH_SIZE": str(batch_size),
+        "IMPORTER_BATCH_SIZE": str(_batch(batch_size, url)),
         "PREFECT_API_URL": api_url,
     }
     answer = run_child(["-m", "cli.main", "import", str(file), "--json"], env=env)
@@ -406,7 +415,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size or "the service's default per database",
         "naive_sample_rows": args.naive_rows,
         "runs": [],
         "pandas_openpyxl": {},
@@ -424,6 +433,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     databases = Databases(kind, work, server)
                     run: dict[str, Any] = {"rows": rows, "database": kind}
                     log(f"{rows:,} rows, {kind}: importer import ...")
+                    batch_args = ["--batch-size", str(args.batch_size)] if args.batch_size else []
                     run["cli"] = cli(file, databases.fresh(rows), api_url, args.batch_size, work)
                     log(f"{rows:,} rows, {kind}: phases ...")
                     run["phases"] = run_child(
@@ -431,8 +441,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                             "--phases",
                             str(file),
                             databases.fresh(rows),
-                            "--batch-size",
-                            str(args.batch_size),
+                            *batch_args,
                         ]
                     )
                     if rows == max(sizes) and not args.skip_overhead:
@@ -456,8 +465,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                             databases.fresh(rows),
                             "--sample",
                             str(args.naive_rows),
-                            "--batch-size",
-                            str(args.batch_size),
+                            *batch_args,
                         ]
                     )
                     results["runs"].append(run)
@@ -567,10 +575,6 @@ def main() -> None:
     parser.add_argument("--seed", metavar="URL")
     parser.add_argument("--rows", type=int)
     args = parser.parse_args()
-    if args.batch_size is None:
-        from settings import Settings
-
-        args.batch_size = Settings().batch_size
     if args.phases:
         print(json.dumps(phases(Path(args.phases[0]), args.phases[1], args.batch_size)))
         return

@@ -50,7 +50,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def follow(client: httpx.Client, job_id: str, posted: float) -> tuple[float, float]:
-    """Seconds from POST until processing and until completed (polled every 20 ms)."""
+    """Seconds from POST until processing and until completed (polled every 50 ms)."""
     to_processing = None
     while True:
         job = client.get(f"/api/excel/import/{job_id}/progress").json()
@@ -60,7 +60,7 @@ def follow(client: httpx.Client, job_id: str, posted: float) -> tuple[float, flo
         if job["status"] in ("completed", "failed", "cancelled"):
             assert job["status"] == "completed", job
             return to_processing or now, now
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def post(client: httpx.Client, name: str, data: bytes) -> tuple[float, str]:

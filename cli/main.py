@@ -72,7 +72,7 @@ def import_file(
         sheet=sheet,
         on_error=on_error,
         dry_run=dry_run,
-        batch_size=batch_size or settings.batch_size,
+        batch_size=batch_size or settings.rows_per_batch(),
     )
     try:
         stored = store_path(

@@ -159,6 +159,10 @@ async def run_worker(settings: Settings) -> None:
         limit=settings.worker_limit,
         spares=settings.warm_spares,
     )
+    # The spares warm up (at low priority) while the Prefect server starts.
+    await worker.spares.__aenter__()
+    await asyncio.to_thread(wait_for_prefect)
+    start_reconciler(settings)
     await ensure_work_pool()
     for deployment in await build_deployments(settings):
         await deployment.aapply(work_pool_name=WORK_POOL)
@@ -190,7 +194,4 @@ async def _first(*waits: Any) -> None:
 
 def serve_deployments() -> None:
     """Run the deployments, and resume imports whose run died, until interrupted."""
-    settings = get_settings()
-    wait_for_prefect()
-    start_reconciler(settings)
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(get_settings()))

@@ -53,10 +53,12 @@ def main() -> int:
     from itemsheet.child import keep_spare_child
     from itemsheet.warm import Warming
 
-    keep_spare_child()
     # A worker with no ready spare hands a run to one still warming up: never slower than
     # a fresh interpreter, which would import the same modules from the start.
     line = Warming(WARM_MODULES).until_done_or_work(sys.stdin)
+    # The parse child warms up once this process has (one at a time is ready sooner), and
+    # is started from this thread, of normal priority, which the parse must have.
+    keep_spare_child()
     os.write(1, READY)
     # From here on, what the run prints goes where the worker's own output goes.
     os.dup2(args.output_fd, 1)

@@ -116,6 +116,8 @@ class SparePool:
         self._output_fd = -1
 
     async def __aenter__(self) -> SparePool:
+        if self._task_group is not None:
+            return self  # started early, while the worker waited for its Prefect server
         # What runs print goes where this worker's output goes (see `deployments.spare`).
         self._output_fd = os.dup(1)
         self._task_group = anyio.create_task_group()
@@ -186,6 +188,7 @@ class SparePool:
             self._starting -= 1
         spare = Spare(process, env)
         self._spares.append(spare)
+        started = time.monotonic()
         assert process.stdout is not None
         said = b""
         with anyio.move_on_after(SPARE_START_TIMEOUT_S):
@@ -197,6 +200,7 @@ class SparePool:
             return  # taken while it warmed up: it carries out its run now
         if READY in said and spare.alive:
             spare.ready = True
+            logger.debug("spare %s ready in %.2f s", process.pid, time.monotonic() - started)
         else:
             logger.warning("a spare interpreter did not get ready; starting another")
             self._spares.remove(spare)
@@ -278,7 +282,7 @@ class SpareStarter:
         if spare is not None:
             process = spare.process
             if not spare.ready:
-                logger.info("flow run %s waits for a spare still warming up", flow_run.id)
+                logger.debug("flow run %s waits for a spare still warming up", flow_run.id)
             order = {"flow_run_id": str(flow_run.id), "env": _per_run(env)}
             assert process.stdin is not None
             await process.stdin.send(json.dumps(order).encode() + b"\n")

@@ -70,7 +70,7 @@ def reimport_items(
     logger = get_run_logger()
     settings = get_settings()
     filename = PurePosixPath(source.rstrip("/")).name or source
-    options = JobOptions(sheet=sheet, on_error=on_error, batch_size=settings.batch_size)
+    options = JobOptions(sheet=sheet, on_error=on_error, batch_size=settings.rows_per_batch())
     try:
         stored = _fetch(source, settings.resolved_storage_url(), settings.max_upload_bytes)
     except SheetError as exc:

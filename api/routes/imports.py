@@ -65,7 +65,10 @@ async def upload_import(
 ) -> ImportAccepted | JSONResponse:
     """Store the file and start its import; the workbook is read by the flow run, not here."""
     options = JobOptions(
-        sheet=sheet or None, on_error=on_error, dry_run=dry_run, batch_size=settings.batch_size
+        sheet=sheet or None,
+        on_error=on_error,
+        dry_run=dry_run,
+        batch_size=settings.rows_per_batch(),
     )
     try:
         stored = await run_in_threadpool(

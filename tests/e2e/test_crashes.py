@@ -16,12 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db.models import JobSource
-from db.session import session_scope
-from itemsheet.dispatching import request_run
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.storage import store_path
-from settings import get_settings
 from tests.e2e.stack import final_flow_run, running_stack
 from tests.e2e.workers import (
     EXPECTED_COUNTS,
@@ -216,7 +210,8 @@ def test_cancel_from_prefect_ends_the_job_cancelled_with_what_was_committed(
         assert run_id is not None
         with get_client(sync_client=True) as client:  # what the UI's Cancel button does
             client.set_flow_run_state(run_id, Cancelling(), force=True)
-    job = wait_until(job_id, lambda j: str(j.status) in FINAL, what=f"an end\n{workers.logs()}")
+        # Held at the gate until the cancel reaches it, however slow Prefect is to deliver it.
+        job = wait_until(job_id, lambda j: str(j.status) in FINAL, what=f"an end\n{workers.logs()}")
     assert str(job.status) == "cancelled", (vars(job), workers.logs())
     assert 300 <= job.processed_rows < EXPECTED_COUNTS["processed_rows"]
     assert len(stored_items()) == 1000 + job.created
@@ -251,19 +246,7 @@ def test_a_job_whose_api_died_before_it_asked_prefect_is_started_by_a_worker(
     workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     # The API committed the job and asked for a run, then died before creating it.
-    path = write_mixed(tmp_path / "mixed.xlsx")
-    settings = get_settings()
-    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
-    with session_scope() as session:
-        job = create_job(
-            session,
-            stored=stored,
-            filename=path.name,
-            source=JobSource.UPLOAD,
-            options=JobOptions(batch_size=int(FAST_RECOVERY["IMPORTER_BATCH_SIZE"])),
-        )
-        request_run(job)
-        job_id = job.id
+    job_id = queue_import(write_mixed(tmp_path / "mixed.xlsx"), start=False)
     # No API runs here: a worker's reconciler round finds the job and creates its run.
     _assert_exact(job_id, workers)
     assert job_row(job_id).flow_run_id is not None

@@ -113,7 +113,8 @@ def test_up_on_postgresql_imports_into_postgresql_and_prefect_records_the_runs_t
 
     upload_s, job_ids = [], []
     with httpx.Client(base_url=stack.api, timeout=60) as client:
-        assert client.get("/api/health").json() == {"database": "ok", "prefect": "ok"}
+        health = client.get("/api/health").json()
+        assert (health["status"], health["database"], health["prefect"]) == ("ready", "ok", "ok")
         started = time.monotonic()
         for path in paths:
             with path.open("rb") as f:

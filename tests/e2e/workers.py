@@ -23,7 +23,9 @@ from sqlalchemy import select
 from db.models import ImportJob, Item, JobSource
 from db.repository import get_job
 from db.session import session_scope
+from deployments.dispatch import dispatch_once
 from deployments.trigger import PrefectTrigger
+from itemsheet.dispatching import request_run
 from itemsheet.importing import JobOptions, create_job
 from itemsheet.storage import store_path
 from settings import get_settings
@@ -241,35 +243,37 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def queue_import(path: Path) -> uuid.UUID:
-    """Store `path`, create its job and start its flow run on the served deployment."""
+def queue_import(path: Path, *, start: bool = True) -> uuid.UUID:
+    """Store `path` and create its job asking for a run, as an upload does; with `start`,
+    create that run now, as the API's dispatcher would right after answering."""
     settings = get_settings()
     stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
     with session_scope() as session:
-        job_id = create_job(
+        job = create_job(
             session,
             stored=stored,
             filename=path.name,
             source=JobSource.UPLOAD,
             options=JobOptions(batch_size=int(FAST_RECOVERY["IMPORTER_BATCH_SIZE"])),
-        ).id
+        )
+        request_run(job)
+        job_id = job.id
 
-    async def start() -> None:
+    async def dispatch() -> None:
         trigger = PrefectTrigger()
         try:
             deadline = time.monotonic() + 120
-            while True:  # the workers register the deployment a few seconds after start
-                try:
-                    await trigger.start_import(job_id, filename=path.name)
-                    return
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.5)
+            # The workers register the deployment a few seconds after they start.
+            while await dispatch_once(trigger, settings, only=job_id):
+                assert time.monotonic() < deadline, (
+                    f"no run for job {job_id}: {vars(job_row(job_id))}"
+                )
+                await asyncio.sleep(0.5)
         finally:
             await trigger.aclose()
 
-    asyncio.run(start())
+    if start:
+        asyncio.run(dispatch())
     return job_id
 
 
