@@ -101,6 +101,11 @@ class Dispatcher:
         """Look now (a job was just committed)."""
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        """True while the loop runs (the app was started with its lifespan)."""
+        return self._task is not None and not self._task.done()
+
     async def dispatch(self, job_id: uuid.UUID) -> None:
         """Try once for one job (right after its upload was answered); the loop does the rest."""
         try:

@@ -43,6 +43,7 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from pydantic import PrivateAttr
 
 from deployments.spare import READY
+from settings import get_settings
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Flow as APIFlow
@@ -319,10 +320,14 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
     _description = "Runs flow runs as processes started ahead of time (fast starts)."
     _display_name = "Importer (warm processes)"
 
-    def __init__(self, *args: Any, spares: int = 1, cwd: Path | None = None, **kwargs: Any):
+    def __init__(
+        self, *args: Any, spares: int | None = None, cwd: Path | None = None, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.cwd = cwd or Path.cwd()
-        self.spares = SparePool(spares, self.cwd)
+        # `prefect worker start --type importer` passes none: IMPORTER_WARM_SPARES then.
+        count = get_settings().warm_spares if spares is None else spares
+        self.spares = SparePool(count, self.cwd)
         self.running: set[anyio.abc.Process] = set()
         self.stopping = False
 

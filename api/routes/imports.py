@@ -96,7 +96,7 @@ async def upload_import(
     # The flow run reads the job, so it must be committed before Prefect hears of it. The
     # run is created after the answer is sent: the upload never waits for Prefect.
     await run_in_threadpool(session.commit)
-    background.add_task(get_dispatcher(request).dispatch, job.id)
+    _dispatch(request, background, job.id)
     links = job_links(request, job.id)
     return ImportAccepted(
         job_id=job.id,
@@ -166,5 +166,16 @@ async def retry_import(
     """Run a failed or cancelled job again; it resumes after its last committed batch."""
     job = await run_in_threadpool(reopen_for_retry, session, job_id)
     await run_in_threadpool(session.commit)
-    background.add_task(get_dispatcher(request).dispatch, job.id)
+    _dispatch(request, background, job.id)
     return job_out(job)
+
+
+def _dispatch(request: Request, background: BackgroundTasks, job_id: uuid.UUID) -> None:
+    """Have the job's run created once the answer is sent."""
+    dispatcher = get_dispatcher(request)
+    if dispatcher.running:
+        # The dispatcher's own task does it: a client's next request on this connection
+        # does not wait for Prefect either.
+        dispatcher.kick()
+    else:  # an app run without its lifespan (tests): right after the answer
+        background.add_task(dispatcher.dispatch, job_id)

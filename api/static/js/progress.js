@@ -117,7 +117,8 @@ export function progressSentence(job) {
   const of = `${done} / ${total} items`;
   switch (job.status) {
     case "pending":
-      return "Waiting for the import to start…";
+      // Why it has not started yet (the orchestrator is starting or away), when known.
+      return job.waiting_for ? `Waiting to start: ${job.waiting_for}…` : "Waiting for the import to start…";
     case "processing":
       if (job.cancel_requested) return `Stopping after the current batch at ${of}…`;
       return total === null ? "Reading the sheet…" : `Processing ${of}`;
