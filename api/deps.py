@@ -14,18 +14,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db.session import get_sessionmaker
-from deployments.dispatch import Dispatcher
+from deployments.dispatch import Dispatcher, Starter
 from deployments.trigger import PrefectTrigger, Readiness
 from settings import Settings, get_settings
 
 
-class ImportTrigger(Protocol):
+class ImportTrigger(Starter, Protocol):
     """Starts and cancels import flow runs (`deployments.trigger.PrefectTrigger` in service)."""
-
-    async def start_import(
-        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
-    ) -> uuid.UUID:
-        """Create the flow run a job asked for, under its idempotency key."""
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         """Cancel a flow run that has not finished."""
