@@ -48,10 +48,6 @@ class Warming:
                 os.setpriority(os.PRIO_PROCESS, self._tid, 0)
         self._thread.join()
 
-    def finish(self) -> None:
-        """Wait until every module is imported."""
-        self._thread.join()
-
     def until_done_or_work(self, source: TextIO) -> str | None:
         """Wait for the imports; a line arriving on `source` meanwhile hurries them, and is
         returned once they are done. None: done, and nothing arrived yet."""
