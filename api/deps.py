@@ -9,18 +9,21 @@ from functools import lru_cache
 from typing import Annotated, Protocol
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db.session import get_sessionmaker
-from deployments.dispatch import Dispatcher, Starter
-from deployments.trigger import PrefectTrigger, Readiness
+from orchestration.dispatch import Dispatcher, Starter
+from orchestration.trigger import PrefectTrigger, Readiness
 from settings import Settings, get_settings
+
+# Every route that names a job takes its id from the path the same way.
+JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
 
 
 class ImportTrigger(Starter, Protocol):
-    """Starts and cancels import flow runs (`deployments.trigger.PrefectTrigger` in service)."""
+    """Starts and cancels import flow runs (`orchestration.trigger.PrefectTrigger` in service)."""
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         """Cancel a flow run that has not finished."""

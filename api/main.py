@@ -19,10 +19,10 @@ from api.deps import get_trigger
 from api.limits import BodySizeLimit
 from api.routes import errors, events, health, imports, page
 from api.schemas import ErrorOut
-from api.services.jobs import InvalidCursor, JobConflict, JobNotFound
 from db.migrate import upgrade_database
-from deployments.dispatch import Dispatcher
-from deployments.trigger import PrefectTrigger
+from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
+from orchestration.dispatch import Dispatcher
+from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 
 API_PREFIX = "/api"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from db.models import JobSource, JobStatus, OnError
+from db.models import JobStatus
+from itemsheet.jobs import JobView
 
 
 class ErrorOut(BaseModel):
@@ -32,44 +32,7 @@ class ImportAccepted(BaseModel):
     events_url: str = Field(description="GET: the job's progress as Server-Sent Events.")
 
 
-class JobOut(BaseModel):
-    """One import job as clients see it (the shape of `db.repository.job_view`)."""
-
-    job_id: uuid.UUID
-    status: JobStatus
-    source: JobSource
-    filename: str = Field(description="The client's file name; display only.")
-    total_rows: int | None = Field(description="Non-empty data rows; null until the sheet is read.")
-    processed_rows: int
-    percent: float
-    created: int
-    updated: int
-    unchanged: int
-    failed: int
-    error: str | None = Field(description="Why the job failed or was cancelled, in one line.")
-    warnings: list[str]
-    dry_run: bool
-    on_error: OnError
-    sheet: str | None
-    elapsed_s: float | None
-    rows_per_s: float
-    last_batch: int
-    attempt: int
-    file_sha256: str
-    file_size: int
-    flow_run_id: uuid.UUID | None
-    waiting_for: str | None = Field(
-        default=None,
-        description="Why a pending job has not started yet (e.g. the Prefect API is not"
-        " reachable yet); null once its run exists.",
-    )
-    cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class JobProgress(JobOut):
+class JobProgress(JobView):
     """A job with what a progress display needs besides its counts."""
 
     eta_s: float | None = Field(
@@ -82,7 +45,7 @@ class JobProgress(JobOut):
 class JobPage(BaseModel):
     """A page of jobs, newest first."""
 
-    items: list[JobOut]
+    items: list[JobView]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
 
 

@@ -1,4 +1,4 @@
-"""Response models built from jobs: `job_view()` plus links, ETA and the Prefect UI link."""
+"""Response models built from jobs: the job's `JobView` plus links, ETA and the Prefect UI link."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from api.schemas import JobOut, JobProgress
+from api.schemas import JobProgress
 from api.services.reports import eta_seconds, flow_run_url
 from db.models import ImportJob
-from db.repository import job_view
+from itemsheet.jobs import job_view
 
 
 @dataclass(frozen=True)
@@ -31,20 +31,12 @@ def job_links(request: Request, job_id: uuid.UUID) -> JobLinks:
     return JobLinks(path("import_progress"), path("import_events"), path("import_errors"))
 
 
-def job_out(job: ImportJob) -> JobOut:
-    """A job as listed in the history."""
-    return JobOut.model_validate({**job_view(job), "cancel_requested": job.cancel_requested})
-
-
 def job_progress(job: ImportJob, links: JobLinks) -> JobProgress:
     """A job as its progress endpoint and event stream show it."""
     view = job_view(job)
-    return JobProgress.model_validate(
-        {
-            **view,
-            "cancel_requested": job.cancel_requested,
-            "eta_s": eta_seconds(view),
-            "flow_run_url": flow_run_url(job.flow_run_id),
-            "errors_url": links.errors_url,
-        }
+    return JobProgress(
+        **dict(view),
+        eta_s=eta_seconds(view),
+        flow_run_url=flow_run_url(job.flow_run_id),
+        errors_url=links.errors_url,
     )

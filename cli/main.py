@@ -15,11 +15,11 @@ from rich.table import Table
 from cli.progress import follow_job
 from db.migrate import upgrade_database
 from db.models import JobSource, JobStatus, OnError
-from db.repository import get_job, job_view, list_jobs, list_row_errors
+from db.repository import get_job, list_row_errors
 from db.session import session_scope
-from itemsheet.errors import SheetError
-from itemsheet.importing import JobOptions, create_job, create_refused_job
-from itemsheet.storage import store_path
+from itemsheet.importing import JobOptions
+from itemsheet.jobs import job_view, list_history
+from itemsheet.uploads import job_for_path
 from settings import apply_prefect_defaults, get_settings
 
 app = typer.Typer(help="Import item catalogues from spreadsheets.", no_args_is_help=True)
@@ -41,7 +41,7 @@ def _report(job_id: uuid.UUID) -> dict[str, Any]:
         job = get_job(session, job_id)
         if job is None:
             raise typer.BadParameter(f"no import job {job_id}")
-        view = job_view(job)
+        view = job_view(job).model_dump(mode="json")
         view["errors"] = list_row_errors(session, job_id, limit=ERRORS_IN_JSON)
     return view
 
@@ -74,22 +74,14 @@ def import_file(
         dry_run=dry_run,
         batch_size=batch_size or settings.rows_per_batch(),
     )
-    try:
-        stored = store_path(
-            file, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes
-        )
-    except SheetError as exc:
-        _report_refused(file, exc.reason, options, as_json=as_json)
-        raise typer.Exit(1) from None
     with session_scope() as session:
-        job_id = create_job(
-            session,
-            stored=stored,
-            filename=file.name,
-            source=JobSource.CLI,
-            options=options,
-            source_uri=str(file.resolve()),
-        ).id
+        job = job_for_path(
+            session, file, source=JobSource.CLI, options=options, source_uri=str(file.resolve())
+        )
+        job_id, refused = job.id, job.status is JobStatus.FAILED
+    if refused:  # missing, unreadable or too big: its job says why
+        _print_report(job_id, as_json=as_json)
+        raise typer.Exit(1)
     done = threading.Event()
     watcher = threading.Thread(
         target=follow_job,
@@ -103,31 +95,18 @@ def import_file(
     finally:
         done.set()
         watcher.join()
+    status = _print_report(job_id, as_json=as_json)
+    raise typer.Exit(0 if status is JobStatus.COMPLETED else 1)
+
+
+def _print_report(job_id: uuid.UUID, *, as_json: bool) -> JobStatus:
+    """Print the job (with its first row errors); returns its status."""
     report = _report(job_id)
     if as_json:
         print(json.dumps(report, default=str))
     else:
         _print_job(report)
-    raise typer.Exit(0 if report["status"] == JobStatus.COMPLETED else 1)
-
-
-def _report_refused(file: Path, reason: str, options: JobOptions, *, as_json: bool) -> None:
-    """A file refused before it could be stored still gets a (failed) job and a report."""
-    with session_scope() as session:
-        job_id = create_refused_job(
-            session,
-            location=str(file),
-            filename=file.name,
-            size=file.stat().st_size if file.is_file() else 0,
-            source=JobSource.CLI,
-            options=options,
-            reason=reason,
-        ).id
-    report = _report(job_id)
-    if as_json:
-        print(json.dumps(report, default=str))
-    else:
-        _print_job(report)
+    return JobStatus(report["status"])
 
 
 def _print_job(view: dict[str, Any]) -> None:
@@ -164,7 +143,8 @@ def jobs(
     """List recent import jobs, newest first."""
     _prepare_database()
     with session_scope(write=False) as session:
-        views = [job_view(j) for j in list_jobs(session, limit=limit, status=status)]
+        page = list_history(session, limit=limit, status=status)
+        views = [job_view(j).model_dump(mode="json") for j in page.jobs]
     if as_json:
         print(json.dumps(views, default=str))
         return

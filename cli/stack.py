@@ -16,7 +16,7 @@ import httpx
 from rich.console import Console
 
 from db.session import session_scope
-from itemsheet.recovery import mark_all_interrupted
+from itemsheet.claims import mark_all_interrupted
 from settings import Settings
 
 STARTUP_TIMEOUT_S = 240.0

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base, UTCDateTime
+from db.base import Base, EnumText, UTCDateTime
 
 
 def utcnow() -> datetime:
@@ -66,8 +66,10 @@ class ImportJob(Base):
     __tablename__ = "import_job"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    status: Mapped[JobStatus] = mapped_column(String(16), default=JobStatus.PENDING, index=True)
-    source: Mapped[JobSource] = mapped_column(String(16), default=JobSource.CLI)
+    status: Mapped[JobStatus] = mapped_column(
+        EnumText(JobStatus, 16), default=JobStatus.PENDING, index=True
+    )
+    source: Mapped[JobSource] = mapped_column(EnumText(JobSource, 16), default=JobSource.CLI)
     source_uri: Mapped[str | None] = mapped_column(Text)
     filename: Mapped[str] = mapped_column(String(255))
     file_sha256: Mapped[str] = mapped_column(String(64), index=True)
@@ -76,7 +78,7 @@ class ImportJob(Base):
     file_format: Mapped[str | None] = mapped_column(String(8))
     sheet: Mapped[str | None] = mapped_column(String(255))
     sheet_name: Mapped[str | None] = mapped_column(String(255))
-    on_error: Mapped[OnError] = mapped_column(String(8), default=OnError.SKIP)
+    on_error: Mapped[OnError] = mapped_column(EnumText(OnError, 8), default=OnError.SKIP)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     batch_size: Mapped[int] = mapped_column(Integer)
     total_rows: Mapped[int | None] = mapped_column(Integer)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import polars as pl
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, JobSource, JobStatus, RowError, utcnow
+from db.models import ImportJob, RowError
 
 ERROR_RECORD_COLUMNS = ("row", "column", "value", "message")
 
@@ -22,25 +20,6 @@ def get_job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) ->
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
-
-
-def list_jobs(
-    session: Session,
-    *,
-    limit: int = 20,
-    status: JobStatus | None = None,
-    source: JobSource | None = None,
-    before: datetime | None = None,
-) -> Sequence[ImportJob]:
-    """Jobs newest first, optionally filtered, for history views."""
-    query = select(ImportJob).order_by(ImportJob.created_at.desc(), ImportJob.id.desc())
-    if status is not None:
-        query = query.where(ImportJob.status == status)
-    if source is not None:
-        query = query.where(ImportJob.source == source)
-    if before is not None:
-        query = query.where(ImportJob.created_at < before)
-    return session.scalars(query.limit(limit)).all()
 
 
 def add_row_errors(session: Session, job_id: uuid.UUID, errors: pl.DataFrame) -> None:
@@ -78,46 +57,3 @@ def list_row_errors(
 def count_row_errors(session: Session, job_id: uuid.UUID) -> int:
     """How many row errors a job has."""
     return session.scalar(select(func.count()).where(RowError.job_id == job_id)) or 0
-
-
-def job_view(job: ImportJob, *, now: datetime | None = None) -> dict[str, Any]:
-    """The job as clients see it (CLI `--json` and the progress endpoint share this)."""
-    now = now or utcnow()
-    total = job.total_rows
-    if total:
-        percent = round(100.0 * job.processed_rows / total, 1)
-    else:
-        percent = 100.0 if job.status == JobStatus.COMPLETED else 0.0
-    elapsed = None
-    if job.started_at is not None:
-        elapsed = round(((job.finished_at or now) - job.started_at).total_seconds(), 3)
-    rate = round(job.processed_rows / elapsed, 1) if elapsed and job.processed_rows else 0.0
-    return {
-        "job_id": str(job.id),
-        "status": str(job.status),
-        "source": str(job.source),
-        "filename": job.filename,
-        "total_rows": total,
-        "processed_rows": job.processed_rows,
-        "percent": percent,
-        "created": job.created,
-        "updated": job.updated,
-        "unchanged": job.unchanged,
-        "failed": job.failed,
-        "error": job.error,
-        "warnings": list(job.warnings or []),
-        "dry_run": job.dry_run,
-        "on_error": str(job.on_error),
-        "sheet": job.sheet_name or job.sheet,
-        "elapsed_s": elapsed,
-        "rows_per_s": rate,
-        "last_batch": job.last_batch,
-        "attempt": job.attempt,
-        "file_sha256": job.file_sha256,
-        "file_size": job.file_size,
-        "flow_run_id": str(job.flow_run_id) if job.flow_run_id else None,
-        "waiting_for": job.waiting_for,
-        "created_at": job.created_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }

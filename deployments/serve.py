@@ -16,10 +16,12 @@ from contextlib import suppress
 from typing import Any
 
 import httpx
+from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
+from prefect.flows import load_flow_from_entrypoint
 from prefect.logging import get_logger
 from prefect.settings import PREFECT_API_URL, PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 from prefect.types.entrypoint import EntrypointType
@@ -28,9 +30,15 @@ from starlette.concurrency import run_in_threadpool
 
 from db.models import ImportJob, JobStatus
 from db.session import session_scope
-from deployments.names import IMPORT_DEPLOYMENT, REIMPORT_DEPLOYMENT, WORK_POOL
-from deployments.reconcile import start_reconciler
 from deployments.worker import WORKER_TYPE, ImporterWorker
+from orchestration.names import (
+    IMPORT_DEPLOYMENT,
+    IMPORT_ENTRYPOINT,
+    REIMPORT_DEPLOYMENT,
+    REIMPORT_ENTRYPOINT,
+    WORK_POOL,
+)
+from orchestration.reconcile import start_reconciler
 from settings import Settings, get_settings
 
 # How long a worker waits for its Prefect server to answer before it gives up.
@@ -45,9 +53,8 @@ logger = get_logger("importer.worker")
 
 async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     """The deployments a worker serves; the reimport is scheduled only when configured."""
-    from flows.import_items import import_items
-    from flows.reimport_items import reimport_items
-
+    import_items: Flow[..., Any] = load_flow_from_entrypoint(IMPORT_ENTRYPOINT)
+    reimport_items: Flow[..., Any] = load_flow_from_entrypoint(REIMPORT_ENTRYPOINT)
     imports = await import_items.ato_deployment(
         name=IMPORT_DEPLOYMENT,
         description="Import one uploaded file (parameter: job_id).",

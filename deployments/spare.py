@@ -19,6 +19,8 @@ import runpy
 import sys
 import warnings
 
+from orchestration.names import FLOW_MODULES
+
 # What a run needs, imported before it arrives.
 WARM_MODULES = (
     "prefect.engine",
@@ -27,8 +29,7 @@ WARM_MODULES = (
     "sqlalchemy",
     "polars",
     "fastexcel",
-    "flows.import_items",
-    "flows.reimport_items",
+    *FLOW_MODULES,
 )
 READY = b"ready\n"
 

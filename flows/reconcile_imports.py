@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from deployments.reconcile import reconcile_once
-from deployments.trigger import PrefectTrigger
+from orchestration.reconcile import reconcile_once
+from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 
 

@@ -1,266 +1,188 @@
-"""Crash recovery: heartbeats of running imports, and resuming or failing the ones that died.
+"""Crash recovery, decided in one place: what becomes of a job whose run died or ended.
 
-A running attempt beats (`beat`) every few seconds. An attempt that dies (killed, its worker
-stopped) leaves its job `processing`; the reconciler finds it by its silence and either
-claims an automatic resume or, once the attempts are used up, fails it. Which import may
-write items is decided here too: one job at a time holds the writer's turn, from its first
-batch until it leaves `processing`, so concurrent imports end as if run one after the other.
-Callers own every transaction.
+Two pure functions hold every rule; the callers only gather facts and carry out the answer:
+
+- `decide` (the reconciler, every round, for each quiet job): a job row, the state of its
+  Prefect flow run and the clock give an `Action`: wait, resume, restart, fail or cancel.
+  The reconciler asks it once to choose, and again inside the claiming transaction, on the
+  locked row, so what it carries out is what the rules say about the job as it is now.
+- `after_run` (the flow's state hooks): how a run that ended abnormally leaves its job.
+
+Nothing here touches the database or Prefect; `itemsheet.claims` applies the answers.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from db.item_store import lock_for_transaction
-from db.models import ImportJob, JobStatus, utcnow
-from db.repository import get_job
-from itemsheet.importing import CancelRequested, StaleAttempt
-
-WRITER_LOCK = "importer:item-writer"
+from db.models import JobStatus
 
 
-class Claim(StrEnum):
-    """What the reconciler did with a job that stopped beating or never began."""
+class RunState(StrEnum):
+    """A Prefect flow run's state type, by the same values (this package has no Prefect)."""
 
-    RESUME = "resume"
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+
+
+# A run in one of these waits for a worker to start it.
+WAITING = frozenset({RunState.SCHEDULED, RunState.PENDING})
+# A run in one of these has begun (or is about to begin) its import.
+UNDER_WAY = WAITING | {RunState.RUNNING, RunState.CANCELLING, RunState.PAUSED}
+# Prefect still shows these as alive, though the job's silence says the process is gone.
+SHOWN_ALIVE = frozenset({RunState.RUNNING, RunState.CANCELLING})
+
+
+class Act(StrEnum):
+    """What the reconciler does with a job."""
+
+    WAIT = "wait"  # nothing: it is alive, or something else will move it
+    RESUME = "resume"  # a new run continues the interrupted import after its last batch
+    RESTART = "restart"  # a new run for a job whose run crashed before the import began
+    FAIL = "failed"  # end the job `failed` with the reason
+    CANCEL = "cancelled"  # end the job `cancelled` with the reason
+
+
+@dataclass(frozen=True)
+class Action:
+    """The decision: what to do, the job's one-line reason when it ends, and whether to
+    record the old run as Crashed in Prefect (which still shows it running)."""
+
+    act: Act
+    reason: str | None = None
+    crash_run: bool = False
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What the rules read of a job row."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    attempt: int
+    flow_run_id: uuid.UUID | None
+    heartbeat_at: datetime | None
+    updated_at: datetime
+    resumes: int
+    processed_rows: int
+    filename: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings the rules depend on."""
+
+    stale_after_s: float
+    max_attempts: int
+    # A resume run waiting in the queue for a free worker is not dead; it gets this many
+    # stale periods to start before it is taken as lost (a worker killed while starting it).
+    queued_grace: int = 5
+
+    @property
+    def stale(self) -> timedelta:
+        """A job silent (or unchanged) this long is looked at."""
+        return timedelta(seconds=self.stale_after_s)
+
+
+WAIT = Action(Act.WAIT)
+
+
+def decide(job: JobFacts, run: RunState | None, now: datetime, policy: Policy) -> Action:
+    """What to do with `job`, whose flow run is in state `run` (None: none, or unknown to
+    Prefect), at `now`. Every branch is a row of the table in the unit tests."""
+    if job.status is JobStatus.PROCESSING:
+        return _decide_processing(job, run, now, policy)
+    if job.status is JobStatus.PENDING:
+        return _decide_pending(job, run, now, policy)
+    return WAIT  # ended: only a person's retry moves it
+
+
+def _decide_processing(
+    job: JobFacts, run: RunState | None, now: datetime, policy: Policy
+) -> Action:
+    """A job whose import began: alive while it beats; otherwise resumed, within attempts."""
+    beat = job.heartbeat_at
+    if beat is not None and beat >= now - policy.stale:
+        return WAIT
+    if run in WAITING and beat is not None and beat > now - policy.queued_grace * policy.stale:
+        return WAIT  # its resume run was claimed a moment ago and waits for a worker
+    crash_run = run in SHOWN_ALIVE
+    runs = 1 + job.resumes
+    if runs >= policy.max_attempts:
+        reason = (
+            f"the import was interrupted {runs} time(s) (worker stopped or killed) and gets"
+            f" no more automatic attempts; retry the job to resume after row"
+            f" {job.processed_rows:,}"
+        )
+        return Action(Act.FAIL, reason, crash_run=crash_run)
+    return Action(Act.RESUME, crash_run=crash_run)
+
+
+def _decide_pending(job: JobFacts, run: RunState | None, now: datetime, policy: Policy) -> Action:
+    """A job whose run has not begun the import: left while that run may still begin it."""
+    if job.flow_run_id is None:
+        return WAIT  # no run yet: the dispatcher creates it, or times the job out
+    if job.updated_at >= now - policy.stale:
+        return WAIT  # its run was created a moment ago
+    if run in UNDER_WAY:
+        return WAIT  # waiting for a free worker, or starting
+    if run is RunState.CRASHED:
+        runs = 1 + job.resumes
+        if runs >= policy.max_attempts:
+            return Action(
+                Act.FAIL,
+                f"its Prefect flow run crashed {runs} time(s) before the import began"
+                " (worker stopped or process failed to start); retry the job",
+            )
+        return Action(Act.RESTART)
+    if run is RunState.CANCELLED:
+        return Action(
+            Act.CANCEL, "its Prefect flow run was cancelled before the import began; retry the job"
+        )
+    ended = f"ended as {run.value.title()}" if run else "is gone from Prefect"
+    return Action(Act.FAIL, f"its Prefect flow run {ended} before the import began; retry the job")
+
+
+class RunEnd(StrEnum):
+    """How a flow run ended abnormally, as its state hook saw it."""
+
     FAILED = "failed"
+    CRASHED = "crashed"
     CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True)
-class Stalled:
-    """A `processing` job whose attempt stopped beating."""
+class Outcome(StrEnum):
+    """What a run's abnormal end makes of its job."""
 
-    job_id: uuid.UUID
-    attempt: int
-    filename: str
-    flow_run_id: uuid.UUID | None
-    heartbeat_at: datetime | None
+    FAIL = "failed"  # the job ends `failed` with the run's reason
+    CANCEL = "cancelled"  # the job ends `cancelled`
+    INTERRUPT = "interrupted"  # left to the reconciler at once, which resumes it
 
 
-def beat(session: Session, job_id: uuid.UUID, *, attempt: int) -> bool:
-    """Record that `attempt` is alive; False once it no longer owns the job."""
-    result = session.execute(
-        update(ImportJob)
-        .where(
-            ImportJob.id == job_id,
-            ImportJob.attempt == attempt,
-            ImportJob.status == JobStatus.PROCESSING,
-        )
-        # A beat is no progress: keep `updated_at`, which progress streams follow.
-        .values(heartbeat_at=utcnow(), updated_at=ImportJob.updated_at)
-    )
-    return bool(getattr(result, "rowcount", 0))
+INTERRUPTED_REASON = "the run carrying out the import stopped ({why}); it resumes automatically"
+CANCELLED_REASON = "the import was cancelled; rows committed before that are kept"
 
 
-def mark_interrupted(
-    session: Session, job_id: uuid.UUID, *, reason: str, flow_run_id: uuid.UUID | None = None
-) -> bool:
-    """Leave a job whose run died to the reconciler at once (its beat is cleared).
+def after_run(end: RunEnd, *, deployed: bool, asked_to_cancel: bool) -> Outcome:
+    """The job of a run that ended as `end`.
 
-    With `flow_run_id`, only while that run owns the job; False when nothing changed.
+    `deployed`: the run came from a deployment (a worker can resume it), not from a caller
+    running the flow in its own process (`importer import`, stopped with Ctrl-C: the user
+    is right there, so it fails and says so). `asked_to_cancel`: a person cancelled the job
+    (API or Prefect UI); a cancel without that is a worker shutting down.
     """
-    job = get_job(session, job_id, for_update=True)
-    if job is None or job.status not in (JobStatus.PENDING, JobStatus.PROCESSING):
-        return False
-    if flow_run_id is not None and job.flow_run_id not in (None, flow_run_id):
-        return False
-    job.status = JobStatus.PROCESSING
-    job.heartbeat_at = None
-    job.error = reason
-    return True
-
-
-def mark_all_interrupted(session: Session, *, reason: str) -> int:
-    """Every `processing` job is left to be resumed (a stack that stops on purpose)."""
-    result = session.execute(
-        update(ImportJob)
-        .where(ImportJob.status == JobStatus.PROCESSING)
-        .values(heartbeat_at=None, error=reason)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def find_stalled(session: Session, *, stale_before: datetime) -> list[Stalled]:
-    """`processing` jobs that have not beaten since `stale_before` (or were interrupted)."""
-    jobs = session.scalars(
-        select(ImportJob)
-        .where(
-            ImportJob.status == JobStatus.PROCESSING,
-            (ImportJob.heartbeat_at.is_(None)) | (ImportJob.heartbeat_at < stale_before),
-        )
-        .order_by(ImportJob.created_at)
-    ).all()
-    return [Stalled(j.id, j.attempt, j.filename, j.flow_run_id, j.heartbeat_at) for j in jobs]
-
-
-@dataclass(frozen=True)
-class Unstarted:
-    """A `pending` job whose flow run was started a while ago and has not begun the import."""
-
-    job_id: uuid.UUID
-    flow_run_id: uuid.UUID
-    filename: str
-
-
-def find_unstarted(session: Session, *, quiet_since: datetime) -> list[Unstarted]:
-    """`pending` jobs with a flow run that have not changed since `quiet_since`."""
-    jobs = session.scalars(
-        select(ImportJob)
-        .where(
-            ImportJob.status == JobStatus.PENDING,
-            ImportJob.flow_run_id.is_not(None),
-            ImportJob.updated_at < quiet_since,
-        )
-        .order_by(ImportJob.created_at)
-    ).all()
-    return [Unstarted(j.id, j.flow_run_id, j.filename) for j in jobs if j.flow_run_id is not None]
-
-
-def end_unstarted(
-    session: Session, job_id: uuid.UUID, *, flow_run_id: uuid.UUID, status: JobStatus, reason: str
-) -> bool:
-    """End a `pending` job whose run `flow_run_id` ended (or vanished) without beginning it.
-
-    False when the job moved on meanwhile: it began, ended, or was given a newer run.
-    """
-    job = get_job(session, job_id, for_update=True)
-    if job is None or job.status != JobStatus.PENDING or job.flow_run_id != flow_run_id:
-        return False
-    _end(job, status, reason)
-    return True
-
-
-def claim_restart(
-    session: Session, job_id: uuid.UUID, *, flow_run_id: uuid.UUID, max_attempts: int
-) -> Claim | None:
-    """Claim a new run for a `pending` job whose run `flow_run_id` crashed before it began.
-
-    Such a crash (its worker stopped while starting it, the process failed to start) costs
-    an attempt like an interrupted import; out of attempts the job is failed. None when the
-    job moved on meanwhile.
-    """
-    job = get_job(session, job_id, for_update=True)
-    if job is None or job.status != JobStatus.PENDING or job.flow_run_id != flow_run_id:
-        return None
-    runs = 1 + job.resumes
-    if runs >= max_attempts:
-        _end(
-            job,
-            JobStatus.FAILED,
-            f"its Prefect flow run crashed {runs} time(s) before the import began"
-            " (worker stopped or process failed to start); retry the job",
-        )
-        return Claim.FAILED
-    job.resumes += 1
-    job.updated_at = utcnow()
-    return Claim.RESUME
-
-
-def record_restart_run(
-    session: Session, job_id: uuid.UUID, *, crashed: uuid.UUID, flow_run_id: uuid.UUID | None
-) -> None:
-    """Give a restarted job its new run; with None (no run could be started) undo the claim."""
-    job = get_job(session, job_id, for_update=True)
-    if job is None or job.status != JobStatus.PENDING or job.flow_run_id != crashed:
-        return
-    if flow_run_id is None:
-        job.resumes = max(0, job.resumes - 1)
-    else:
-        job.flow_run_id = flow_run_id
-
-
-def claim_resume(
-    session: Session,
-    job_id: uuid.UUID,
-    *,
-    attempt: int,
-    stale_before: datetime,
-    max_attempts: int,
-) -> Claim | None:
-    """Claim an automatic resume of a stalled job, or fail it when its attempts are used up.
-
-    None when somebody else got there first (a new attempt began, another reconciler
-    claimed it, it ended). A claim renews the beat, so no other reconciler claims it
-    again while the new run starts.
-    """
-    job = get_job(session, job_id, for_update=True)
-    if job is None or job.status != JobStatus.PROCESSING or job.attempt != attempt:
-        return None
-    if job.heartbeat_at is not None and job.heartbeat_at >= stale_before:
-        return None
-    runs = 1 + job.resumes
-    if runs >= max_attempts:
-        _end(
-            job,
-            JobStatus.FAILED,
-            f"the import was interrupted {runs} time(s) (worker stopped or killed) and gets"
-            f" no more automatic attempts; retry the job to resume after row"
-            f" {job.processed_rows:,}",
-        )
-        return Claim.FAILED
-    job.resumes += 1
-    job.heartbeat_at = utcnow()
-    return Claim.RESUME
-
-
-def release_claim(session: Session, job_id: uuid.UUID, *, attempt: int) -> None:
-    """Undo a claim whose run could not be started; the next round tries again."""
-    job = get_job(session, job_id, for_update=True)
-    if job is not None and job.status == JobStatus.PROCESSING and job.attempt == attempt:
-        job.resumes = max(0, job.resumes - 1)
-        job.heartbeat_at = None
-
-
-def record_resume_run(
-    session: Session, job_id: uuid.UUID, *, attempt: int, flow_run_id: uuid.UUID
-) -> None:
-    """The run that resumes a job owns it from now on (late hooks of the dead run do not)."""
-    session.execute(
-        update(ImportJob)
-        .where(ImportJob.id == job_id, ImportJob.attempt == attempt)
-        .values(flow_run_id=flow_run_id)
-    )
-
-
-def take_writer_turn(session: Session, job_id: uuid.UUID, *, attempt: int) -> bool:
-    """True when `attempt` may write items: no other `processing` job holds the turn.
-
-    The turn is kept until the job leaves `processing`, so an import that crashed keeps
-    it until it is resumed or failed. Raises `StaleAttempt` / `CancelRequested` like a batch.
-    """
-    # One decision at a time (PostgreSQL advisory lock; SQLite: the IMMEDIATE write lock).
-    lock_for_transaction(session, WRITER_LOCK)
-    job = get_job(session, job_id, for_update=True)
-    if job is None or job.attempt != attempt or job.status != JobStatus.PROCESSING:
-        raise StaleAttempt(f"job {job_id} is no longer owned by attempt {attempt}")
-    if job.cancel_requested:
-        raise CancelRequested(f"job {job_id} was cancelled before it wrote")
-    if job.writing_since is not None:
-        return True
-    holder = session.scalars(
-        select(ImportJob.id)
-        .where(
-            ImportJob.id != job_id,
-            ImportJob.status == JobStatus.PROCESSING,
-            ImportJob.writing_since.is_not(None),
-        )
-        .limit(1)
-    ).first()
-    if holder is not None:
-        return False
-    job.writing_since = utcnow()
-    return True
-
-
-def _end(job: ImportJob, status: JobStatus, reason: str) -> None:
-    job.status = status
-    job.error = reason
-    job.finished_at = utcnow()
+    if end is RunEnd.FAILED:
+        return Outcome.FAIL  # the file or the code: running it again gives the same
+    if end is RunEnd.CRASHED:
+        return Outcome.INTERRUPT if deployed else Outcome.FAIL
+    return Outcome.CANCEL if asked_to_cancel else Outcome.INTERRUPT

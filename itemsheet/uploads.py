@@ -7,6 +7,7 @@ creates a pending job; the flow run reads it. Callers own every transaction.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import select
@@ -17,8 +18,9 @@ from db.models import ImportJob, JobSource, JobStatus
 from itemsheet.dispatching import request_run
 from itemsheet.errors import SheetError
 from itemsheet.formats import SNIFF_BYTES, UNSUPPORTED, Container, sniff_container
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.storage import StoredFile, store_stream
+from itemsheet.importing import JobOptions, create_job, create_refused_job
+from itemsheet.storage import StoredFile, store_path, store_stream
+from settings import get_settings
 
 ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING)
 DEFAULT_FILENAME = "upload"
@@ -104,4 +106,47 @@ def create_upload_job(
         options=options,
     )
     request_run(job)
+    return job
+
+
+def job_for_path(
+    session: Session,
+    path: Path,
+    *,
+    source: JobSource,
+    options: JobOptions,
+    source_uri: str | None = None,
+    ask_for_run: bool = False,
+) -> ImportJob:
+    """Store the local file at `path` (within the upload limit) and create its job.
+
+    A file that cannot be stored (missing, unreadable, too big) gets a job all the same,
+    already `failed` with the one-line reason. With `ask_for_run`, the job asks for a flow
+    run, as an upload's does.
+    """
+    settings = get_settings()
+    try:
+        stored = store_path(
+            path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes
+        )
+    except SheetError as exc:
+        return create_refused_job(
+            session,
+            location=str(path),
+            filename=path.name,
+            size=path.stat().st_size if path.is_file() else 0,
+            source=source,
+            options=options,
+            reason=exc.reason,
+        )
+    job = create_job(
+        session,
+        stored=stored,
+        filename=path.name,
+        source=source,
+        options=options,
+        source_uri=source_uri,
+    )
+    if ask_for_run:
+        request_run(job)
     return job

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import ReadSessionDep
+from api.deps import JobIdPath, ReadSessionDep
 from api.schemas import ErrorOut, RowErrorOut, RowErrorPage
-from api.services.jobs import load_job
 from api.services.reports import iter_errors_csv
 from db.repository import count_row_errors, list_row_errors
+from itemsheet.jobs import load_job
 
 router = APIRouter(tags=["imports"], responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
 
 
 @router.get("/excel/import/{job_id}/errors", name="import_errors")

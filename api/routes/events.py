@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import JobIdPath
 from api.schemas import ErrorOut, JobProgress
 from api.views import JobLinks, job_links, job_progress
 from db.models import JobStatus
@@ -19,7 +19,6 @@ from db.repository import get_job
 from db.session import session_scope
 
 router = APIRouter(tags=["imports"], responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
 
 POLL_INTERVAL_S = 0.25
 HEARTBEAT_S = 15.0

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import TriggerDep
 from api.schemas import HealthOut
 from db.session import session_scope
-from deployments.trigger import Readiness
+from orchestration.trigger import Readiness
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

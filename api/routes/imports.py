@@ -12,7 +12,6 @@ from fastapi import (
     File,
     Form,
     HTTPException,
-    Path,
     Query,
     Request,
     UploadFile,
@@ -21,20 +20,26 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ReadSessionDep, SessionDep, SettingsDep, TriggerDep, get_dispatcher
-from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobOut, JobPage, JobProgress
-from api.services.jobs import list_history, load_job, reopen_for_retry, request_cancel
-from api.views import job_links, job_out, job_progress
+from api.deps import JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep, get_dispatcher
+from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobPage, JobProgress
+from api.views import job_links, job_progress
 from db.models import JobSource, JobStatus, OnError
-from deployments.trigger import TriggerUnavailable
 from itemsheet.importing import JobOptions
+from itemsheet.jobs import (
+    JobView,
+    job_view,
+    list_history,
+    load_job,
+    reopen_for_retry,
+    request_cancel,
+)
 from itemsheet.storage import FileTooLarge
 from itemsheet.uploads import DuplicateImport, UnsupportedFile, create_upload_job, store_upload
+from orchestration.trigger import TriggerUnavailable
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["imports"], responses={422: {"model": ErrorOut}})
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
-JobIdPath = Annotated[uuid.UUID, Path(description="The import job's id.")]
 
 
 @router.post(
@@ -134,7 +139,7 @@ def import_history(
     """Import jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
     # `?cursor=` is what a client sends for "no cursor" as often as it leaves it out.
     page = list_history(session, limit=limit, cursor=cursor or None, status=status_, source=source)
-    return JobPage(items=[job_out(j) for j in page.jobs], next_cursor=page.next_cursor)
+    return JobPage(items=[job_view(j) for j in page.jobs], next_cursor=page.next_cursor)
 
 
 @router.post(
@@ -142,7 +147,7 @@ def import_history(
     status_code=status.HTTP_202_ACCEPTED,
     responses={**NOT_FOUND, 409: {"model": ErrorOut}},
 )
-async def cancel_import(job_id: JobIdPath, session: SessionDep, trigger: TriggerDep) -> JobOut:
+async def cancel_import(job_id: JobIdPath, session: SessionDep, trigger: TriggerDep) -> JobView:
     """Stop a job: at once if it has not started, else after its current batch."""
     job = await run_in_threadpool(request_cancel, session, job_id)
     await run_in_threadpool(session.commit)
@@ -152,7 +157,7 @@ async def cancel_import(job_id: JobIdPath, session: SessionDep, trigger: Trigger
         except TriggerUnavailable as exc:
             # The request is recorded; the flow stops at its next batch all the same.
             log.warning("could not cancel flow run %s: %s", job.flow_run_id, exc)
-    return job_out(job)
+    return job_view(job)
 
 
 @router.post(
@@ -162,12 +167,12 @@ async def cancel_import(job_id: JobIdPath, session: SessionDep, trigger: Trigger
 )
 async def retry_import(
     job_id: JobIdPath, request: Request, background: BackgroundTasks, session: SessionDep
-) -> JobOut:
+) -> JobView:
     """Run a failed or cancelled job again; it resumes after its last committed batch."""
     job = await run_in_threadpool(reopen_for_retry, session, job_id)
     await run_in_threadpool(session.commit)
     _dispatch(request, background, job.id)
-    return job_out(job)
+    return job_view(job)
 
 
 def _dispatch(request: Request, background: BackgroundTasks, job_id: uuid.UUID) -> None:

@@ -6,13 +6,13 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 from sqlalchemy import and_, or_, select
 
 from db.models import JobStatus, RowError
 from db.repository import ERROR_RECORD_COLUMNS
 from db.session import session_scope
+from itemsheet.jobs import JobView
 from settings import get_settings
 
 # A spreadsheet treats a cell starting with one of these as a formula (or DDE call).
@@ -22,16 +22,14 @@ CSV_PAGE_ROWS = 2000
 UTF8_BOM = "\ufeff"
 
 
-def eta_seconds(view: dict[str, Any]) -> float | None:
+def eta_seconds(view: JobView) -> float | None:
     """Seconds until a running job is done, from its rate and remaining rows; None if unknown."""
-    if view["status"] == JobStatus.COMPLETED:
+    if view.status is JobStatus.COMPLETED:
         return 0.0
-    total: int | None = view["total_rows"]
-    rate: float = view["rows_per_s"]
-    if view["status"] != JobStatus.PROCESSING or total is None or not rate:
+    total, rate = view.total_rows, view.rows_per_s
+    if view.status is not JobStatus.PROCESSING or total is None or not rate:
         return None
-    remaining: int = max(total - view["processed_rows"], 0)
-    return round(remaining / rate, 1)
+    return round(max(total - view.processed_rows, 0) / rate, 1)
 
 
 def prefect_ui_base() -> str | None:

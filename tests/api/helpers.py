@@ -11,7 +11,7 @@ from typing import Any
 from db.models import ImportJob, JobSource, JobStatus, OnError, RowError
 from db.repository import get_job
 from db.session import session_scope
-from deployments.trigger import Readiness, TriggerUnavailable
+from orchestration.trigger import Readiness, TriggerUnavailable
 
 UNAVAILABLE = "the Prefect API is not reachable yet (ConnectError)"
 

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.deps import get_trigger
-from api.services.jobs import CANCELLED_BEFORE_START
 from db.models import JobStatus, utcnow
-from deployments.dispatch import dispatch_once
+from itemsheet.jobs import CANCELLED_BEFORE_START
+from orchestration.dispatch import dispatch_once
 from settings import get_settings
 from tests.api.helpers import UNAVAILABLE, FakeTrigger, UnavailableTrigger, add_job, read_job
 

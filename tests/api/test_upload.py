@@ -18,8 +18,8 @@ from api.deps import get_trigger
 from db.models import JobSource, JobStatus
 from db.repository import get_job
 from db.session import session_scope
-from deployments.dispatch import dispatch_once
 from itemsheet.formats import ACCEPTED
+from orchestration.dispatch import dispatch_once
 from settings import get_settings
 from tests.api.helpers import (
     UNAVAILABLE,

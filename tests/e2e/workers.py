@@ -23,11 +23,11 @@ from sqlalchemy import select
 from db.models import ImportJob, Item, JobSource
 from db.repository import get_job
 from db.session import session_scope
-from deployments.dispatch import dispatch_once
-from deployments.trigger import PrefectTrigger
 from itemsheet.dispatching import request_run
 from itemsheet.importing import JobOptions, create_job
 from itemsheet.storage import store_path
+from orchestration.dispatch import dispatch_once
+from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 from tests.contract.workbooks import write_xlsx
 

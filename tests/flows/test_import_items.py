@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-import flows.import_items as flow_module
+import itemsheet.running as running_module
 from db.models import ImportJob, Item, JobSource, JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
@@ -98,7 +98,7 @@ def test_flow_run_is_named_after_the_file(tmp_path: Path) -> None:
 
 def _crash_after(monkeypatch: pytest.MonkeyPatch, batches_done: int) -> None:
     """Make the writer fail inside the transaction of batch `batches_done + 1`."""
-    real = flow_module.apply_batch
+    real = running_module.apply_batch
 
     def crashing(session: Any, job_id: uuid.UUID, **kwargs: Any) -> Any:
         outcome = real(session, job_id, **kwargs)
@@ -106,7 +106,7 @@ def _crash_after(monkeypatch: pytest.MonkeyPatch, batches_done: int) -> None:
             raise RuntimeError("simulated worker crash while writing")
         return outcome
 
-    monkeypatch.setattr(flow_module, "apply_batch", crashing)
+    monkeypatch.setattr(running_module, "apply_batch", crashing)
 
 
 def _seed_and_import(
@@ -250,7 +250,7 @@ def test_a_database_hiccup_in_a_batch_is_retried_without_doubling_anything(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    real = flow_module.apply_batch
+    real = running_module.apply_batch
     failures = {"left": 2}
 
     def flaky(session: Any, job_id: uuid.UUID, **kwargs: Any) -> Any:
@@ -260,7 +260,7 @@ def test_a_database_hiccup_in_a_batch_is_retried_without_doubling_anything(
             raise OperationalError("COMMIT", {}, Exception("database is restarting"))
         return outcome
 
-    monkeypatch.setattr(flow_module, "apply_batch", flaky)
+    monkeypatch.setattr(running_module, "apply_batch", flaky)
     job = run_job(queue_job(write_csv(tmp_path / "a.csv", catalogue(10)), batch_size=3))
     assert failures["left"] == 0
     assert counts(job) == {
@@ -278,7 +278,7 @@ def test_a_database_hiccup_in_a_batch_is_retried_without_doubling_anything(
 def test_cancel_requested_stops_between_batches_and_keeps_committed_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = flow_module.apply_batch
+    real = running_module.apply_batch
     job_id = queue_job(write_csv(tmp_path / "a.csv", catalogue(12)), batch_size=3)
 
     def cancel_after_second(session: Any, key: uuid.UUID, **kwargs: Any) -> Any:
@@ -289,7 +289,7 @@ def test_cancel_requested_stops_between_batches_and_keeps_committed_rows(
             job.cancel_requested = True  # as the API does, committed with this batch
         return outcome
 
-    monkeypatch.setattr(flow_module, "apply_batch", cancel_after_second)
+    monkeypatch.setattr(running_module, "apply_batch", cancel_after_second)
     state = import_items(job_id=str(job_id), return_state=True)
     assert state.is_cancelled()
     with session_scope(write=False) as session:

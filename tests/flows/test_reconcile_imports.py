@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from db.models import ImportJob, JobSource, JobStatus, utcnow
 from db.session import session_scope
-from deployments.reconcile import reconcile_once
-from deployments.trigger import PrefectTrigger
 from flows.reconcile_imports import reconcile_imports
 from itemsheet.importing import JobOptions, create_job
-from itemsheet.recovery import Claim
+from itemsheet.recovery import Act
 from itemsheet.storage import StoredFile
+from orchestration.reconcile import reconcile_once
+from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 
 
@@ -112,7 +112,7 @@ def test_a_pending_job_whose_run_ended_vanished_or_crashed_before_it_began(
         for name, run_id in runs.items()
     }
 
-    async def one_round() -> dict[uuid.UUID, Claim]:
+    async def one_round() -> dict[uuid.UUID, Act]:
         trigger = PrefectTrigger(deployment="stand-in-import/restart-test")
         try:
             return await reconcile_once(trigger, get_settings())
@@ -123,7 +123,7 @@ def test_a_pending_job_whose_run_ended_vanished_or_crashed_before_it_began(
 
     assert {k: str(v) for k, v in done.items()} == {
         jobs["cancelled"]: "cancelled",
-        jobs["crashed"]: "resume",
+        jobs["crashed"]: "restart",
         jobs["crashed again"]: "failed",
         jobs["vanished"]: "failed",
     }

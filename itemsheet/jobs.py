@@ -1,6 +1,7 @@
-"""Job control for the API: look up, list page by page, cancel and reopen import jobs.
+"""Import jobs as the outside sees them: one typed view, the history, cancel and retry.
 
-Functions take the session first and never commit; the request's unit of work does.
+The API, the CLI and the Prefect artifacts all show a job through `JobView`. Functions
+take the session first and never commit; the caller's unit of work does.
 """
 
 from __future__ import annotations
@@ -12,16 +13,100 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, JobSource, JobStatus
+from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import get_job
 from itemsheet.dispatching import request_run
 from itemsheet.importing import finish_job
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobView(BaseModel):
+    """One import job as clients see it (API, CLI `--json`, the run's summary artifact)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: uuid.UUID
+    status: JobStatus
+    source: JobSource
+    filename: str = Field(description="The client's file name; display only.")
+    total_rows: int | None = Field(description="Non-empty data rows; null until the sheet is read.")
+    processed_rows: int
+    percent: float
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    error: str | None = Field(description="Why the job failed or was cancelled, in one line.")
+    warnings: list[str]
+    dry_run: bool
+    on_error: OnError
+    sheet: str | None
+    elapsed_s: float | None
+    rows_per_s: float
+    last_batch: int
+    attempt: int
+    file_sha256: str
+    file_size: int
+    flow_run_id: uuid.UUID | None
+    waiting_for: str | None = Field(
+        default=None,
+        description="Why a pending job has not started yet (e.g. the Prefect API is not"
+        " reachable yet); null once its run exists.",
+    )
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
+    """The job as clients see it, with its percentage, elapsed time and rate."""
+    now = now or utcnow()
+    total = job.total_rows
+    if total:
+        percent = round(100.0 * job.processed_rows / total, 1)
+    else:
+        percent = 100.0 if job.status is JobStatus.COMPLETED else 0.0
+    elapsed = None
+    if job.started_at is not None:
+        elapsed = round(((job.finished_at or now) - job.started_at).total_seconds(), 3)
+    rate = round(job.processed_rows / elapsed, 1) if elapsed and job.processed_rows else 0.0
+    return JobView(
+        job_id=job.id,
+        status=job.status,
+        source=job.source,
+        filename=job.filename,
+        total_rows=total,
+        processed_rows=job.processed_rows,
+        percent=percent,
+        created=job.created,
+        updated=job.updated,
+        unchanged=job.unchanged,
+        failed=job.failed,
+        error=job.error,
+        warnings=list(job.warnings or []),
+        dry_run=job.dry_run,
+        on_error=job.on_error,
+        sheet=job.sheet_name or job.sheet,
+        elapsed_s=elapsed,
+        rows_per_s=rate,
+        last_batch=job.last_batch,
+        attempt=job.attempt,
+        file_sha256=job.file_sha256,
+        file_size=job.file_size,
+        flow_run_id=job.flow_run_id,
+        waiting_for=job.waiting_for,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
 
 
 class JobNotFound(LookupError):
@@ -88,9 +173,9 @@ def list_history(
     """Jobs newest first (ties broken by id), filtered, starting after `cursor`."""
     query = select(ImportJob).order_by(ImportJob.created_at.desc(), ImportJob.id.desc())
     if status is not None:
-        query = query.where(ImportJob.status == str(status))
+        query = query.where(ImportJob.status == status)
     if source is not None:
-        query = query.where(ImportJob.source == str(source))
+        query = query.where(ImportJob.source == source)
     if cursor is not None:
         created_at, job_id = decode_cursor(cursor)
         query = query.where(
@@ -113,11 +198,12 @@ def request_cancel(session: Session, job_id: uuid.UUID) -> ImportJob:
     `cancel_requested`, which the flow checks between batches.
     """
     job = load_job(session, job_id, for_update=True)
-    status = JobStatus(job.status)
-    if status.is_terminal:
-        raise JobConflict(f"the import has already ended as {status}; there is nothing to cancel")
+    if job.status.is_terminal:
+        raise JobConflict(
+            f"the import has already ended as {job.status}; there is nothing to cancel"
+        )
     job.cancel_requested = True
-    if status == JobStatus.PENDING:
+    if job.status is JobStatus.PENDING:
         finish_job(session, job_id, JobStatus.CANCELLED, reason=CANCELLED_BEFORE_START)
     return job
 
@@ -125,9 +211,10 @@ def request_cancel(session: Session, job_id: uuid.UUID) -> ImportJob:
 def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
     """Put a failed or cancelled job back to `pending` for a new flow run."""
     job = load_job(session, job_id, for_update=True)
-    status = JobStatus(job.status)
-    if status not in RETRYABLE:
-        raise JobConflict(f"only a failed or cancelled import can be retried; this one is {status}")
+    if job.status not in RETRYABLE:
+        raise JobConflict(
+            f"only a failed or cancelled import can be retried; this one is {job.status}"
+        )
     job.status = JobStatus.PENDING
     job.cancel_requested = False
     job.error = None

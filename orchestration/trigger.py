@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +14,10 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 from prefect.states import Cancelled, Cancelling, Crashed
 
-from deployments.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, WORK_POOL, qualified
+from itemsheet.recovery import RunState
+from orchestration.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, WORK_POOL, qualified
 
+TRY_AGAIN = "; try again shortly"
 # A worker that has not beaten for this many heartbeat intervals is taken as gone.
 WORKER_SILENCE_BEATS = 3
 
@@ -45,6 +49,23 @@ class Readiness:
 
 class TriggerUnavailable(Exception):
     """Prefect could not be reached or has no import deployment; `str()` says why."""
+
+
+@contextmanager
+def reaching_prefect(then: str = "") -> Iterator[None]:
+    """Turn a failure to reach Prefect into `TriggerUnavailable` with its one-line reason.
+
+    `ObjectNotFound` (Prefect answered: no such run or deployment) passes through, since
+    each caller means something different by it. `then` is appended to the reason.
+    """
+    try:
+        yield
+    except ObjectNotFound:
+        raise
+    except Exception as exc:  # httpx errors, timeouts, a server that is starting
+        raise TriggerUnavailable(
+            f"the Prefect API is not reachable yet ({type(exc).__name__}){then}"
+        ) from exc
 
 
 class PrefectTrigger:
@@ -94,30 +115,29 @@ class PrefectTrigger:
 
     async def _start(self, job_id: uuid.UUID, *, filename: str, key: str) -> uuid.UUID:
         try:
-            deployment_id = await self._resolve()
-            client = await self._prefect()
-            run = await client.create_flow_run_from_deployment(
-                deployment_id,
-                parameters={"job_id": str(job_id)},
-                name=f"import {filename}"[:200],
-                idempotency_key=key,
-            )
+            with reaching_prefect():
+                deployment_id = await self._resolve()
+                client = await self._prefect()
+                run = await client.create_flow_run_from_deployment(
+                    deployment_id,
+                    parameters={"job_id": str(job_id)},
+                    name=f"import {filename}"[:200],
+                    idempotency_key=key,
+                )
         except ObjectNotFound as exc:
-            self._deployment_id = None
+            self._deployment_id = None  # looked up again next time
             raise TriggerUnavailable(
                 f"no worker has registered the deployment '{self.deployment}' with Prefect"
                 " yet (start one with `importer worker`)"
             ) from exc
-        except Exception as exc:  # httpx errors, timeouts, a server that is starting
+        except TriggerUnavailable:
             self._deployment_id = None
-            raise TriggerUnavailable(
-                f"the Prefect API is not reachable yet ({type(exc).__name__})"
-            ) from exc
+            raise
         return run.id
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         """Ask Prefect to cancel a flow run that has not finished; ignore one that has."""
-        try:
+        with suppress(ObjectNotFound), reaching_prefect(TRY_AGAIN):
             client = await self._prefect()
             run = await client.read_flow_run(flow_run_id)
             if run.state is None or run.state.is_final():
@@ -126,37 +146,20 @@ class PrefectTrigger:
                 await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
             else:
                 await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
-        except ObjectNotFound:
-            return
-        except Exception as exc:
-            raise TriggerUnavailable(
-                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
-            ) from exc
 
-    async def run_state(self, flow_run_id: uuid.UUID) -> StateType | None:
-        """The state type of a flow run; None when Prefect does not know it."""
-        try:
+    async def run_state(self, flow_run_id: uuid.UUID) -> RunState | None:
+        """The state of a flow run; None when Prefect does not know it."""
+        with suppress(ObjectNotFound), reaching_prefect(TRY_AGAIN):
             client = await self._prefect()
             run = await client.read_flow_run(flow_run_id)
-        except ObjectNotFound:
-            return None
-        except Exception as exc:
-            raise TriggerUnavailable(
-                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
-            ) from exc
-        return run.state.type if run.state is not None else None
+            return RunState(run.state.type.value) if run.state is not None else None
+        return None
 
     async def mark_crashed(self, flow_run_id: uuid.UUID, message: str) -> None:
         """Record a run whose process died unnoticed (no heartbeat) as Crashed in Prefect."""
-        try:
+        with suppress(ObjectNotFound), reaching_prefect(TRY_AGAIN):
             client = await self._prefect()
             await client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
-        except ObjectNotFound:
-            return
-        except Exception as exc:
-            raise TriggerUnavailable(
-                f"the Prefect API cannot be reached ({type(exc).__name__}); try again shortly"
-            ) from exc
 
     async def readiness(self) -> Readiness:
         """Whether Prefect answers, knows the import deployment and has a worker polling."""

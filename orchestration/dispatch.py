@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from db.models import utcnow
 from db.session import session_scope
-from deployments.trigger import TriggerUnavailable
 from itemsheet.dispatching import Waiting, find_waiting, note_waiting, record_run
+from orchestration.trigger import TriggerUnavailable
 from settings import Settings, get_settings
 
 # Pauses between rounds while some job still waits: quick at first (Prefect may be a

@@ -1,0 +1,268 @@
+"""One attempt at an import, step by step: what the `import-items` flow's tasks carry out.
+
+The flow (`flows/import_items.py`) only wires these steps into Prefect tasks and hooks;
+everything an attempt does to the job, the items and the work files is here:
+
+1. `begin`: take the job under a new attempt (None when it has already ended);
+2. `heartbeat`: beat for the attempt while the block runs, the long parse included;
+3. `load`: parse and validate the file in a child process; the number of batches, or
+   None when the file cannot be imported (the job is failed with the one-line reason);
+4. `write`: wait for the writer's turn, then commit each remaining batch;
+5. `finish` / `settle`: end the job, or leave it to the reconciler, and remove the files.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from db.models import JobStatus, OnError
+from db.repository import get_job, list_row_errors
+from db.session import session_scope
+from itemsheet.child import ChildLimits, prepare_in_child
+from itemsheet.claims import beat, mark_interrupted
+from itemsheet.errors import SheetError
+from itemsheet.formats import PackageLimits
+from itemsheet.holds import hold_if_asked
+from itemsheet.importing import (
+    CancelRequested,
+    apply_batch,
+    begin_attempt,
+    finish_job,
+    record_abort,
+    record_summary,
+)
+from itemsheet.jobs import JobView, job_view
+from itemsheet.prepare import read_rows
+from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
+from itemsheet.storage import fetch_local
+from itemsheet.warm import lower_priority
+from itemsheet.writer_turn import wait_for_writer_turn
+from settings import Settings, get_settings
+
+# A pause between two batch transactions, so a writer waiting for SQLite's write lock (an
+# upload's job insert) gets it between them instead of after the whole import (0.2 s per
+# million rows).
+BATCH_GAP_S = 0.002
+# How often progress is shown outside the database (Prefect's artifact API writes to its
+# own database: at most once a second).
+SHOW_EVERY_S = 1.0
+SUMMARY_ERRORS = 10
+
+
+def rows_path(settings: Settings, job_id: uuid.UUID, attempt: int) -> Path:
+    """Where an attempt's validated rows wait between the two steps.
+
+    One file per attempt: a stale attempt must never read or remove a newer one's rows.
+    """
+    return settings.work_dir / f"{job_id}.{attempt}.arrow"
+
+
+def forget_rows(job_id: uuid.UUID) -> None:
+    """Remove every attempt's rows of a job that has ended."""
+    for path in get_settings().work_dir.glob(f"{job_id}.*.arrow"):
+        path.unlink(missing_ok=True)
+
+
+def filename_of(job_id: str) -> str | None:
+    """The job's file name, for the run's name; None for an unknown or malformed id."""
+    try:
+        key = uuid.UUID(job_id)
+    except ValueError:
+        return None
+    with session_scope(write=False) as session:
+        job = get_job(session, key)
+        return job.filename if job else None
+
+
+def view(job_id: uuid.UUID) -> JobView:
+    """The job as it stands."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        return job_view(job)
+
+
+def begin(job_id: uuid.UUID, flow_run_id: uuid.UUID | None) -> int | None:
+    """Take the job under a new attempt owned by `flow_run_id`; None: it has already ended.
+
+    Imports are batch work: uploads and progress requests on the same machine come first,
+    so the attempt's process gives up some priority.
+    """
+    lower_priority(get_settings().import_nice)
+    with session_scope() as session:
+        return begin_attempt(session, job_id, flow_run_id=flow_run_id)
+
+
+@contextmanager
+def heartbeat(job_id: uuid.UUID, attempt: int) -> Iterator[None]:
+    """Beat for `attempt` every few seconds, the long parse included, until the block ends."""
+    stop = threading.Event()
+    interval = get_settings().heartbeat_s
+
+    def run() -> None:
+        while not stop.wait(interval):
+            try:
+                with session_scope() as session:
+                    alive = beat(session, job_id, attempt=attempt)
+            except Exception:  # the database is away for a moment; beat again later
+                alive = True
+            if not alive:
+                return  # a newer attempt owns the job, or it ended
+
+    beater = threading.Thread(target=run, name=f"heartbeat-{job_id}", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join(timeout=interval + 5)
+
+
+def load(job_id: uuid.UUID, attempt: int) -> int | None:
+    """Parse and validate the job's file in a child process; return the number of batches.
+
+    A file that cannot be imported is not an error of the run: the job is failed here with
+    the one-line reason and None returned, so the user sees the reason, not a traceback,
+    and the run is not retried.
+    """
+    settings = get_settings()
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
+        on_error, batch_size = job.on_error, job.batch_size
+    out = rows_path(settings, job_id, attempt)
+    try:
+        summary = prepare_in_child(
+            fetch_local(file_uri, settings.work_dir),
+            out,
+            filename=filename,
+            sheet=sheet,
+            package=PackageLimits(
+                max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                max_compression_ratio=settings.max_compression_ratio,
+                max_entries=settings.max_zip_entries,
+                max_cells=settings.max_cells,
+            ),
+            limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
+        )
+    except SheetError as exc:
+        finish(job_id, JobStatus.FAILED, reason=exc.reason)
+        return None
+    with session_scope() as session:
+        record_summary(session, job_id, summary)
+        if on_error is OnError.ABORT and summary.invalid_rows:
+            reason = record_abort(session, job_id, read_rows(out))
+            finish_job(session, job_id, JobStatus.FAILED, reason=reason)
+            aborted = True
+        else:
+            aborted = False
+    if aborted:
+        forget_rows(job_id)
+        return None
+    return math.ceil(summary.total_rows / batch_size)
+
+
+def write(
+    job_id: uuid.UUID, attempt: int, batches: int, show: Callable[[float, int], None]
+) -> bool:
+    """Commit each remaining batch with its row errors and progress in one transaction.
+
+    `show(percent, total_rows)` is called at the start and then at most every `SHOW_EVERY_S` and at
+    the end. Returns False when the job was cancelled before or between batches. A retry
+    starts after the last committed batch, so nothing is written twice.
+    """
+    settings = get_settings()
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        start, size, total = job.last_batch + 1, job.batch_size, job.total_rows or 0
+        filename = job.filename
+
+    def percent(rows: int) -> float:
+        return 100.0 * min(rows, total) / max(total, 1)
+
+    rows = read_rows(rows_path(settings, job_id, attempt))
+    show(percent((start - 1) * size), total)
+    try:
+        wait_for_writer_turn(job_id, attempt)
+    except CancelRequested:
+        return False
+    shown = time.monotonic()
+    for batch_no in range(start, batches + 1):
+        hold_if_asked(settings.test_hold_dir, filename, min((batch_no - 1) * size, total))
+        batch = rows.slice((batch_no - 1) * size, size)
+        try:
+            with session_scope() as session:
+                apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
+        except CancelRequested:
+            return False
+        time.sleep(BATCH_GAP_S)
+        if time.monotonic() - shown >= SHOW_EVERY_S or batch_no == batches:
+            show(percent(batch_no * size), total)
+            shown = time.monotonic()
+    return True
+
+
+def finish(
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    reason: str | None = None,
+    flow_run_id: uuid.UUID | None = None,
+) -> JobView:
+    """End the job (with `flow_run_id`: only while that run owns it) and, once it has
+    ended for good, remove its work files."""
+    with session_scope() as session:
+        job = finish_job(session, job_id, status, reason=reason, flow_run_id=flow_run_id)
+        assert job is not None
+        ended = job.status.is_terminal and (flow_run_id is None or job.flow_run_id == flow_run_id)
+        final = job_view(job)
+    if ended:
+        forget_rows(job_id)
+    return final
+
+
+def cancel_was_requested(job_id: uuid.UUID) -> bool:
+    """A person asked to cancel the job (through the API)."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        return job is not None and job.cancel_requested
+
+
+def settle(
+    job_id: uuid.UUID, flow_run_id: uuid.UUID, outcome: Outcome, *, error: str, why: str
+) -> None:
+    """Carry out what `recovery.after_run` made of a run's abnormal end.
+
+    `error` is the run's one-line failure reason; `why` what stopped it, for a job left to
+    the reconciler ("crashed", "its worker shut down").
+    """
+    if outcome is Outcome.FAIL:
+        finish(job_id, JobStatus.FAILED, reason=error, flow_run_id=flow_run_id)
+    elif outcome is Outcome.CANCEL:
+        finish(job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON, flow_run_id=flow_run_id)
+    else:
+        reason = INTERRUPTED_REASON.format(why=" ".join(why.split())[:200].rstrip("."))
+        with session_scope() as session:
+            mark_interrupted(session, job_id, reason=reason, flow_run_id=flow_run_id)
+
+
+def summary(job_id: uuid.UUID) -> tuple[str, list[dict[str, Any]]]:
+    """The job's file name and a table of its counts and first row errors, for the run."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        shown = job_view(job)
+        errors = list_row_errors(session, job.id, limit=SUMMARY_ERRORS)
+    counts = ("total_rows", "created", "updated", "unchanged", "failed", "rows_per_s", "elapsed_s")
+    table: list[dict[str, Any]] = [{"measure": k, "value": getattr(shown, k)} for k in counts]
+    table += [{"measure": f"row {e['row']}", "value": e["message"]} for e in errors]
+    return shown.filename, table

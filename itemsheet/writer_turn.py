@@ -1,0 +1,61 @@
+"""The writer's turn: one import at a time writes items, so concurrent imports end as if
+run one after the other.
+
+A job takes the turn before its first batch and keeps it until it leaves `processing`, so
+an import that crashed keeps it until it is resumed or failed. The decision is one
+transaction under a lock (a PostgreSQL advisory lock; on SQLite, the write lock).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.item_store import lock_for_transaction
+from db.models import ImportJob, JobStatus, utcnow
+from db.repository import get_job
+from db.session import session_scope
+from itemsheet.importing import CancelRequested, StaleAttempt
+
+WRITER_LOCK = "importer:item-writer"
+POLL_S = 0.5
+
+
+def take_writer_turn(session: Session, job_id: uuid.UUID, *, attempt: int) -> bool:
+    """True when `attempt` may write items: no other `processing` job holds the turn.
+
+    Raises `StaleAttempt` / `CancelRequested` like a batch.
+    """
+    lock_for_transaction(session, WRITER_LOCK)
+    job = get_job(session, job_id, for_update=True)
+    if job is None or job.attempt != attempt or job.status != JobStatus.PROCESSING:
+        raise StaleAttempt(f"job {job_id} is no longer owned by attempt {attempt}")
+    if job.cancel_requested:
+        raise CancelRequested(f"job {job_id} was cancelled before it wrote")
+    if job.writing_since is not None:
+        return True
+    holder = session.scalars(
+        select(ImportJob.id)
+        .where(
+            ImportJob.id != job_id,
+            ImportJob.status == JobStatus.PROCESSING,
+            ImportJob.writing_since.is_not(None),
+        )
+        .limit(1)
+    ).first()
+    if holder is not None:
+        return False
+    job.writing_since = utcnow()
+    return True
+
+
+def wait_for_writer_turn(job_id: uuid.UUID, attempt: int, *, poll_s: float = POLL_S) -> None:
+    """Wait while another import writes items (one transaction per look)."""
+    while True:
+        with session_scope() as session:
+            if take_writer_turn(session, job_id, attempt=attempt):
+                return
+        time.sleep(poll_s)
