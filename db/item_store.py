@@ -33,7 +33,6 @@ _STAGE_TYPES = {
     "quantity": "BIGINT",
     "barcode": "VARCHAR(32)",
 }
-ITEM_FIELDS = tuple(_STAGE_TYPES)
 
 
 @dataclass(frozen=True)

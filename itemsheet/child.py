@@ -28,6 +28,7 @@ from typing import IO
 from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
 from itemsheet.prepare import SheetSummary, prepare, write_rows
+from itemsheet.sizes import human_size
 from itemsheet.warm import lower_priority
 
 _POLL_S = 0.02
@@ -184,7 +185,7 @@ def prepare_in_child(
             if _rss_bytes(proc.pid) > limits.memory_bytes:
                 _stop(proc)
                 raise SheetError(
-                    f"reading the file needed more than {limits.memory_bytes / 2**20:,.0f} MiB"
+                    f"reading the file needed more than {human_size(limits.memory_bytes)}"
                     " of memory; it is too large or malformed"
                 )
             if time.monotonic() - started > limits.timeout_s:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from itemsheet.errors import SheetError
+from itemsheet.sizes import human_size
 
 OLE2_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -194,16 +195,10 @@ def _is_worksheet(name: str) -> bool:
 
 
 def _too_big(size: int | None, limits: PackageLimits) -> str:
-    limit = _human(limits.max_uncompressed_bytes)
+    limit = human_size(limits.max_uncompressed_bytes)
     if size is None:
         return f"the file expands to more than the limit of {limit} when unpacked"
-    return f"the file expands to {_human(size)} when unpacked; the limit is {limit}"
-
-
-def _human(size: int) -> str:
-    if size < 2**20:
-        return f"{size:,} bytes"
-    return f"{size / 2**20:,.0f} MiB"
+    return f"the file expands to {human_size(size)} when unpacked; the limit is {limit}"
 
 
 def _inspect_member(

@@ -13,6 +13,7 @@ from typing import BinaryIO
 import fsspec
 
 from itemsheet.errors import SheetError
+from itemsheet.sizes import human_size
 
 _CHUNK = 1024 * 1024
 
@@ -28,15 +29,6 @@ class StoredFile:
 
 class FileTooLarge(SheetError):
     """The file is bigger than the configured limit."""
-
-
-def human_size(size: int) -> str:
-    """A byte count as people read it: 512 bytes, 12.5 KiB, 50 MiB."""
-    if size < 1024:
-        return f"{size:,} bytes"
-    if size < 2**20:
-        return f"{size / 1024:,.1f} KiB"
-    return f"{size / 2**20:,.1f} MiB"
 
 
 def too_large_reason(limit: int) -> str:

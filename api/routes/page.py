@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from api.deps import SettingsDep
+from itemsheet.sizes import human_size
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 # The page builds every element from text, never from markup, and loads nothing but its own
@@ -69,10 +70,5 @@ def render_index(max_upload_bytes: int) -> str:
     """index.html with the upload limit filled in (our own setting, never request data)."""
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     return page.replace("{{max_upload_bytes}}", str(max_upload_bytes)).replace(
-        "{{max_upload}}", format_mib(max_upload_bytes)
+        "{{max_upload}}", human_size(max_upload_bytes)
     )
-
-
-def format_mib(size: int) -> str:
-    """The limit as the page states it: 52428800 -> "50 MiB", 2000000 -> "1.9 MiB"."""
-    return f"{size / 2**20:,.1f}".removesuffix(".0") + " MiB"

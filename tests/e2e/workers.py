@@ -23,9 +23,8 @@ from sqlalchemy import select
 from db.models import ImportJob, Item, JobSource
 from db.repository import get_job
 from db.session import session_scope
-from itemsheet.dispatching import request_run
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.storage import store_path
+from itemsheet.importing import JobOptions
+from itemsheet.uploads import job_for_path
 from orchestration.dispatch import dispatch_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings
@@ -246,17 +245,11 @@ def parent_of(pid: int) -> int:
 def queue_import(path: Path, *, start: bool = True) -> uuid.UUID:
     """Store `path` and create its job asking for a run, as an upload does; with `start`,
     create that run now, as the API's dispatcher would right after answering."""
-    settings = get_settings()
-    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
+    options = JobOptions(batch_size=int(FAST_RECOVERY["IMPORTER_BATCH_SIZE"]))
     with session_scope() as session:
-        job = create_job(
-            session,
-            stored=stored,
-            filename=path.name,
-            source=JobSource.UPLOAD,
-            options=JobOptions(batch_size=int(FAST_RECOVERY["IMPORTER_BATCH_SIZE"])),
+        job = job_for_path(
+            session, path, source=JobSource.UPLOAD, options=options, ask_for_run=True
         )
-        request_run(job)
         job_id = job.id
 
     async def dispatch() -> None:
@@ -264,7 +257,7 @@ def queue_import(path: Path, *, start: bool = True) -> uuid.UUID:
         try:
             deadline = time.monotonic() + 120
             # The workers register the deployment a few seconds after they start.
-            while await dispatch_once(trigger, settings, only=job_id):
+            while await dispatch_once(trigger, get_settings(), only=job_id):
                 assert time.monotonic() < deadline, (
                     f"no run for job {job_id}: {vars(job_row(job_id))}"
                 )

@@ -25,8 +25,8 @@ from db.models import ImportJob, JobSource, JobStatus, utcnow
 from db.repository import get_job
 from db.session import reset_engines, session_scope
 from flows.import_items import import_items
-from itemsheet.importing import JobOptions, create_job, finish_job
-from itemsheet.storage import store_path
+from itemsheet.importing import JobOptions, finish_job
+from itemsheet.uploads import job_for_path
 from settings import get_settings
 from tests import postgres
 from tests.contract.workbooks import write_xlsx
@@ -95,16 +95,9 @@ def restartable_postgres() -> Iterator[Cluster]:
 
 
 def _queue(path: Path, batch_size: int) -> uuid.UUID:
-    settings = get_settings()
-    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
     with session_scope() as session:
-        return create_job(
-            session,
-            stored=stored,
-            filename=path.name,
-            source=JobSource.CLI,
-            options=JobOptions(batch_size=batch_size),
-        ).id
+        options = JobOptions(batch_size=batch_size)
+        return job_for_path(session, path, source=JobSource.CLI, options=options).id
 
 
 def _write_batch_runs(flow_run_id: uuid.UUID) -> int:

@@ -16,9 +16,8 @@ from db.models import ImportJob, Item, JobSource, JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from flows.import_items import import_items
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.storage import store_path
-from settings import get_settings
+from itemsheet.importing import JobOptions
+from itemsheet.uploads import job_for_path
 from tests.contract.workbooks import write_csv, write_xlsx
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "importer_env")
@@ -33,17 +32,8 @@ def catalogue(n: int, *, start: int = 0, price: float = 1.5) -> list[list[Any]]:
 
 def queue_job(path: Path, **options: Any) -> uuid.UUID:
     """Store `path` and create a pending job for it, as the CLI and API do."""
-    settings = get_settings()
-    stored = store_path(path, settings.resolved_storage_url(), max_bytes=settings.max_upload_bytes)
     with session_scope() as session:
-        job = create_job(
-            session,
-            stored=stored,
-            filename=path.name,
-            source=JobSource.CLI,
-            options=JobOptions(**options),
-        )
-        return job.id
+        return job_for_path(session, path, source=JobSource.CLI, options=JobOptions(**options)).id
 
 
 def run_job(job_id: uuid.UUID) -> ImportJob:
