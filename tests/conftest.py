@@ -1,8 +1,25 @@
-"""Shared fixtures: a fresh importer data dir per test, one Prefect test server per session."""
+"""Shared fixtures (a fresh importer database per test, one Prefect test server per session)
+and the test tiers.
+
+Every test is marked by what it starts, so a developer can run the part that covers a
+change in seconds (`uv run pytest -m unit`) and the rest before a commit:
+
+- `unit`: nothing: in-process, SQLite, the API through a fake Prefect trigger;
+- `prefect`: the session's Prefect test server (flows, the CLI);
+- `postgres`: a throwaway PostgreSQL cluster;
+- `subprocess`: other processes (the parse child, a CLI process);
+- `stack`: the whole service as processes (API, worker, Prefect server);
+- `browser`: headless Chromium against a running stack.
+
+The marks follow from the fixtures a test uses (and, for processes started without a
+fixture, from the module's own `pytestmark`); a `unit` test that starts a process fails.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +34,63 @@ from settings import apply_prefect_defaults, get_settings
 from tests import postgres
 
 apply_prefect_defaults()
+
+TIERS = ("prefect", "postgres", "subprocess", "stack", "browser")
+# Fixtures that mean a tier, wherever a test or its fixtures ask for them.
+TIER_FIXTURES = {
+    "prefect_server": "prefect",
+    "postgres_server": "postgres",
+    "running_stack": "stack",
+    "stack": "stack",
+    "page": "browser",
+    "browser": "browser",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the tiers (markers are strict)."""
+    for tier, what in (
+        ("unit", "starts nothing: in-process, SQLite, a fake Prefect trigger"),
+        ("prefect", "uses the session's Prefect test server"),
+        ("postgres", "starts a throwaway PostgreSQL cluster"),
+        ("subprocess", "starts other processes (parse child, CLI)"),
+        ("stack", "starts the service as processes"),
+        ("browser", "drives headless Chromium"),
+    ):
+        config.addinivalue_line("markers", f"{tier}: {what}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the tiers its fixtures and parameters start; `unit` if none."""
+    for item in items:
+        tiers = {TIER_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in TIER_FIXTURES}
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database") == "postgresql":
+            tiers.add("postgres")
+        tiers.update(t for t in TIERS if item.get_closest_marker(t) is not None)
+        if tiers & {"stack", "browser"}:
+            tiers.add("subprocess")
+        for tier in sorted(tiers - {m.name for m in item.iter_markers()}):
+            item.add_marker(tier)
+        if not tiers:
+            item.add_marker("unit")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `unit` test that starts a process (or Prefect's temporary server) fails, saying so."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(
+            "a unit test started a process; mark it `subprocess` (or use the fixture that"
+            f" starts it): {args[1] if len(args) > 1 else args}"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -34,23 +108,48 @@ def database(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated to the newest schema once per run; tests get copies."""
+    path = tmp_path_factory.mktemp("template") / "importer.db"
+    upgrade_database(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> str:
+    """A PostgreSQL database migrated once per run; tests get `CREATE DATABASE ... TEMPLATE`."""
+    name = "importer_template"
+    upgrade_database(postgres.create_database(postgres_server, name))
+    reset_engines()  # no connection may stay open to a template while it is copied
+    return name
+
+
 @pytest.fixture
 def switch_database(
     request: pytest.FixtureRequest, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> Any:
-    """Point the importer at a new, migrated, empty database (and data dir) of the backend."""
+    """Point the importer at a new, migrated, empty database (and data dir) of the backend.
+
+    The schema comes from a template migrated once per run (`sqlite_template`,
+    `postgres_template`), so a test pays for a file copy or a `CREATE DATABASE`, not for
+    Alembic; `tests/db/test_migrations.py` runs the migrations themselves.
+    """
 
     def switch(data_dir: Path) -> Path:
         monkeypatch.setenv("IMPORTER_DATA_DIR", str(data_dir))
         if database == "postgresql":
             server = request.getfixturevalue("postgres_server")
-            url = postgres.create_database(server, f"test_{uuid.uuid4().hex[:16]}")
+            template = request.getfixturevalue("postgres_template")
+            name = f"test_{uuid.uuid4().hex[:16]}"
+            url = postgres.create_database(server, name, template=template)
             monkeypatch.setenv("IMPORTER_DATABASE_URL", url)
         else:
             monkeypatch.delenv("IMPORTER_DATABASE_URL", raising=False)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), data_dir / "importer.db")
         get_settings.cache_clear()
         reset_engines()
-        upgrade_database()
         return data_dir
 
     return switch

@@ -89,11 +89,12 @@ def cluster(*, durable: bool = False) -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def create_database(server_url: str, name: str) -> str:
-    """Create an empty database on the cluster; returns its SQLAlchemy URL."""
+def create_database(server_url: str, name: str, *, template: str | None = None) -> str:
+    """Create a database on the cluster (empty, or a copy of `template`); returns its URL."""
     import psycopg
 
     dsn = server_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     return f"{server_url}/{name}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,12 +25,15 @@ class FakeTrigger:
     keys: dict[str, uuid.UUID] = field(default_factory=dict)
     cancelled: list[uuid.UUID] = field(default_factory=list)
     is_healthy: bool = True
+    # Set on each start, for tests whose dispatcher runs in the app's own task.
+    a_run_started: threading.Event = field(default_factory=threading.Event)
 
     async def start_import(
         self, job_id: uuid.UUID, *, filename: str, key: str | None = None
     ) -> uuid.UUID:
         run = self.keys.setdefault(key or str(job_id), uuid.uuid4())
         self.started.append((job_id, filename, run))
+        self.a_run_started.set()
         return run
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,9 +88,7 @@ def test_each_configured_key_opens_every_route(
     assert upload.status_code == 202, upload.text
     job_id = uuid.UUID(upload.json()["job_id"])
     # This app runs its lifespan, so its dispatcher's own task creates the run: wait for it.
-    deadline = time.monotonic() + 10
-    while not trigger.started and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert trigger.a_run_started.wait(10), "the dispatcher created no run"
     assert [started[0] for started in trigger.started] == [job_id]
     update_job(job_id, status=JobStatus.FAILED)
     expected = {

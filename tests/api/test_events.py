@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,32 +36,37 @@ def parse(stream: str) -> list[tuple[str, Any]]:
     return parsed
 
 
+def read_events(response: Any) -> Iterator[tuple[str, Any]]:
+    """Each event of an open stream as it arrives."""
+    buffer = ""
+    for chunk in response.iter_text():
+        buffer += chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            yield from parse(block + "\n\n")
+
+
 @pytest.mark.timeout(30)
 def test_events_send_progress_on_each_change_then_done_and_the_stream_ends(
     client: TestClient,
 ) -> None:
     job_id = add_job(status=JobStatus.PENDING)
+    # Each change is made once the stream has shown the one before: no timing involved.
+    next_change = {
+        "pending": dict(
+            status=JobStatus.PROCESSING, total_rows=10, processed_rows=5, started_at=utcnow()
+        ),
+        "processing": dict(status=JobStatus.COMPLETED, processed_rows=10, finished_at=utcnow()),
+    }
 
-    def run_the_import() -> None:
-        time.sleep(0.3)
-        update_job(
-            job_id,
-            status=JobStatus.PROCESSING,
-            total_rows=10,
-            processed_rows=5,
-            started_at=utcnow(),
-        )
-        time.sleep(0.3)
-        update_job(job_id, status=JobStatus.COMPLETED, processed_rows=10, finished_at=utcnow())
-
-    worker = threading.Thread(target=run_the_import)
+    sent: list[tuple[str, Any]] = []
     with client.stream("GET", f"/api/excel/import/{job_id}/events") as response:
-        worker.start()
         assert response.headers["content-type"].startswith("text/event-stream")
-        stream = "".join(response.iter_text())
-    worker.join()
+        for name, data in read_events(response):
+            sent.append((name, data))
+            if name == "progress" and (change := next_change.pop(data["status"], None)):
+                update_job(job_id, **change)
 
-    sent = parse(stream)
     assert [(name, data["status"]) for name, data in sent] == [
         ("progress", "pending"),
         ("progress", "processing"),

@@ -16,7 +16,7 @@ from tests.contract.workbooks import write_xlsx
 ROWS = [["SKU", "Name", "Qty"], ["A-1", "Apple", 3], ["B-2", "Pear", "x"]]
 
 
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_import_works_without_any_prefect_server_configured(tmp_path: Path) -> None:
     """No PREFECT_API_URL: Prefect's temporary server runs the flow, as on a fresh machine."""
     path = write_xlsx(tmp_path / "fruit.xlsx", ROWS)

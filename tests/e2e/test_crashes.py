@@ -38,7 +38,7 @@ from tests.e2e.workers import (
     write_mixed,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import ROOT, RunningStack, running_stack
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(720)]
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(720)]
 
 UPLOADS = 20
 POLLERS = 200

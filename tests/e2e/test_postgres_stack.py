@@ -22,7 +22,7 @@ from tests import postgres
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import ROOT, RunningStack, final_flow_run, running_stack, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(420)]
 
 UPLOADS = 5
 ROWS = 2000

@@ -16,7 +16,7 @@ from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
 from tests.e2e.workers import held, import_gate
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.stack
 
 ROWS = 3000
 

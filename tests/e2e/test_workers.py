@@ -33,7 +33,7 @@ from tests.e2e.workers import (
     write_mixed,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.stack
 OTHER_ROWS = 3000
 
 

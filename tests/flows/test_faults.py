@@ -135,7 +135,7 @@ def test_postgresql_stopped_mid_import_is_waited_out_and_nothing_is_doubled(
             time.sleep(0.02)
         restartable_postgres.stop()
         assert job.processed_rows < EXPECTED_COUNTS["processed_rows"]  # stopped mid-way
-        time.sleep(3)
+        time.sleep(3)  # the outage itself: writes fail for a while, then the server is back
         restartable_postgres.start()
         runner.join(180)
         assert not runner.is_alive()

@@ -17,7 +17,7 @@ from tests.e2e.stack import RunningStack, wait_for
 from tests.e2e.workers import Gate, held, import_gate
 from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot, watch
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.stack
 
 FINISH_S = 180  # seconds for a flow run to start and an import to end on a busy 2-core machine
 FINISH_MS = FINISH_S * 1000

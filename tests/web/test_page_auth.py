@@ -23,7 +23,7 @@ from tests.web.test_page import (
     seen_progress,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.stack
 
 KEY = "page-test-key-5d1c"
 ROWS = 6000  # 60 batches of 100: long enough to see the counts grow
