@@ -18,7 +18,7 @@ from db.models import JobSource, JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.importing import JobOptions
-from itemsheet.jobs import job_view, list_history
+from itemsheet.jobs import JobView, job_view, list_history
 from itemsheet.uploads import job_for_path
 from settings import apply_prefect_defaults, get_settings
 
@@ -36,14 +36,13 @@ def _prepare_database() -> None:
         upgrade_database()
 
 
-def _report(job_id: uuid.UUID) -> dict[str, Any]:
+def _report(job_id: uuid.UUID) -> tuple[JobView, list[dict[str, Any]]]:
+    """The job and its first row errors."""
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
         if job is None:
             raise typer.BadParameter(f"no import job {job_id}")
-        view = job_view(job).model_dump(mode="json")
-        view["errors"] = list_row_errors(session, job_id, limit=ERRORS_IN_JSON)
-    return view
+        return job_view(job), list_row_errors(session, job_id, limit=ERRORS_IN_JSON)
 
 
 @app.command("import")
@@ -101,12 +100,13 @@ def import_file(
 
 def _print_report(job_id: uuid.UUID, *, as_json: bool) -> JobStatus:
     """Print the job (with its first row errors); returns its status."""
-    report = _report(job_id)
+    view, errors = _report(job_id)
+    report = {**view.model_dump(mode="json"), "errors": errors}
     if as_json:
-        print(json.dumps(report, default=str))
+        print(json.dumps(report))
     else:
         _print_job(report)
-    return JobStatus(report["status"])
+    return view.status
 
 
 def _print_job(view: dict[str, Any]) -> None:
@@ -146,7 +146,7 @@ def jobs(
         page = list_history(session, limit=limit, status=status)
         views = [job_view(j).model_dump(mode="json") for j in page.jobs]
     if as_json:
-        print(json.dumps(views, default=str))
+        print(json.dumps(views))
         return
     table = Table(
         "job",
@@ -183,11 +183,7 @@ def job(
 ) -> None:
     """Show one import job with its first row errors."""
     _prepare_database()
-    report = _report(job_id)
-    if as_json:
-        print(json.dumps(report, default=str))
-    else:
-        _print_job(report)
+    _print_report(job_id, as_json=as_json)
 
 
 @app.command("up")

@@ -72,8 +72,8 @@ def find_active_duplicate(
         select(ImportJob)
         .where(
             ImportJob.file_sha256 == sha256,
-            ImportJob.status.in_([str(s) for s in ACTIVE_STATUSES]),
-            ImportJob.on_error == str(options.on_error),
+            ImportJob.status.in_(ACTIVE_STATUSES),
+            ImportJob.on_error == options.on_error,
             ImportJob.dry_run == options.dry_run,
             sheet,
         )

@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import JobIdPath
 from api.schemas import ErrorOut, JobProgress
 from api.views import JobLinks, job_links, job_progress
-from db.models import JobStatus
 from db.repository import get_job
 from db.session import session_scope
 
@@ -61,7 +60,7 @@ async def _events(
         if news != last_news:
             yield _event("progress", progress)
             last_news, last_sent = news, time.monotonic()
-        if JobStatus(progress.status).is_terminal:
+        if progress.status.is_terminal:
             yield _event("done", progress)
             return
         if time.monotonic() - last_sent >= HEARTBEAT_S:
