@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         " PREFECT_UI_URL, or one derived from PREFECT_API_URL.",
     )
 
+    allowed_hosts: str = Field(
+        default="127.0.0.1,localhost,::1",
+        description="Comma-separated host names the API answers to (besides IMPORTER_HOST);"
+        " `.example.com` allows a domain and its subdomains, `*` any name. Others get 400"
+        " (DNS rebinding).",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="Comma-separated origins (`https://app.example.com`) whose pages may"
+        " upload, cancel or retry through a browser, besides the service's own page.",
+    )
+
     # The local stack (`importer up`) and workers (`importer worker`).
     host: str = Field(default="127.0.0.1", description="Address the API and web page listen on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the API and web page.")
@@ -137,6 +149,21 @@ class Settings(BaseSettings):
     def accepted_api_keys(self) -> tuple[str, ...]:
         """The API keys (blank entries dropped); empty when the API is open."""
         return tuple(key.strip() for key in (self.api_keys or "").split(",") if key.strip())
+
+    def allowed_host_names(self) -> tuple[str, ...]:
+        """The host names the API answers to: the configured ones and the one it listens on."""
+        names = [n.strip().lower() for n in self.allowed_hosts.split(",") if n.strip()]
+        if self.host not in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+            names.append(self.host.lower())
+        # IPv6 literals arrive in brackets in `Host`.
+        names += [f"[{n}]" for n in names if ":" in n and not n.startswith("[")]
+        return tuple(names)
+
+    def allowed_origin_urls(self) -> tuple[str, ...]:
+        """Origins, besides the service's own, whose pages may change things."""
+        return tuple(
+            o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip()
+        )
 
     def resolved_storage_url(self) -> str:
         """The storage location, defaulting to `files/` under the data dir."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,10 +14,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import ApiKeyAuth, bearer_scheme
 from api.deps import get_trigger
 from api.limits import BodySizeLimit
+from api.origin import OriginCheck
 from api.routes import errors, events, health, imports, page
 from api.schemas import ErrorOut
 from db.migrate import upgrade_database
@@ -25,6 +28,7 @@ from orchestration.dispatch import Dispatcher
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 
+log = logging.getLogger("importer.api")
 API_PREFIX = "/api"
 UNEXPECTED = "the server hit an unexpected error; try again, and report it if it persists"
 UNREADABLE_BODY = (
@@ -58,9 +62,13 @@ def create_app() -> FastAPI:
         version="0.1.0",
         lifespan=_lifespan,
     )
+    # Innermost: an unexpected error is answered here, so the connection stays usable.
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(BodySizeLimit)
     # Added last, so it runs first: a request without a key is refused before its body is read.
     app.add_middleware(ApiKeyAuth)
+    # Outermost: a request for another host name, or a foreign site's write, goes no further.
+    app.add_middleware(OriginCheck)
     # The schema declares the key only where the service asks for one.
     keyed: dict[str, Any] = {}
     if get_settings().accepted_api_keys():
@@ -77,7 +85,6 @@ def create_app() -> FastAPI:
     app.add_exception_handler(InvalidCursor, _answer(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
     return app
 
 
@@ -112,9 +119,39 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
-    # Starlette re-raises the error after this answer, so the server still logs its traceback.
-    return JSONResponse({"detail": UNEXPECTED}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+class UnexpectedErrors:
+    """ASGI middleware: an error no handler knows is logged with its traceback and answered
+    500 with one sentence, and goes no further.
+
+    Starlette's own last-resort handler answers too, but then re-raises the error to the
+    server, which drops the connection: the client's next request on that keep-alive
+    connection was reset. Here the error ends with the answer. An error after a streamed
+    answer began has nothing left to answer; that one still reaches the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; answer 500 for an error raised before the answer began."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise
+            log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
+            answer = JSONResponse({"detail": UNEXPECTED}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+            await answer(scope, receive, send)
 
 
 app = create_app()

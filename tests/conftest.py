@@ -35,6 +35,7 @@ from tests import postgres
 
 apply_prefect_defaults()
 
+LOCAL_HOSTS = "127.0.0.1,localhost,::1"
 TIERS = ("prefect", "postgres", "subprocess", "stack", "browser")
 # Fixtures that mean a tier, wherever a test or its fixtures ask for them.
 TIER_FIXTURES = {
@@ -74,6 +75,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(tier)
         if not tiers:
             item.add_marker("unit")
+
+
+@pytest.fixture(autouse=True)
+def _test_client_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process test clients call themselves `testserver` and `test`; the service
+    is configured to answer to those names as an operator would add theirs."""
+    monkeypatch.setenv("IMPORTER_ALLOWED_HOSTS", f"{LOCAL_HOSTS},testserver,test")
+    get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

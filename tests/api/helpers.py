@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -126,3 +130,25 @@ def stored_files(data_dir: Path) -> list[Path]:
 def at(seconds: float) -> datetime:
     """A fixed UTC moment, `seconds` after a reference time."""
     return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """`app` behind a real uvicorn server on a free port, in a thread; yields its URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

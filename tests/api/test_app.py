@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import ast
+import json
+import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.deps import get_trigger
-from api.main import create_app
+from api.main import UNEXPECTED, create_app
 from db.session import reset_engines
 from settings import get_settings
-from tests.api.helpers import FakeTrigger
+from tests.api.helpers import FakeTrigger, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,9 +91,7 @@ def test_an_unexpected_error_is_answered_in_one_sentence_without_a_traceback(
 
 
 @pytest.fixture
-def app_without_raising(
-    importer_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[TestClient]:
+def broken_app(importer_env: Path) -> FastAPI:
     """An app whose database has lost its tables, so any job lookup fails unexpectedly."""
     from sqlalchemy import text
 
@@ -100,7 +102,13 @@ def app_without_raising(
         session.execute(text("DROP TABLE import_job"))
     app = create_app()
     app.dependency_overrides[get_trigger] = lambda: FakeTrigger()
-    with_client = TestClient(app, raise_server_exceptions=False)
+    return app
+
+
+@pytest.fixture
+def app_without_raising(broken_app: FastAPI) -> Iterator[TestClient]:
+    """A test client that answers a server error instead of raising it in the test."""
+    with_client = TestClient(broken_app, raise_server_exceptions=False)
     yield with_client
     with_client.close()
 
@@ -126,3 +134,29 @@ def test_the_upload_service_imports_neither_fastapi_nor_prefect() -> None:
     roots = {name.split(".")[0] for name in _imported_modules(ROOT / "itemsheet" / "uploads.py")}
 
     assert not roots & {"fastapi", "starlette", "prefect", "flows"}
+
+
+def http_exchange(sock: socket.socket, path: str) -> tuple[int, bytes]:
+    """One keep-alive HTTP/1.1 request on an open socket; its status and body."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    reader = sock.makefile("rb")
+    status = int(reader.readline().split()[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return status, reader.read(length)
+
+
+def test_an_unexpected_error_leaves_the_connection_usable_for_the_next_request(
+    broken_app: FastAPI,
+) -> None:
+    with serve(broken_app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            status, body = http_exchange(sock, f"/api/excel/import/{uuid.uuid4()}/progress")
+            assert (status, json.loads(body)["detail"]) == (500, UNEXPECTED)
+            # The same connection: a well-behaved client's next request is answered.
+            status, body = http_exchange(sock, "/openapi.json")
+            assert status == 200 and json.loads(body)["info"]["title"] == "Item importer"

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from db.models import ImportJob
 from db.session import session_scope
+from tests.api.helpers import serve
 from tests.contract.workbooks import write_xlsx
 
 SENDERS = 8
@@ -24,19 +22,8 @@ SENDERS = 8
 @pytest.fixture
 def served(app: FastAPI) -> Iterator[str]:
     """The app behind a real HTTP server on a free port (many requests in flight at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with serve(app) as url:
+        yield url
 
 
 def test_the_same_file_posted_at_once_from_many_clients_creates_one_job(
