@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         default=None, description="Cron schedule of the reimport; off when unset."
     )
     reimport_sheet: str | None = Field(default=None, description="Sheet of the reimported file.")
+    reimport_allowed: str = Field(
+        default="",
+        description="Comma-separated path or URL prefixes a `reimport-items` run may read"
+        " (besides IMPORTER_REIMPORT_SOURCE itself); any other source is refused.",
+    )
 
     # Crashes and restarts: a running import beats; one whose beat stops is resumed.
     max_attempts: int = Field(
@@ -149,6 +154,13 @@ class Settings(BaseSettings):
     def accepted_api_keys(self) -> tuple[str, ...]:
         """The API keys (blank entries dropped); empty when the API is open."""
         return tuple(key.strip() for key in (self.api_keys or "").split(",") if key.strip())
+
+    def reimport_prefixes(self) -> tuple[str, ...]:
+        """Where reimports may read from: the configured prefixes and the scheduled source."""
+        prefixes = [p.strip() for p in self.reimport_allowed.split(",") if p.strip()]
+        if self.reimport_source:
+            prefixes.append(self.reimport_source)
+        return tuple(prefixes)
 
     def allowed_host_names(self) -> tuple[str, ...]:
         """The host names the API answers to: the configured ones and the one it listens on."""

@@ -160,22 +160,21 @@ def prepare_in_child(
     limits: ChildLimits,
 ) -> SheetSummary:
     """Prepare `source` into `out` in a child process; raise `SheetError` on any failure."""
+    # Every value is joined to its option (`--sheet=-x`), and the paths come after `--`:
+    # a file or sheet name that begins with `-` is never read as an option.
     args = [
         sys.executable,
         "-m",
         "itemsheet.child",
-        str(source),
-        str(out),
-        "--limits",
-        json.dumps(asdict(package)),
+        f"--limits={json.dumps(asdict(package))}",
         # A spare child was started at normal priority; it takes on its caller's.
-        "--nice",
-        str(_own_nice()),
+        f"--nice={_own_nice()}",
     ]
     if filename is not None:
-        args += ["--filename", filename]
+        args.append(f"--filename={filename}")
     if sheet is not None:
-        args += ["--sheet", sheet]
+        args.append(f"--sheet={sheet}")
+    args += ["--", str(source), str(out)]
     started = time.monotonic()
     # Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     result_path = out.with_suffix(".result")

@@ -173,6 +173,10 @@ def _sniff_layout(text: str) -> tuple[str, int]:
     """
     sample = [line for line in text.splitlines()[: _SNIFF_LINES * 4] if line.strip()]
     sample = sample[:_SNIFF_LINES]
+    # Python's csv module refuses fields over 128 KiB by default; a header line that long
+    # is still legal CSV (polars reads it), so the sniffer may read any line it was given.
+    longest = max((len(line) for line in sample), default=0)
+    csv.field_size_limit(max(csv.field_size_limit(), longest + 1))
     best, best_score, width = ",", (-1, -1, -1, -1), 1
     for delimiter in _DELIMITERS:
         records = list(csv.reader(sample, delimiter=delimiter))

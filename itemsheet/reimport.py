@@ -11,12 +11,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import fsspec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db.item_store import lock_for_transaction
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.session import session_scope
 from itemsheet.errors import SheetError
@@ -72,15 +74,55 @@ def _running(session: Session, source: str, *, besides: uuid.UUID) -> ImportJob 
     ).one_or_none()
 
 
+def _location(source: str) -> tuple[str, str, tuple[str, ...]]:
+    """(scheme, host, path parts) of a path or URL, with `.` and `..` resolved."""
+    parts = urlsplit(source)
+    if len(parts.scheme) <= 1:  # a local path (or a Windows drive letter)
+        resolved = Path(source).expanduser().resolve()
+        return "file", "", resolved.parts
+    if parts.scheme == "file":
+        return "file", "", Path(parts.path).resolve().parts
+    path = PurePosixPath("/" + parts.path.lstrip("/"))
+    clean: list[str] = []
+    for part in path.parts[1:]:
+        if part == "..":
+            if clean:
+                clean.pop()
+        elif part not in ("", "."):
+            clean.append(part)
+    return parts.scheme.lower(), parts.netloc.lower(), ("/", *clean)
+
+
+def source_allowed(source: str, prefixes: tuple[str, ...]) -> bool:
+    """True when `source` lies under one of `prefixes` (whole path segments, same scheme
+    and host); `..` cannot climb out of a prefix."""
+    scheme, host, path = _location(source)
+    for prefix in prefixes:
+        p_scheme, p_host, p_path = _location(prefix)
+        if (scheme, host) == (p_scheme, p_host) and path[: len(p_path)] == p_path:
+            return True
+    return False
+
+
+def _check_allowed(source: str, prefixes: tuple[str, ...]) -> None:
+    if not source_allowed(source, prefixes):
+        raise SheetError(
+            f"the source '{source[:200]}' is not under a location reimports may read;"
+            " add its folder or URL prefix to IMPORTER_REIMPORT_ALLOWED"
+        )
+
+
 def plan_reimport(source: str, *, sheet: str | None, on_error: OnError) -> Plan:
     """Fetch `source` and make its job; only a changed file, not being reimported, runs.
 
-    A source that cannot be fetched gives a failed job with the reason.
+    A source outside the allowed locations, or one that cannot be fetched, gives a failed
+    job with the reason.
     """
     settings = get_settings()
     filename = PurePosixPath(source.rstrip("/")).name or source
     options = JobOptions(sheet=sheet, on_error=on_error, batch_size=settings.rows_per_batch())
     try:
+        _check_allowed(source, settings.reimport_prefixes())
         stored = _fetch(source, settings.resolved_storage_url(), settings.max_upload_bytes)
     except SheetError as exc:
         with session_scope() as session:
@@ -94,8 +136,10 @@ def plan_reimport(source: str, *, sheet: str | None, on_error: OnError) -> Plan:
                 reason=exc.reason,
             )
             return Plan(refused.id, run_import=False)
-    # One write transaction decides, so two runs for one source cannot both start an import.
+    # One write transaction decides, under a lock per source (SQLite's write lock holds it
+    # anyway), so two runs for one source cannot both start an import.
     with session_scope() as session:
+        lock_for_transaction(session, f"reimport:{source}")
         job = create_job(
             session,
             stored=stored,

@@ -17,6 +17,15 @@ from tests.contract.workbooks import write_xlsx
 pytestmark = pytest.mark.usefixtures("prefect_server", "importer_env")
 
 
+@pytest.fixture(autouse=True)
+def sources_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reimports may read this test's own folder."""
+    from settings import get_settings
+
+    monkeypatch.setenv("IMPORTER_REIMPORT_ALLOWED", str(tmp_path))
+    get_settings.cache_clear()
+
+
 def jobs() -> list[ImportJob]:
     with session_scope(write=False) as session:
         return list(session.scalars(select(ImportJob).order_by(ImportJob.created_at)))

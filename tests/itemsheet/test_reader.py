@@ -103,3 +103,12 @@ def test_error_cells_are_reported_with_their_excel_code(tmp_path: Path) -> None:
     data = path.read_bytes()
     grid = read_grid(data, FileFormat.XLSX)
     assert grid.error_cells.rows() == [(1, 2, "#N/A")]
+
+
+def test_a_csv_whose_header_line_is_over_128_kib_is_read(tmp_path: Path) -> None:
+    # Legal CSV: a note column whose header is 200,000 characters long.
+    path = tmp_path / "wide.csv"
+    path.write_text(f"SKU,Name,{'N' * 200_000}\nA,Apple,x\n", encoding="utf-8")
+    rows = dict(grid_rows(path))
+    assert rows[1][:2] == ["SKU", "Name"] and len(rows[1][2] or "") == 200_000
+    assert rows[2] == ["A", "Apple", "x"]
