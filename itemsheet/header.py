@@ -8,6 +8,7 @@ import polars as pl
 
 from itemsheet.errors import SheetError
 from itemsheet.fields import FIELD_NAMES, REQUIRED, field_for_header
+from itemsheet.messages import quoted
 
 HEADER_SEARCH_ROWS = 20
 
@@ -40,16 +41,16 @@ def find_header(frame: pl.DataFrame) -> Header:
 def _map_header(index: int, cells: dict[str, str | None]) -> Header:
     columns: dict[str, str] = {}
     labels: dict[str, str] = {}
-    warnings: list[str] = []
+    ignored: list[str] = []
     for column, label in cells.items():
         if label is None or not label.strip():
             continue
         field = field_for_header(label)
         if field is None:
-            warnings.append(f"column '{label.strip()}' is not an item field and was ignored")
+            ignored.append(label.strip())
         elif field in columns:
             raise SheetError(
-                f"columns '{labels[field]}' and '{label.strip()}' both map to {field};"
+                f"columns {quoted(labels[field])} and {quoted(label)} both map to {field};"
                 " keep one of them"
             )
         else:
@@ -62,4 +63,5 @@ def _map_header(index: int, cells: dict[str, str | None]) -> Header:
             f" {', '.join(missing)}"
         )
     ordered = {f: columns[f] for f in FIELD_NAMES if f in columns}
+    warnings = [f"column {quoted(label)} is not an item field and was ignored" for label in ignored]
     return Header(index, ordered, warnings)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from db.item_store import lock_for_transaction, merge_items
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, delete_row_errors, get_job
+from itemsheet.messages import ERROR_CHARS, NAME_CHARS, capped, clip
 from itemsheet.prepare import SheetSummary
 from itemsheet.storage import StoredFile
 
@@ -58,7 +59,7 @@ def create_job(
         status=JobStatus.PENDING,
         source=source,
         source_uri=source_uri,
-        filename=filename[:255],
+        filename=clip(filename, NAME_CHARS),
         file_sha256=stored.sha256,
         file_size=stored.size,
         file_uri=stored.uri,
@@ -95,7 +96,7 @@ def create_refused_job(
         source_uri=location,
     )
     job.status = JobStatus.FAILED
-    job.error = reason
+    job.error = clip(reason, ERROR_CHARS)
     job.finished_at = utcnow()
     return job
 
@@ -129,10 +130,10 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
     if job.total_rows is not None and job.total_rows != summary.total_rows:
         raise RuntimeError("the stored file no longer reads as it did; refusing to resume")
     job.total_rows = summary.total_rows
-    job.sheet_name = summary.sheet_name
+    job.sheet_name = clip(summary.sheet_name, NAME_CHARS) if summary.sheet_name else None
     job.file_format = summary.file_format
     job.columns = list(summary.fields)
-    job.warnings = list(summary.warnings)
+    job.warnings = capped(summary.warnings)
     return job
 
 
@@ -211,7 +212,7 @@ def finish_job(
     if flow_run_id is not None and job.flow_run_id != flow_run_id:
         return job
     job.status = status
-    job.error = reason
+    job.error = clip(reason, ERROR_CHARS) if reason else reason
     job.finished_at = utcnow()
     return job
 

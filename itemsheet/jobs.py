@@ -21,6 +21,7 @@ from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import get_job
 from itemsheet.dispatching import request_run
 from itemsheet.importing import finish_job
+from itemsheet.messages import capped
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -90,7 +91,8 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         unchanged=job.unchanged,
         failed=job.failed,
         error=job.error,
-        warnings=list(job.warnings or []),
+        # Capped here too, for jobs stored before the caps existed.
+        warnings=capped(job.warnings or []),
         dry_run=job.dry_run,
         on_error=job.on_error,
         sheet=job.sheet_name or job.sheet,

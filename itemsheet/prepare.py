@@ -10,6 +10,7 @@ import polars as pl
 from itemsheet.errors import SheetError
 from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
 from itemsheet.header import find_header
+from itemsheet.messages import quoted
 from itemsheet.reader import read_grid
 from itemsheet.validate import Validated, validate
 
@@ -40,7 +41,9 @@ def prepare(
         error_cells = report.may_hold_error_cells or fmt not in (FileFormat.XLSX, FileFormat.XLSM)
     warnings: list[str] = []
     if fmt is FileFormat.CSV and sheet not in (None, "", "0"):
-        warnings.append(f"a CSV file has a single sheet; the sheet option '{sheet}' was ignored")
+        warnings.append(
+            f"a CSV file has a single sheet; the sheet option {quoted(sheet)} was ignored"
+        )
         sheet = None
     grid = read_grid(data, fmt, sheet=sheet, error_cells=error_cells)
     if grid.frame.height * max(grid.frame.width, 1) > limits.max_cells:
