@@ -65,6 +65,10 @@ class RowErrorPage(BaseModel):
     total: int
     limit: int
     offset: int
+    after_row: int | None = Field(default=None, description="The page starts after this row.")
+    next_after_row: int | None = Field(
+        default=None, description="Pass as `after_row` for the next page; null: last page."
+    )
     items: list[RowErrorOut]
 
 

@@ -41,15 +41,22 @@ def delete_row_errors(session: Session, job_id: uuid.UUID) -> None:
 
 
 def list_row_errors(
-    session: Session, job_id: uuid.UUID, *, limit: int = 100, offset: int = 0
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    after_row: int | None = None,
 ) -> list[dict[str, Any]]:
-    """A page of a job's row errors, in sheet order."""
+    """A page of a job's row errors, in sheet order: after row `after_row` (by key, the
+    index's own order), or skipping `offset` errors."""
+    query = select(RowError.row, RowError.column, RowError.value, RowError.message).where(
+        RowError.job_id == job_id
+    )
+    if after_row is not None:
+        query = query.where(RowError.row > after_row)
     rows = session.execute(
-        select(RowError.row, RowError.column, RowError.value, RowError.message)
-        .where(RowError.job_id == job_id)
-        .order_by(RowError.row, RowError.id)
-        .limit(limit)
-        .offset(offset)
+        query.order_by(RowError.row, RowError.id).limit(limit).offset(offset)
     ).all()
     return [dict(zip(ERROR_RECORD_COLUMNS, r, strict=True)) for r in rows]
 

@@ -6,6 +6,7 @@ import csv
 import io
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.helpers import add_job, add_row_errors
@@ -33,6 +34,39 @@ def test_errors_come_in_sheet_order_pages_with_their_total(client: TestClient) -
     }
     assert [e["row"] for e in second["items"]] == [9]
     assert second["total"] == 3
+
+
+def test_errors_page_by_row_key_to_the_end(client: TestClient) -> None:
+    job_id = add_job(status="completed")
+    add_row_errors(job_id, [(row, "price", None, "price is required") for row in range(2, 12)])
+    url = f"/api/excel/import/{job_id}/errors"
+
+    seen: list[int] = []
+    after: int | None = None
+    while True:
+        params = {"limit": 4} | ({"after_row": after} if after is not None else {})
+        page = client.get(url, params=params).json()
+        seen += [e["row"] for e in page["items"]]
+        if (after := page["next_after_row"]) is None:
+            break
+
+    assert seen == list(range(2, 12))
+    assert page["total"] == 10
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"offset": 2**63}, {"offset": 10**9}, {"after_row": 2**63}, {"after_row": -1}, {"limit": 0}],
+)
+def test_out_of_range_paging_is_refused_with_a_sentence(
+    client: TestClient, params: dict[str, int]
+) -> None:
+    job_id = add_job()
+
+    response = client.get(f"/api/excel/import/{job_id}/errors", params=params)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(f"{next(iter(params))} is not valid:")
 
 
 def test_errors_of_a_job_without_errors_are_an_empty_page(client: TestClient) -> None:

@@ -16,16 +16,17 @@ export function createErrorTable() {
   const next = byId("errors-next");
   const csv = byId("errors-csv-link");
   let jobId = null;
-  let offset = 0;
+  // Pages are read by key: the row each page starts after, for every page seen so far.
+  let starts = [null];
+  let index = 0;
   let total = 0;
   let request = 0;
 
-  async function showPage(newOffset) {
+  async function showPage(newIndex) {
     const ticket = ++request;
-    const answer = await requestJson("GET", jobPath(jobId, "errors"), {
-      limit: PAGE_SIZE,
-      offset: newOffset,
-    });
+    const query = { limit: PAGE_SIZE };
+    if (starts[newIndex] !== null) query.after_row = starts[newIndex];
+    const answer = await requestJson("GET", jobPath(jobId, "errors"), query);
     if (ticket !== request) return; // a newer page or job was asked for meanwhile
     if (!answer.ok) {
       replaceChildren(body, messageRow(describeAnswer(answer.status, answer.data)));
@@ -33,20 +34,23 @@ export function createErrorTable() {
       return;
     }
     ({ total } = answer.data);
-    offset = newOffset;
+    index = newIndex;
+    starts = starts.slice(0, index + 1);
+    if (answer.data.next_after_row !== null) starts.push(answer.data.next_after_row);
     show(section, total > 0);
     if (total === 0) return;
     setText(byId("row-errors-title"), `Row errors (${formatCount(total)})`);
     replaceChildren(body, ...answer.data.items.map(errorRow));
-    const last = Math.min(offset + answer.data.items.length, total);
-    setText(range, `Rows ${formatCount(offset + 1)}–${formatCount(last)} of ${formatCount(total)}`);
-    prev.disabled = offset === 0;
-    next.disabled = last >= total;
+    const first = index * PAGE_SIZE + 1;
+    const last = Math.min(index * PAGE_SIZE + answer.data.items.length, total);
+    setText(range, `Rows ${formatCount(first)}–${formatCount(last)} of ${formatCount(total)}`);
+    prev.disabled = index === 0;
+    next.disabled = last >= total || starts.length <= index + 1;
     show(prev.parentElement, total > PAGE_SIZE);
   }
 
-  prev.addEventListener("click", () => showPage(Math.max(offset - PAGE_SIZE, 0)));
-  next.addEventListener("click", () => showPage(offset + PAGE_SIZE));
+  prev.addEventListener("click", () => showPage(Math.max(index - 1, 0)));
+  next.addEventListener("click", () => showPage(index + 1));
   // A plain link cannot send the API key; with a key, the file is fetched and then saved.
   csv.addEventListener("click", async (event) => {
     if (!apiKey() || !jobId) return;
@@ -58,6 +62,7 @@ export function createErrorTable() {
   return {
     load(id) {
       jobId = id;
+      starts = [null];
       csv.href = apiUrl(jobPath(id, "errors.csv"));
       return showPage(0);
     },
