@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(
         default=10.0, gt=0, description="How often a worker looks for dead imports to resume."
     )
+    writer_wait_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long an import waits for another import to finish writing items"
+        " before it fails, naming that import.",
+    )
 
     # Starting runs: uploads never wait for Prefect; a job waits for its run instead.
     dispatch_timeout_s: float = Field(

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -158,8 +159,12 @@ def prepare_in_child(
     sheet: str | None,
     package: PackageLimits,
     limits: ChildLimits,
+    on_poll: Callable[[], None] = lambda: None,
 ) -> SheetSummary:
-    """Prepare `source` into `out` in a child process; raise `SheetError` on any failure."""
+    """Prepare `source` into `out` in a child process; raise `SheetError` on any failure.
+
+    `on_poll` is called at each look at the child (it is alive and within its limits).
+    """
     # Every value is joined to its option (`--sheet=-x`), and the paths come after `--`:
     # a file or sheet name that begins with `-` is never read as an option.
     args = [
@@ -193,6 +198,7 @@ def prepare_in_child(
                     f"reading the file took longer than {limits.timeout_s:,.0f} s;"
                     " it is too large or malformed"
                 )
+            on_poll()
             time.sleep(_POLL_S)
     lines = result_path.read_bytes().decode("utf-8", "replace").strip().splitlines()
     result_path.unlink(missing_ok=True)

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 POLL_S = 0.02
 
 
-def hold_if_asked(hold_dir: Path | None, filename: str, committed_rows: int) -> None:
-    """Wait here while a gate for `filename` is armed at or below `committed_rows`."""
+def hold_if_asked(
+    hold_dir: Path | None,
+    filename: str,
+    committed_rows: int,
+    on_wait: Callable[[], None] = lambda: None,
+) -> None:
+    """Wait here while a gate for `filename` is armed at or below `committed_rows`;
+    `on_wait` is called as it waits (a held import is alive, not hung)."""
     if hold_dir is None:
         return
     gate = hold_dir / filename
@@ -30,6 +37,7 @@ def hold_if_asked(hold_dir: Path | None, filename: str, committed_rows: int) -> 
     marker.write_text(str(os.getpid()))
     try:
         while gate.exists():
+            on_wait()
             time.sleep(POLL_S)
     finally:
         marker.unlink(missing_ok=True)

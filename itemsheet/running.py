@@ -100,14 +100,48 @@ def begin(job_id: uuid.UUID, flow_run_id: uuid.UUID | None) -> int | None:
         return begin_attempt(session, job_id, flow_run_id=flow_run_id)
 
 
+class Pulse:
+    """The attempt's own sign of progress: touched by the work, read by the heartbeat.
+
+    A beat from a thread alone would go on while the work itself hangs (a stuck database
+    call, a deadlock); the heartbeat beats only while the work has touched its pulse
+    within the stale limit, so a hung attempt falls silent and is resumed elsewhere.
+    """
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def touch(self) -> None:
+        """The work moved on (a batch committed, the parse child answered, a wait looked)."""
+        self._last = time.monotonic()
+
+    def quiet_for(self) -> float:
+        """Seconds since the work last moved on."""
+        return time.monotonic() - self._last
+
+
+_pulse = Pulse()
+
+
+def touch() -> None:
+    """Tell this attempt's heartbeat that the work moved on."""
+    _pulse.touch()
+
+
 @contextmanager
 def heartbeat(job_id: uuid.UUID, attempt: int) -> Iterator[None]:
-    """Beat for `attempt` every few seconds, the long parse included, until the block ends."""
+    """Beat for `attempt` every few seconds while the work moves on, the long parse
+    included, until the block ends."""
+    global _pulse
     stop = threading.Event()
-    interval = get_settings().heartbeat_s
+    settings = get_settings()
+    interval = settings.heartbeat_s
+    _pulse = pulse = Pulse()
 
     def run() -> None:
         while not stop.wait(interval):
+            if pulse.quiet_for() >= settings.stale_after_s:
+                continue  # the work is stuck: fall silent, so the job is resumed elsewhere
             try:
                 with session_scope() as session:
                     alive = beat(session, job_id, attempt=attempt)
@@ -152,6 +186,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
                 max_cells=settings.max_cells,
             ),
             limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
+            on_poll=touch,
         )
     except SheetError as exc:
         finish(job_id, JobStatus.FAILED, reason=exc.reason)
@@ -192,18 +227,21 @@ def write(
     rows = read_rows(rows_path(settings, job_id, attempt))
     show(percent((start - 1) * size), total)
     try:
-        wait_for_writer_turn(job_id, attempt)
+        wait_for_writer_turn(job_id, attempt, deadline_s=settings.writer_wait_s, on_wait=touch)
     except CancelRequested:
         return False
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
-        hold_if_asked(settings.test_hold_dir, filename, min((batch_no - 1) * size, total))
+        hold_if_asked(
+            settings.test_hold_dir, filename, min((batch_no - 1) * size, total), on_wait=touch
+        )
         batch = rows.slice((batch_no - 1) * size, size)
         try:
             with session_scope() as session:
                 apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
         except CancelRequested:
             return False
+        touch()
         time.sleep(BATCH_GAP_S)
         if time.monotonic() - shown >= SHOW_EVERY_S or batch_no == batches:
             show(percent(batch_no * size), total)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from db.item_store import lock_for_transaction
 from db.models import ImportJob, JobStatus, utcnow
 from db.repository import get_job
 from db.session import session_scope
+from itemsheet.errors import SheetError
 from itemsheet.importing import CancelRequested, StaleAttempt
 
 WRITER_LOCK = "importer:item-writer"
@@ -37,7 +39,44 @@ def take_writer_turn(session: Session, job_id: uuid.UUID, *, attempt: int) -> bo
         raise CancelRequested(f"job {job_id} was cancelled before it wrote")
     if job.writing_since is not None:
         return True
-    holder = session.scalars(
+    if _holder(session, job_id) is not None:
+        return False
+    job.writing_since = utcnow()
+    return True
+
+
+class WriterTurnTimeout(SheetError):
+    """Another import held the writer's turn for longer than this one may wait."""
+
+
+def wait_for_writer_turn(
+    job_id: uuid.UUID,
+    attempt: int,
+    *,
+    deadline_s: float,
+    poll_s: float = POLL_S,
+    on_wait: Callable[[], None] = lambda: None,
+) -> None:
+    """Wait while another import writes items (one transaction per look), at most
+    `deadline_s`; `on_wait` is called at each look (the wait is progress, not a hang)."""
+    started = time.monotonic()
+    while True:
+        with session_scope() as session:
+            if take_writer_turn(session, job_id, attempt=attempt):
+                return
+            holder = _holder(session, job_id)
+        on_wait()
+        waited = time.monotonic() - started
+        if waited >= deadline_s:
+            raise WriterTurnTimeout(
+                f"another import (job {holder}) was still writing items after this one had"
+                f" waited {waited:,.0f} s for its turn; retry the job once it has finished"
+            )
+        time.sleep(poll_s)
+
+
+def _holder(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
+    return session.scalars(
         select(ImportJob.id)
         .where(
             ImportJob.id != job_id,
@@ -46,16 +85,3 @@ def take_writer_turn(session: Session, job_id: uuid.UUID, *, attempt: int) -> bo
         )
         .limit(1)
     ).first()
-    if holder is not None:
-        return False
-    job.writing_since = utcnow()
-    return True
-
-
-def wait_for_writer_turn(job_id: uuid.UUID, attempt: int, *, poll_s: float = POLL_S) -> None:
-    """Wait while another import writes items (one transaction per look)."""
-    while True:
-        with session_scope() as session:
-            if take_writer_turn(session, job_id, attempt=attempt):
-                return
-        time.sleep(poll_s)

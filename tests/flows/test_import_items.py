@@ -289,3 +289,21 @@ def test_cancel_requested_stops_between_batches_and_keeps_committed_rows(
         assert (job.processed_rows, job.created, job.last_batch) == (6, 6, 2)
         assert job.error is not None and "cancelled" in job.error
     assert len(stored_items()) == 6
+
+
+def test_an_import_goes_on_when_prefect_cannot_show_its_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.import_items as flow_module
+
+    def artifact_api_down(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the artifact API answered 503")
+
+    # A fault the test server cannot be made to show for artifacts alone.
+    for name in ("create_progress_artifact", "update_progress_artifact", "create_table_artifact"):
+        monkeypatch.setattr(flow_module, name, artifact_api_down)
+    job_id = queue_job(write_xlsx(tmp_path / "items.xlsx", catalogue(120)), batch_size=50)
+
+    job = run_job(job_id)
+
+    assert (job.status, job.created, job.processed_rows) == (JobStatus.COMPLETED, 120, 120)
