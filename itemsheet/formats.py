@@ -135,7 +135,33 @@ def _ole2_format(data: bytes) -> FileFormat:
 
 
 _UNIQUE_COUNT = re.compile(rb'uniqueCount="(\d+)"')
-_DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+
+
+def _declaration_pattern() -> re.Pattern[bytes]:
+    """`<!DOCTYPE` or `<!ENTITY`, any case, as UTF-8/ASCII, UTF-16 LE or UTF-16 BE bytes."""
+
+    def spelled(word: str, encoding: str) -> bytes:
+        return b"".join(
+            b"(?:"
+            + re.escape(c.upper().encode(encoding))
+            + b"|"
+            + re.escape(c.lower().encode(encoding))
+            + b")"
+            if c.isalpha()
+            else re.escape(c.encode(encoding))
+            for c in word
+        )
+
+    words = ("<!DOCTYPE", "<!ENTITY")
+    return re.compile(
+        b"|".join(spelled(w, e) for w in words for e in ("ascii", "utf-16-le", "utf-16-be"))
+    )
+
+
+# Searched in every part's whole stream: an XML declaration may come after a long comment,
+# and a part may be UTF-16.
+_DOCTYPE = _declaration_pattern()
+_DOCTYPE_SEAM = 2 * len("<!DOCTYPE")
 
 
 @dataclass(frozen=True)
@@ -204,7 +230,8 @@ def _too_big(size: int | None, limits: PackageLimits) -> str:
 def _inspect_member(
     package: zipfile.ZipFile, info: zipfile.ZipInfo, limits: PackageLimits, *, budget: int
 ) -> tuple[int, bool]:
-    """Decompress one part within `budget` bytes, checking the head of XML parts.
+    """Decompress one part within `budget` bytes, refusing DOCTYPE or entity declarations
+    anywhere in it and checking the head of XML parts.
 
     Returns the part's size and whether it is a worksheet that may hold error cells.
     """
@@ -213,14 +240,21 @@ def _inspect_member(
     worksheet = _is_worksheet(info.filename)
     marked = False
     tail = b""
+    seam = b""
     try:
         with package.open(info) as member:
             while chunk := member.read(1024 * 1024):
+                if _DOCTYPE.search(seam + chunk):
+                    raise SheetError(
+                        f"part '{info.filename}' declares a DOCTYPE or entities,"
+                        " which are not allowed"
+                    )
+                seam = chunk[-_DOCTYPE_SEAM:]
                 if len(head) < 4096:
                     head += chunk[: 4096 - len(head)]
                 if worksheet and not marked:
-                    seam = tail + chunk[:2]  # a mark cut in two by the chunk boundary
-                    marked = any(mark in chunk or mark in seam for mark in _ERROR_CELL_MARKS)
+                    joint = tail + chunk[:2]  # a mark cut in two by the chunk boundary
+                    marked = any(mark in chunk or mark in joint for mark in _ERROR_CELL_MARKS)
                     tail = chunk[-2:]
                 size += len(chunk)
                 if size > budget:
@@ -235,8 +269,6 @@ def _inspect_member(
 
 
 def _check_xml_head(name: str, head: bytes, limits: PackageLimits) -> None:
-    if _DOCTYPE.search(head):
-        raise SheetError(f"part '{name}' declares a DOCTYPE or entities, which are not allowed")
     match = _UNIQUE_COUNT.search(head) if name.endswith("sharedStrings.xml") else None
     if match and int(match.group(1)) > limits.max_cells:
         raise SheetError(

@@ -132,6 +132,39 @@ def test_doctype_in_a_part_is_refused() -> None:
         check_package(zip_bytes({"xl/sharedStrings.xml": part}), LIMITS)
 
 
+@pytest.mark.parametrize(
+    ("name", "part"),
+    [
+        # After a comment longer than any head that might be read first.
+        (
+            "xl/sharedStrings.xml",
+            b'<?xml version="1.0"?><!--' + b"c" * 5000 + b'--><!DOCTYPE x [<!ENTITY a "b">]><sst/>',
+        ),
+        # A whole part in UTF-16, as XML allows.
+        (
+            "xl/workbook.xml",
+            '<?xml version="1.0" encoding="UTF-16"?><!doctype x><workbook/>'.encode("utf-16"),
+        ),
+        ("xl/styles.xml", '<!ENTITY a "b">'.encode("utf-16-be")),
+        # In a part not named .xml, and straddling two 1 MiB reads.
+        ("customXml/item1.bin", b" " * (2**20 - 4) + b"<!ENTITY lol 'x'>"),
+    ],
+)
+def test_a_declaration_anywhere_in_any_part_is_refused(name: str, part: bytes) -> None:
+    limits = PackageLimits(
+        max_uncompressed_bytes=10 * 2**20,
+        max_compression_ratio=10_000,
+        max_entries=20,
+        max_cells=1_000_000,
+    )
+    with pytest.raises(SheetError, match=f"part '{name}' declares a DOCTYPE or entities"):
+        check_package(zip_bytes({name: part}), limits)
+
+
+def test_markup_that_only_looks_alike_passes() -> None:
+    check_package(zip_bytes({"xl/sharedStrings.xml": b"<sst><t>&lt;!DOCTYPE</t></sst>"}), LIMITS)
+
+
 def test_too_many_parts_are_refused() -> None:
     data = zip_bytes({f"xl/part{i}.xml": b"<x/>" for i in range(25)})
     with pytest.raises(SheetError, match="25 parts; the limit is 20"):
