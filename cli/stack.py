@@ -15,8 +15,6 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from db.session import session_scope
-from itemsheet.claims import mark_all_interrupted
 from settings import Settings
 
 STARTUP_TIMEOUT_S = 240.0
@@ -38,7 +36,6 @@ QUIET_PREFECT_SERVER = {
     "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
 }
-STOPPED_REASON = "the service stopped during the import; it resumes when the service starts"
 
 
 @dataclass
@@ -86,12 +83,6 @@ def _wait_ready(url: str, stack: Stack) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the service was not ready at {url} within {STARTUP_TIMEOUT_S:.0f} s")
-
-
-def mark_interrupted_jobs() -> int:
-    """Jobs a stopped stack left `processing` are resumed as soon as a worker starts again."""
-    with session_scope() as session:
-        return mark_all_interrupted(session, reason=STOPPED_REASON)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -169,6 +160,6 @@ def run_stack(settings: Settings, console: Console) -> int:
         console.print(f"[red]{exc}[/]")
         return 1
     finally:
+        # The worker leaves the jobs of its own runs to be resumed as it stops; jobs that
+        # other workers on a shared database carry out go on.
         stack.stop()
-        if interrupted := mark_interrupted_jobs():
-            console.print(f"{interrupted} unfinished import(s) resume when the service starts")

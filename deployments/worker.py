@@ -32,6 +32,7 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import InfrastructureNotFound
 from prefect.flows import load_flow_from_flow_run
@@ -42,7 +43,9 @@ from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 from pydantic import PrivateAttr
 
+from db.session import session_scope
 from deployments.spare import READY
+from itemsheet.claims import mark_runs_interrupted
 from settings import get_settings
 
 if TYPE_CHECKING:
@@ -249,7 +252,7 @@ class SpareStarter:
         job_env: Mapping[str, str],
         cwd: Path,
         control_channel: ControlChannel | None,
-        running: set[anyio.abc.Process],
+        running: dict[anyio.abc.Process, UUID],
     ) -> None:
         self.pool = pool
         self.env = env
@@ -299,12 +302,12 @@ class SpareStarter:
                 cwd=self.cwd,
                 env=env,
             )
-        self.running.add(process)
+        self.running[process] = flow_run.id
         try:
             task_status.started(ProcessHandle(process))
             await process.wait()
         finally:
-            self.running.discard(process)
+            self.running.pop(process, None)
 
 
 def _per_run(env: Mapping[str, str]) -> dict[str, str]:
@@ -328,7 +331,8 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         # `prefect worker start --type importer` passes none: IMPORTER_WARM_SPARES then.
         count = get_settings().warm_spares if spares is None else spares
         self.spares = SparePool(count, self.cwd)
-        self.running: set[anyio.abc.Process] = set()
+        # The runs this worker carries out, by their process.
+        self.running: dict[anyio.abc.Process, UUID] = {}
         self.stopping = False
 
     async def setup(self) -> None:
@@ -411,7 +415,12 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
 
     async def stop_runs(self, grace_s: float = 20.0) -> None:
         """SIGTERM every run (the worker stops): each is reported Crashed and its hooks run,
-        so its job is resumed by another worker rather than cancelled."""
+        so its job is resumed by another worker rather than cancelled.
+
+        The jobs of this worker's runs, and only those (other workers on a shared database
+        go on), are then left to be resumed at once, also where a hook did not run.
+        """
+        runs = set(self.running.values())
         for process in list(self.running):
             with suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -421,3 +430,14 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         for process in list(self.running):
             with suppress(ProcessLookupError):
                 process.kill()
+        if runs:
+            left = await anyio.to_thread.run_sync(_leave_to_resume, runs)
+            logger.info("%d unfinished import(s) resume on the next worker", left)
+
+
+STOPPED_REASON = "the worker carrying out the import stopped; it resumes on the next worker"
+
+
+def _leave_to_resume(flow_run_ids: set[UUID]) -> int:
+    with session_scope() as session:
+        return mark_runs_interrupted(session, flow_run_ids, reason=STOPPED_REASON)

@@ -69,11 +69,17 @@ def mark_interrupted(
     return True
 
 
-def mark_all_interrupted(session: Session, *, reason: str) -> int:
-    """Every `processing` job is left to be resumed (a stack that stops on purpose)."""
+def mark_runs_interrupted(session: Session, flow_run_ids: set[uuid.UUID], *, reason: str) -> int:
+    """The `processing` jobs of these runs (a worker that stops on purpose) are left to be
+    resumed at once; other jobs, of other workers, are not touched."""
+    if not flow_run_ids:
+        return 0
     result = session.execute(
         update(ImportJob)
-        .where(ImportJob.status == JobStatus.PROCESSING)
+        .where(
+            ImportJob.status == JobStatus.PROCESSING,
+            ImportJob.flow_run_id.in_(flow_run_ids),
+        )
         .values(heartbeat_at=None, error=reason)
     )
     return int(getattr(result, "rowcount", 0) or 0)
