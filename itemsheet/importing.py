@@ -85,8 +85,12 @@ def create_refused_job(
     options: JobOptions,
     reason: str,
 ) -> ImportJob:
-    """A job, already failed, for a file that could not even be stored (missing, too big)."""
-    unstored = StoredFile(uri=location, sha256="", size=size)
+    """A job, already failed, for a file that could not even be stored (missing, too big).
+
+    It keeps no file (an empty `file_uri`), so nothing can ever read the source through
+    it, bypassing the size limit and the store; it cannot be retried.
+    """
+    unstored = StoredFile(uri="", sha256="", size=size)
     job = create_job(
         session,
         stored=unstored,

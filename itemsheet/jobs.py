@@ -217,6 +217,11 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
         raise JobConflict(
             f"only a failed or cancelled import can be retried; this one is {job.status}"
         )
+    if not job.file_uri:
+        raise JobConflict(
+            "this import was refused before its file was stored, so there is nothing to"
+            " retry; send the file again"
+        )
     job.status = JobStatus.PENDING
     job.cancel_requested = False
     job.error = None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import fsspec
@@ -34,6 +35,9 @@ class FileTooLarge(SheetError):
 def too_large_reason(limit: int) -> str:
     """The sentence a user sees for an oversize file."""
     return f"the file is larger than the limit of {human_size(limit)}"
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def store_stream(stream: BinaryIO, base_url: str, *, max_bytes: int) -> StoredFile:
@@ -76,7 +80,15 @@ def store_path(path: Path, base_url: str, *, max_bytes: int) -> StoredFile:
 
 
 def fetch_local(uri: str, work_dir: Path) -> Path:
-    """A local path holding the stored file (the file itself when storage is local)."""
+    """A local path holding the stored file (the file itself when storage is local).
+
+    A remote file is copied once into `work_dir`, under a name derived from its whole URL
+    (two stores may hold files of the same name). It is downloaded under a temporary name,
+    checked against the digest its stored name is (when it is one), and only then renamed,
+    so an interrupted or damaged download is never taken for the file.
+    """
+    if not uri:
+        raise SheetError("the import has no stored file (it was refused before it was stored)")
     fs, path = fsspec.core.url_to_fs(uri)
     if (
         getattr(fs, "protocol", None) in ("file", ("file", "local"))
@@ -84,7 +96,24 @@ def fetch_local(uri: str, work_dir: Path) -> Path:
     ):
         return Path(path)
     work_dir.mkdir(parents=True, exist_ok=True)
-    local = work_dir / Path(path).name
-    if not local.exists():
-        fs.get(path, str(local))
+    local = work_dir / f"fetched-{hashlib.sha256(uri.encode()).hexdigest()[:32]}"
+    if local.exists():
+        return local
+    partial = local.with_name(f"{local.name}.{uuid.uuid4().hex}.partial")
+    try:
+        fs.get(path, str(partial))
+        name = PurePosixPath(path).name
+        if _SHA256.fullmatch(name) and _digest(partial) != name:
+            raise SheetError("the stored file is damaged (its content does not match its digest)")
+        partial.replace(local)
+    finally:
+        partial.unlink(missing_ok=True)
     return local
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

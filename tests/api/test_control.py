@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.deps import get_trigger
-from db.models import JobStatus, utcnow
+from db.models import JobSource, JobStatus, utcnow
+from db.session import session_scope
+from itemsheet.importing import JobOptions
 from itemsheet.jobs import CANCELLED_BEFORE_START
+from itemsheet.uploads import job_for_path
 from orchestration.dispatch import dispatch_once
 from settings import get_settings
 from tests.api.helpers import UNAVAILABLE, FakeTrigger, UnavailableTrigger, add_job, read_job
@@ -182,3 +186,20 @@ def test_retry_while_prefect_is_unavailable_waits_pending_and_starts_once_it_ans
     [(_, _, run)] = trigger.started
     job = read_job(job_id)
     assert (job.status, job.flow_run_id, job.waiting_for) == ("pending", run, None)
+
+
+def test_a_refused_upload_keeps_no_file_and_cannot_be_retried(
+    client: TestClient, tmp_path: Path, upload_limit: int
+) -> None:
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"SKU,Name\n" + b"A,b\n" * upload_limit)
+    with session_scope() as session:
+        refused = job_for_path(session, big, source=JobSource.CLI, options=JobOptions())
+        assert refused.status is JobStatus.FAILED and refused.file_uri == ""
+        job_id = refused.id
+
+    response = client.post(f"/api/excel/import/{job_id}/retry")
+
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith("this import was refused before its file")
+    assert read_job(job_id).status is JobStatus.FAILED
