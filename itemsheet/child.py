@@ -16,6 +16,7 @@ import argparse
 import atexit
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -35,12 +36,38 @@ from itemsheet.warm import lower_priority
 _POLL_S = 0.02
 
 
+# Address space a parse may map beyond its memory limit: thread stacks and allocator
+# arenas are reserved, not used (a 380 MiB parse maps about 2.7 GiB).
+ADDRESS_SPACE_HEADROOM = 4 * 2**30
+
+
 @dataclass(frozen=True)
 class ChildLimits:
-    """Time and memory a parse may use."""
+    """Time and memory a parse may use.
+
+    The memory limit is watched from outside (the child's resident size, polled); the
+    address-space limit is the child's own `RLIMIT_AS`, a backstop the kernel enforces on
+    an allocation too quick for the poll to see.
+    """
 
     timeout_s: float
     memory_bytes: int
+    address_space_bytes: int | None = None
+
+    @property
+    def address_space(self) -> int:
+        """The child's RLIMIT_AS."""
+        if self.address_space_bytes is not None:
+            return self.address_space_bytes
+        return self.memory_bytes + ADDRESS_SPACE_HEADROOM
+
+
+def memory_reason(limit_bytes: int) -> str:
+    """The one-line reason of a parse stopped for memory."""
+    return (
+        f"reading the file needed more than {human_size(limit_bytes)} of memory;"
+        " it is too large or malformed"
+    )
 
 
 def _rss_bytes(pid: int) -> int:
@@ -174,6 +201,7 @@ def prepare_in_child(
         f"--limits={json.dumps(asdict(package))}",
         # A spare child was started at normal priority; it takes on its caller's.
         f"--nice={_own_nice()}",
+        f"--address-space={limits.address_space}",
     ]
     if filename is not None:
         args.append(f"--filename={filename}")
@@ -188,10 +216,7 @@ def prepare_in_child(
         while proc.poll() is None:
             if _rss_bytes(proc.pid) > limits.memory_bytes:
                 _stop(proc)
-                raise SheetError(
-                    f"reading the file needed more than {human_size(limits.memory_bytes)}"
-                    " of memory; it is too large or malformed"
-                )
+                raise SheetError(memory_reason(limits.memory_bytes))
             if time.monotonic() - started > limits.timeout_s:
                 _stop(proc)
                 raise SheetError(
@@ -202,6 +227,8 @@ def prepare_in_child(
             time.sleep(_POLL_S)
     lines = result_path.read_bytes().decode("utf-8", "replace").strip().splitlines()
     result_path.unlink(missing_ok=True)
+    if proc.returncode < 0 and any("memory allocation of" in line for line in lines):
+        raise SheetError(memory_reason(limits.memory_bytes))  # the allocator gave up
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         raise SheetError(
@@ -212,9 +239,30 @@ def prepare_in_child(
     except (IndexError, ValueError):
         detail = (lines or ["no output"])[-1][:200]
         raise SheetError(f"the spreadsheet reader failed on this file ({detail})") from None
+    if answer.get("out_of_memory"):
+        raise SheetError(memory_reason(limits.memory_bytes))
     if "error" in answer:
         raise SheetError(answer["error"])
     return SheetSummary(**answer["summary"])
+
+
+def _limit_address_space(limit: int) -> None:
+    """Cap this process's address space (never above a hard limit already set)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _near_limit(limit: int) -> bool:
+    """This process has mapped (at its peak) nine tenths of `limit` or more."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("VmPeak:"):
+            return int(line.split()[1]) * 1024 >= 0.9 * limit
+    return False
 
 
 def serve() -> int:
@@ -238,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filename")
     parser.add_argument("--sheet")
     parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument("--address-space", type=int, default=None)
     args = parser.parse_args(argv)
     lower_priority(args.nice)
+    if args.address_space:
+        _limit_address_space(args.address_space)
     try:
         validated, summary = prepare(
             args.source.read_bytes(),
@@ -250,9 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         write_rows(validated, args.out)
     except SheetError as exc:
         answer: dict[str, object] = {"error": exc.reason}
+        if args.address_space and _near_limit(args.address_space):
+            answer = {"out_of_memory": True}
     except BaseException as exc:  # a Rust panic arrives as a BaseException
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
         answer = {"error": f"the file could not be read: {text}"}
+        if isinstance(exc, MemoryError) or (args.address_space and _near_limit(args.address_space)):
+            # Any failure at the edge of the address space is the limit's doing.
+            answer = {"out_of_memory": True}
     else:
         answer = {"summary": asdict(summary)}
     sys.stdout.flush()

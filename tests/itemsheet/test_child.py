@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from itemsheet.child import ChildLimits, prepare_in_child
+from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
 from tests.contract.workbooks import write_csv, write_xlsx
 
@@ -43,3 +44,44 @@ def test_file_and_sheet_names_that_begin_with_a_dash_are_read(tmp_path: Path) ->
         limits=LIMITS,
     )
     assert (summary.sheet_name, summary.total_rows) == ("-Prices", 1)
+
+
+def test_an_allocation_past_the_address_space_backstop_ends_with_the_memory_reason(
+    tmp_path: Path,
+) -> None:
+    rows = [["SKU", "Name", "Price"]] + [[f"S{i}", f"Item {i}", i] for i in range(50_000)]
+    book = write_xlsx(tmp_path / "items.xlsx", rows)
+    # Less address space than the child already maps: its next large mapping fails,
+    # before the resident-size poll could see anything.
+    tight = ChildLimits(timeout_s=120, memory_bytes=2**31, address_space_bytes=64 * 2**20)
+
+    with pytest.raises(SheetError) as stopped:
+        prepare_in_child(
+            book,
+            tmp_path / "out.arrow",
+            filename="items.xlsx",
+            sheet=None,
+            package=PACKAGE,
+            limits=tight,
+        )
+
+    assert stopped.value.reason == (
+        "reading the file needed more than 2 GiB of memory; it is too large or malformed"
+    )
+
+
+def test_the_default_backstop_leaves_room_for_an_ordinary_parse(tmp_path: Path) -> None:
+    rows = [["SKU", "Name"]] + [[f"S{i}", f"Item {i}"] for i in range(20_000)]
+    book = write_xlsx(tmp_path / "items.xlsx", rows)
+    modest = ChildLimits(timeout_s=120, memory_bytes=512 * 2**20)  # + 4 GiB of address space
+
+    summary = prepare_in_child(
+        book,
+        tmp_path / "out.arrow",
+        filename="items.xlsx",
+        sheet=None,
+        package=PACKAGE,
+        limits=modest,
+    )
+
+    assert summary.total_rows == 20_000
