@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import json
 import os
 import signal
 import subprocess
@@ -38,19 +41,73 @@ QUIET_PREFECT_SERVER = {
 }
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a child, before it runs: SIGTERM it when `importer up` dies, even by SIGKILL
+    (Linux; elsewhere a stale stack is replaced at the next start instead)."""
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 @dataclass
 class Stack:
-    """The processes `importer up` started, stopped in reverse order."""
+    """The processes `importer up` started, stopped in reverse order.
+
+    Their process groups are recorded in `pid_file` while they run, so a stack whose
+    `importer up` was killed before it could stop them is found and stopped by the next.
+    """
 
     console: Console
+    pid_file: Path | None = None
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def start(self, name: str, args: Sequence[str], env: dict[str, str]) -> None:
         """Start one process in its own process group, so Ctrl-C reaches only us first."""
         proc = subprocess.Popen(
-            list(args), env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            list(args),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.processes.append((name, proc))
+        self._record()
+
+    def _record(self) -> None:
+        if self.pid_file is None:
+            return
+        groups = {name: proc.pid for name, proc in self.processes}
+        self.pid_file.write_text(json.dumps({"owner": os.getpid(), "groups": groups}))
+
+    def replace_stale(self) -> int:
+        """Stop what a killed `importer up` on this data dir left running; how many groups."""
+        if self.pid_file is None or not self.pid_file.exists():
+            return 0
+        try:
+            recorded = json.loads(self.pid_file.read_text())
+            owner, groups = int(recorded["owner"]), dict(recorded["groups"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        if owner != os.getpid() and _alive(owner):
+            raise RuntimeError(
+                f"another `importer up` (pid {owner}) is running on this data directory;"
+                " stop it first"
+            )
+        stale = [int(pgid) for pgid in groups.values() if _group_alive(int(pgid))]
+        for pgid in stale:
+            with suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while any(_group_alive(g) for g in stale) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pgid in stale:
+            with suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return len(stale)
 
     def exited(self) -> str | None:
         """The name of a process that has stopped on its own, if any."""
@@ -69,6 +126,31 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+            # What the leader left in its group (a server's own children) goes with it.
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _wait_ready(url: str, stack: Stack) -> None:
@@ -86,7 +168,9 @@ def _wait_ready(url: str, stack: Stack) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    # SIGTERM (a service manager stopping us) ends the stack like Ctrl-C does.
+    # SIGTERM (a service manager stopping us) ends the stack like Ctrl-C does. SIGINT too,
+    # explicitly: a shell starts a background command with SIGINT ignored, and Python
+    # then keeps ignoring it.
     raise KeyboardInterrupt
 
 
@@ -94,9 +178,14 @@ def run_stack(settings: Settings, console: Console) -> int:
     """Start everything, print the URLs, wait for Ctrl-C (or a crash), stop everything."""
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
-    stack = Stack(console)
+    run_dir = settings.data_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(console, pid_file=run_dir / "stack.json")
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
+        if replaced := stack.replace_stale():
+            console.print(f"stopped {replaced} process group(s) a killed `importer up` left")
         if "PREFECT_API_URL" not in env:
             prefect_home = settings.data_dir.resolve() / "prefect"
             prefect_home.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ class RunningStack:
     log: Path
     env: dict[str, str]
     hold_dir: Path
+    pid: int  # of `importer up` itself
 
 
 @contextmanager
@@ -44,13 +45,15 @@ def running_stack(
     *,
     extra_env: Mapping[str, str] | None = None,
     wait_ready: bool = True,
+    sigint_ignored: bool = False,
     **settings: str,
 ) -> Iterator[RunningStack]:
     """`importer up` with its own Prefect server; stopped with SIGINT like Ctrl-C.
 
     The stack sees none of this process's PREFECT_* and IMPORTER_* variables, only
     `settings` (as IMPORTER_<NAME>) and `extra_env`. With `wait_ready=False` it is yielded
-    as soon as it was started, for tests of the start-up itself.
+    as soon as it was started, for tests of the start-up itself. `sigint_ignored` starts it
+    as a shell starts a background command: with SIGINT ignored.
     """
     port, prefect_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
@@ -74,6 +77,7 @@ def running_stack(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
     api = f"http://127.0.0.1:{port}"
     try:
@@ -84,7 +88,7 @@ def running_stack(
             time.sleep(0.5)
         prefect_api = f"http://127.0.0.1:{prefect_port}/api"
         env = env | {"PREFECT_API_URL": prefect_api}
-        yield RunningStack(api, prefect_api, data_dir, log, env, holds)
+        yield RunningStack(api, prefect_api, data_dir, log, env, holds, proc.pid)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -93,6 +97,10 @@ def running_stack(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_for(client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 120) -> dict:

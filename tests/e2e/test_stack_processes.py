@@ -1,0 +1,80 @@
+"""`importer up` and its processes: nothing outlives it, and a stale stack is replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.stack import running_stack
+
+pytestmark = pytest.mark.stack
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(groups: list[int], timeout: float = 60) -> list[int]:
+    """The groups still alive after `timeout` (none, when all went)."""
+    deadline = time.monotonic() + timeout
+    while (alive := [g for g in groups if group_alive(g)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive
+
+
+def test_killing_importer_up_with_sigkill_leaves_no_process_behind(tmp_path: Path) -> None:
+    with running_stack(tmp_path / "var") as stack:
+        groups = json.loads((stack.data_dir / "stack.json").read_text())["groups"]
+        assert set(groups) == {"prefect server", "worker", "api"}
+        os.kill(stack.pid, signal.SIGKILL)
+        left = wait_gone(list(groups.values()))
+        assert left == [], f"still running after importer up was killed: {left}"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{stack.api}/api/health", timeout=2)
+
+
+def test_a_stack_whose_importer_up_died_is_replaced_by_the_next(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    # What a stack left where its processes could not be told (no parent-death signal):
+    # a process group of its own, recorded under a dead owner.
+    leftover = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    dead_owner = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_owner.wait()
+    (data_dir / "stack.json").write_text(
+        json.dumps({"owner": dead_owner.pid, "groups": {"prefect server": leftover.pid}})
+    )
+    try:
+        with running_stack(data_dir) as stack:
+            assert leftover.wait(5) is not None  # stopped before the new stack started
+            assert httpx.get(f"{stack.api}/api/health", timeout=10).json()["ready"] is True
+            assert "stopped 1 process group(s) a killed `importer up` left" in (
+                stack.log.read_text()
+            )
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+
+
+def test_sigint_stops_a_stack_started_with_sigint_ignored(tmp_path: Path) -> None:
+    with running_stack(tmp_path / "var", sigint_ignored=True) as stack:
+        groups = list(json.loads((stack.data_dir / "stack.json").read_text())["groups"].values())
+        started = time.monotonic()
+        os.kill(stack.pid, signal.SIGINT)
+        assert wait_gone(groups, timeout=30) == []
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 30
