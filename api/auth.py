@@ -1,4 +1,5 @@
-"""Optional API keys: with `IMPORTER_API_KEYS` set, `/api/*` (but health) needs a Bearer key.
+"""Optional API keys: with `IMPORTER_API_KEYS` set, `/api/*` (but health) and `/metrics`
+need a Bearer key.
 
 The check is ASGI middleware, not a route dependency, so it runs before anything reads the
 request body: a client without a key cannot make the service spool an upload to disk. The
@@ -19,6 +20,9 @@ from settings import get_settings
 
 PROTECTED_PREFIX = "/api/"
 OPEN_PATHS = frozenset({"/api/health"})
+# Outside `/api/` because that is where Prometheus looks by default; it tells how busy the
+# service is and why imports fail, so it is kept like the API.
+KEYED_PATHS = frozenset({"/metrics"})
 MISSING_KEY = "this service needs an API key; send it as the header 'Authorization: Bearer KEY'"
 WRONG_KEY = "the API key is not valid; check it, or ask the service's operator for one"
 
@@ -58,6 +62,8 @@ def needs_key(scope: Scope) -> bool:
     root = scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :]
+    if path.rstrip("/") in KEYED_PATHS:
+        return True
     return path.startswith(PROTECTED_PREFIX) and path.rstrip("/") not in OPEN_PATHS
 
 

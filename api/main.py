@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import ApiKeyAuth, bearer_scheme
 from api.deps import get_trigger
 from api.limits import BodySizeLimit
+from api.metrics import RequestMetrics, RequestTimer
 from api.origin import OriginCheck
-from api.routes import errors, events, health, imports, page
+from api.routes import errors, events, health, imports, metrics, page
 from api.schemas import ErrorOut
 from db.migrate import upgrade_database
 from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
@@ -65,6 +66,9 @@ def create_app() -> FastAPI:
     # Innermost: an unexpected error is answered here, so the connection stays usable.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(BodySizeLimit)
+    # Inside the key check: only requests the service accepts are timed.
+    app.state.request_metrics = RequestMetrics()
+    app.add_middleware(RequestTimer, metrics=app.state.request_metrics)
     # Added last, so it runs first: a request without a key is refused before its body is read.
     app.add_middleware(ApiKeyAuth)
     # Outermost: a request for another host name, or a foreign site's write, goes no further.
@@ -78,6 +82,7 @@ def create_app() -> FastAPI:
         }
     for module in (imports, errors, events):
         app.include_router(module.router, prefix=API_PREFIX, **keyed)
+    app.include_router(metrics.router, **keyed)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(page.router)
     app.add_exception_handler(JobNotFound, _answer(status.HTTP_404_NOT_FOUND))

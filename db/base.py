@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, String
+from sqlalchemy import ColumnExpressionArgument, DateTime, Dialect, Float, MetaData, String
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -44,6 +47,37 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SecondsBetween(FunctionElement[float]):
+    """SQL for the seconds, with fractions, from one `UTCDateTime` column to another.
+
+    Each database needs its own: SQLite keeps these timestamps as naive UTC text, whose
+    difference only `julianday` can take (strftime('%s') drops the fraction), and
+    PostgreSQL subtracts them into an interval.
+    """
+
+    type = Float()
+    inherit_cache = True
+
+    def __init__(
+        self,
+        start: ColumnExpressionArgument[datetime | None],
+        end: ColumnExpressionArgument[datetime | None],
+    ) -> None:
+        super().__init__(start, end)
+
+
+@compiles(SecondsBetween, "sqlite")
+def _seconds_between_sqlite(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+@compiles(SecondsBetween, "postgresql")
+def _seconds_between_postgresql(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)"
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -63,6 +63,7 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "/api/excel/import/{job_id}/retry",
         "/api/excel/imports",
         "/api/health",
+        "/metrics",
     }
     upload = paths["/api/excel/import"]["post"]["responses"]
     assert set(upload) == {"202", "400", "409", "413", "415", "422"}
@@ -75,6 +76,8 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "text/event-stream"
         in (paths["/api/excel/import/{job_id}/events"]["get"]["responses"]["200"]["content"])
     )
+    metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(metrics) == {"text/plain; version=0.0.4; charset=utf-8"}
 
 
 def test_an_unexpected_error_is_answered_in_one_sentence_without_a_traceback(
