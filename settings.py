@@ -140,6 +140,22 @@ class Settings(BaseSettings):
         description="How often a worker asks its work pool for runs when the importer database"
         " shows none waiting (a waiting job wakes it at once).",
     )
+    # Retention: what ended imports leave behind is let go after a while.
+    retention_days: int = Field(
+        default=90,
+        description="Days after its end that a job keeps its stored file and row errors;"
+        " 0 or less keeps them for ever. The job row itself is kept.",
+    )
+    leftover_grace_s: float = Field(
+        default=3600.0,
+        ge=60,
+        description="Age after which an unfinished upload (`.partial`) or parse result"
+        " (`.result`) counts as left over; longer than any upload or parse takes.",
+    )
+    clean_up_cron: str = Field(
+        default="30 3 * * *",
+        description="Cron schedule (UTC) of the `clean-up` deployment; empty: no schedule.",
+    )
     test_hold_dir: Path | None = Field(
         default=None,
         description="Tests only: a folder whose files hold named imports between two batches.",

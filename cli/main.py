@@ -1,4 +1,4 @@
-"""The `importer` command line: import files, inspect jobs, manage the database."""
+"""The `importer` command line: import files, inspect jobs, clean up, manage the database."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.importing import JobOptions
 from itemsheet.jobs import JobView, job_view, list_history
+from itemsheet.retention import clean_up
 from itemsheet.uploads import job_for_path
 from settings import apply_prefect_defaults, get_settings
 
@@ -124,6 +125,8 @@ def _print_job(view: dict[str, Any]) -> None:
         out.print(f"  {view['elapsed_s']:.2f} s, {view['rows_per_s']:,.0f} rows/s")
     if view["error"]:
         out.print(f"  [red]reason:[/] {view['error']}")
+    if view["files_removed_at"]:
+        out.print(f"  file and row errors removed by retention on {view['files_removed_at'][:10]}")
     for warning in view["warnings"]:
         out.print(f"  [yellow]warning:[/] {warning}")
     errors = view.get("errors") or []
@@ -184,6 +187,25 @@ def job(
     """Show one import job with its first row errors."""
     _prepare_database()
     _print_report(job_id, as_json=as_json)
+
+
+@app.command("gc")
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be removed.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
+) -> None:
+    """Remove what retention lets go of and the leftovers of interrupted work, now."""
+    _prepare_database()
+    report = clean_up(get_settings(), dry_run=dry_run)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    for line in report.lines():
+        out.print(line)
 
 
 @app.command("up")

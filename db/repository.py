@@ -35,9 +35,10 @@ def add_row_errors(session: Session, job_id: uuid.UUID, errors: pl.DataFrame) ->
     session.execute(insert(RowError), records)
 
 
-def delete_row_errors(session: Session, job_id: uuid.UUID) -> None:
-    """Forget a job's row errors (before they are written again in one go)."""
-    session.execute(delete(RowError).where(RowError.job_id == job_id))
+def delete_row_errors(session: Session, job_id: uuid.UUID) -> int:
+    """Forget a job's row errors (before they are written again in one go); how many."""
+    result = session.execute(delete(RowError).where(RowError.job_id == job_id))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def list_row_errors(

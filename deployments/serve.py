@@ -4,7 +4,8 @@ The worker is Prefect's own worker machinery (`deployments.worker.ImporterWorker
 `BaseWorker`) polling one work pool, so any number of machines can work for one Prefect
 server. It registers the deployments itself (module-path entrypoints: nothing is copied),
 starts only once a warm interpreter is ready, and besides Prefect's regular poll it looks
-at the importer database: a job that waits for its run wakes it at once.
+at the importer database: a job that waits for its run wakes it at once. When it starts,
+it removes what interrupted work left behind (`itemsheet.leftovers`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from starlette.concurrency import run_in_threadpool
 from db.models import ImportJob, JobStatus
 from db.session import session_scope
 from deployments.worker import WORKER_TYPE, ImporterWorker
+from itemsheet.leftovers import remove_leftovers
+from itemsheet.sizes import human_size
 from orchestration.names import (
+    CLEAN_UP_DEPLOYMENT,
+    CLEAN_UP_ENTRYPOINT,
     IMPORT_DEPLOYMENT,
     IMPORT_ENTRYPOINT,
     REIMPORT_DEPLOYMENT,
@@ -55,6 +60,7 @@ async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     """The deployments a worker serves; the reimport is scheduled only when configured."""
     import_items: Flow[..., Any] = load_flow_from_entrypoint(IMPORT_ENTRYPOINT)
     reimport_items: Flow[..., Any] = load_flow_from_entrypoint(REIMPORT_ENTRYPOINT)
+    clean_up: Flow[..., Any] = load_flow_from_entrypoint(CLEAN_UP_ENTRYPOINT)
     imports = await import_items.ato_deployment(
         name=IMPORT_DEPLOYMENT,
         description="Import one uploaded file (parameter: job_id).",
@@ -76,7 +82,35 @@ async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
         work_pool_name=WORK_POOL,
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    return [imports, reimports]
+    cleaning = await clean_up.ato_deployment(
+        name=CLEAN_UP_DEPLOYMENT,
+        description="Remove the stored files and row errors of jobs past"
+        " IMPORTER_RETENTION_DAYS, and leftovers of interrupted work.",
+        cron=settings.clean_up_cron or None,
+        concurrency_limit=1,
+        tags=["importer"],
+        work_pool_name=WORK_POOL,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    return [imports, reimports, cleaning]
+
+
+def remove_leftovers_at_start(settings: Settings) -> None:
+    """Remove what interrupted work left behind (not retention: that is the schedule's).
+
+    A worker that starts after a crash finds the rows and half-written copies of the runs
+    that died with it; the leftover rules keep whatever another worker's runs still use.
+    A failure here is logged and the worker starts all the same.
+    """
+    try:
+        removed = remove_leftovers(settings)
+    except Exception:
+        logger.warning("removing leftovers at start failed", exc_info=True)
+        return
+    files = removed.work.files + removed.unfinished.files
+    if files:
+        size = human_size(removed.work.bytes + removed.unfinished.bytes)
+        logger.info("removed %d leftover file(s) of interrupted work (%s)", files, size)
 
 
 def wait_for_prefect(timeout_s: float = PREFECT_WAIT_S) -> None:
@@ -168,6 +202,7 @@ async def run_worker(settings: Settings) -> None:
     )
     # The spares warm up (at low priority) while the Prefect server starts.
     await worker.spares.__aenter__()
+    await asyncio.to_thread(remove_leftovers_at_start, settings)
     await asyncio.to_thread(wait_for_prefect)
     start_reconciler(settings)
     await ensure_work_pool()

@@ -22,6 +22,7 @@ from db.repository import get_job
 from itemsheet.dispatching import request_run
 from itemsheet.importing import finish_job
 from itemsheet.messages import capped
+from itemsheet.retention import removed_reason
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -64,6 +65,11 @@ class JobView(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    files_removed_at: datetime | None = Field(
+        default=None,
+        description="When retention removed the job's stored file and row errors (its"
+        " counts stay); null while they are kept. Such a job cannot be retried.",
+    )
 
 
 def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
@@ -108,6 +114,7 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        files_removed_at=job.files_removed_at,
     )
 
 
@@ -222,6 +229,8 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
             "this import was refused before its file was stored, so there is nothing to"
             " retry; send the file again"
         )
+    if job.files_removed_at is not None:
+        raise JobConflict(removed_reason(job.files_removed_at))
     job.status = JobStatus.PENDING
     job.cancel_requested = False
     job.error = None

@@ -41,6 +41,7 @@ from itemsheet.importing import (
 from itemsheet.jobs import JobView, job_view
 from itemsheet.prepare import read_rows
 from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
+from itemsheet.retention import removed_reason
 from itemsheet.storage import fetch_local
 from itemsheet.warm import lower_priority
 from itemsheet.writer_turn import wait_for_writer_turn
@@ -172,6 +173,10 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         assert job is not None
         file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
         on_error, batch_size = job.on_error, job.batch_size
+        removed_at = job.files_removed_at
+    if removed_at is not None:  # a retry from the Prefect UI of a job past retention
+        finish(job_id, JobStatus.FAILED, reason=removed_reason(removed_at))
+        return None
     out = rows_path(settings, job_id, attempt)
     try:
         summary = prepare_in_child(

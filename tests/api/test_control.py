@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from db.models import JobSource, JobStatus, utcnow
 from db.session import session_scope
 from itemsheet.importing import JobOptions
 from itemsheet.jobs import CANCELLED_BEFORE_START
+from itemsheet.retention import removed_reason
 from itemsheet.uploads import job_for_path
 from orchestration.dispatch import dispatch_once
 from settings import get_settings
@@ -160,6 +162,26 @@ def test_retrying_a_job_that_did_not_fail_or_was_not_cancelled_is_409(
         "detail": f"only a failed or cancelled import can be retried; this one is {state}"
     }
     assert read_job(job_id).status == state
+    assert trigger.started == []
+
+
+def test_retrying_a_job_whose_file_retention_removed_is_409_with_the_reason(
+    client: TestClient, trigger: FakeTrigger
+) -> None:
+    removed_at = datetime(2026, 3, 1, 3, 30, tzinfo=UTC)
+    job_id = add_job(
+        status=JobStatus.FAILED,
+        error="earlier reason",
+        finished_at=utcnow(),
+        files_removed_at=removed_at,
+    )
+
+    code, body = retry(client, job_id)
+
+    assert code == 409
+    assert body == {"detail": removed_reason(removed_at)}
+    assert "2026-03-01" in body["detail"]
+    assert (read_job(job_id).status, read_job(job_id).error) == ("failed", "earlier reason")
     assert trigger.started == []
 
 
