@@ -78,6 +78,7 @@ def create_app() -> FastAPI:
         }
     for module in (imports, errors, events):
         app.include_router(module.router, prefix=API_PREFIX, **keyed)
+    app.include_router(events.websocket_router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(page.router)
     app.add_exception_handler(JobNotFound, _answer(status.HTTP_404_NOT_FOUND))

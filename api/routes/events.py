@@ -1,18 +1,21 @@
-"""A job's progress as Server-Sent Events: `progress` on every change, then `done`."""
+"""A job's progress as it changes: Server-Sent Events, or the same events on a WebSocket."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import StreamingResponse
 
 from api.deps import HubDep, JobIdPath, SettingsDep
 from api.schemas import ErrorOut
-from api.streams import EventStream
+from api.streams import EventStream, follow_on_websocket
 from api.views import job_links
 
 router = APIRouter(tags=["imports"], responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+# WebSockets are not in the OpenAPI document, and the key check for them is the middleware's
+# alone (a route dependency reading `Authorization` cannot see a key sent as a subprotocol).
+websocket_router = APIRouter()
 
 
 @router.get(
@@ -42,6 +45,20 @@ async def import_events(
     """Follow a job until it completes, fails or is cancelled; the stream then closes."""
     links = job_links(request, job_id)
     return EventStream(
+        hub.follow(job_id, links, limit=settings.max_event_streams),
+        lifetime_s=settings.event_stream_max_s,
+        missing=_missing(job_id),
+    )
+
+
+@websocket_router.websocket("/excel/import/{job_id}/ws", name="import_socket")
+async def import_socket(
+    websocket: WebSocket, job_id: JobIdPath, hub: HubDep, settings: SettingsDep
+) -> None:
+    """The events of `import_events` as JSON messages; closes 1000 after `done`."""
+    links = job_links(websocket, job_id)
+    await follow_on_websocket(
+        websocket,
         hub.follow(job_id, links, limit=settings.max_event_streams),
         lifetime_s=settings.event_stream_max_s,
         missing=_missing(job_id),
