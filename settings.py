@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         " `Authorization: Bearer KEY`.",
     )
 
+    # Followers of a job's progress (event streams and WebSockets).
+    max_event_streams: int = Field(
+        default=200,
+        ge=1,
+        description="Event streams and WebSockets open at once; one more is answered 429.",
+    )
+    event_stream_max_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest life of one event stream or WebSocket; the client then reconnects.",
+    )
+
     prefect_ui_url: str | None = Field(
         default=None,
         description="Base URL of the Prefect UI for flow run links; default: Prefect's own"

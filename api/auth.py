@@ -1,6 +1,9 @@
 """Optional API keys: with `IMPORTER_API_KEYS` set, `/api/*` (but health) and `/metrics`
 need a Bearer key.
 
+A WebSocket may carry the key as the subprotocol `bearer.KEY` instead, because a browser
+cannot set headers on one. Never in the URL: query strings end up in access logs.
+
 The check is ASGI middleware, not a route dependency, so it runs before anything reads the
 request body: a client without a key cannot make the service spool an upload to disk. The
 page shell, its static files and the API docs stay open, so a browser can load the page and
@@ -24,6 +27,10 @@ OPEN_PATHS = frozenset({"/api/health"})
 # service is and why imports fail, so it is kept like the API.
 KEYED_PATHS = frozenset({"/metrics"})
 MISSING_KEY = "this service needs an API key; send it as the header 'Authorization: Bearer KEY'"
+MISSING_SOCKET_KEY = (
+    "this service needs an API key; send it as the header 'Authorization: Bearer KEY' or, from"
+    " a browser, as the WebSocket subprotocol 'bearer.KEY'"
+)
 WRONG_KEY = "the API key is not valid; check it, or ask the service's operator for one"
 
 # Documents the scheme in OpenAPI (and gives /docs its "Authorize" button); the middleware
@@ -56,6 +63,18 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def protocol_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key a WebSocket client offered as the subprotocol `bearer.KEY`, or None."""
+    for name, value in headers:
+        if name != b"sec-websocket-protocol":
+            continue
+        for offered in value.decode("latin-1").split(","):
+            scheme, dot, token = offered.strip().partition(".")
+            if scheme.lower() == "bearer" and dot and token:
+                return token
+    return None
+
+
 def needs_key(scope: Scope) -> bool:
     """Whether this request's path is one the keys protect."""
     path: str = scope["path"]
@@ -74,14 +93,21 @@ class ApiKeyAuth:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, or refuse it before its body is read."""
+        """Pass the request on, or refuse it before its body is read (or its socket opened)."""
         accepted = get_settings().accepted_api_keys()
-        if scope["type"] != "http" or not accepted or not needs_key(scope):
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or not accepted or not needs_key(scope):
             await self.app(scope, receive, send)
             return
-        token = bearer_token(scope.get("headers", []))
+        headers = scope.get("headers", [])
+        token = bearer_token(headers)
+        if token is None and kind == "websocket":
+            token = protocol_token(headers)
         if token is not None and key_matches(token, accepted):
             await self.app(scope, receive, send)
+            return
+        if kind == "websocket":
+            await _refuse_socket(scope, send, wrong=token is not None)
             return
         await _refuse(send, wrong=token is not None, unread_body=_has_body(scope))
 
@@ -93,8 +119,8 @@ def _has_body(scope: Scope) -> bool:
     )
 
 
-async def _refuse(send: Send, *, wrong: bool, unread_body: bool) -> None:
-    body = json.dumps({"detail": WRONG_KEY if wrong else MISSING_KEY}).encode()
+def _refusal(detail: str, *, wrong: bool) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"detail": detail}).encode()
     challenge = b'Bearer error="invalid_token"' if wrong else b"Bearer"
     headers = [
         (b"content-type", b"application/json"),
@@ -102,6 +128,23 @@ async def _refuse(send: Send, *, wrong: bool, unread_body: bool) -> None:
         (b"www-authenticate", challenge),
         (b"cache-control", b"no-store"),
     ]
+    return headers, body
+
+
+async def _refuse_socket(scope: Scope, send: Send, *, wrong: bool) -> None:
+    """Answer the handshake 401 like a request, where the server can (all uvicorn's can);
+    else close it (1008), which the client sees as 403."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers, body = _refusal(WRONG_KEY if wrong else MISSING_SOCKET_KEY, wrong=wrong)
+    start = {"type": "websocket.http.response.start", "status": 401, "headers": headers}
+    await send(start)
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _refuse(send: Send, *, wrong: bool, unread_body: bool) -> None:
+    headers, body = _refusal(WRONG_KEY if wrong else MISSING_KEY, wrong=wrong)
     if unread_body:
         # The body is never read; closing beats reading (and discarding) it to keep alive.
         headers.append((b"connection", b"close"))

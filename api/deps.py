@@ -12,7 +12,9 @@ import anyio
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
+from api.fanout import Hub
 from db.session import get_sessionmaker
 from orchestration.dispatch import Dispatcher, Starter
 from orchestration.trigger import PrefectTrigger, Readiness
@@ -85,6 +87,17 @@ def get_dispatcher(request: Request) -> Dispatcher:
     return dispatcher
 
 
+async def get_hub(connection: HTTPConnection) -> Hub:
+    """The app's pollers of followed jobs, made on first use for the running event loop."""
+    app = connection.app
+    hub: Hub | None = getattr(app.state, "hub", None)
+    # A server runs one loop; a TestClient used without `with` runs each request on its own.
+    if hub is None or hub.loop is not asyncio.get_running_loop():
+        hub = Hub()
+        app.state.hub = hub
+    return hub
+
+
 @lru_cache
 def get_trigger() -> ImportTrigger:
     """The process's trigger; it caches the deployment id. Tests override this dependency."""
@@ -97,3 +110,4 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TriggerDep = Annotated[ImportTrigger, Depends(get_trigger)]
+HubDep = Annotated[Hub, Depends(get_hub)]

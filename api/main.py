@@ -69,7 +69,7 @@ def create_app() -> FastAPI:
     # Inside the key check: only requests the service accepts are timed.
     app.state.request_metrics = RequestMetrics()
     app.add_middleware(RequestTimer, metrics=app.state.request_metrics)
-    # Added last, so it runs first: a request without a key is refused before its body is read.
+    # Before the timer and the body limit: a request without a key is refused unread.
     app.add_middleware(ApiKeyAuth)
     # Outermost: a request for another host name, or a foreign site's write, goes no further.
     app.add_middleware(OriginCheck)
@@ -83,6 +83,7 @@ def create_app() -> FastAPI:
     for module in (imports, errors, events):
         app.include_router(module.router, prefix=API_PREFIX, **keyed)
     app.include_router(metrics.router, **keyed)
+    app.include_router(events.websocket_router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(page.router)
     app.add_exception_handler(JobNotFound, _answer(status.HTTP_404_NOT_FOUND))

@@ -12,6 +12,10 @@ browser is the way in for two attacks on a service on 127.0.0.1:
   Every such request names the attacker's host in `Host`; only configured host names
   (`IMPORTER_ALLOWED_HOSTS`, the local names by default) are served, others get 400.
 
+A WebSocket handshake is a GET, but no CORS rule keeps its messages from another site's
+page, so a handshake sent for another site is refused like a write (it would let any page
+the user opens follow the imports).
+
 Clients that are not browsers (curl, the CLI, other services) send no `Origin` and are not
 affected. Like the key check, this runs before anything reads the request body.
 """
@@ -63,8 +67,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def foreign_write(scope: Scope, allowed_origins: tuple[str, ...]) -> bool:
     """An unsafe request a browser sent on behalf of another site."""
-    if scope["method"] in SAFE_METHODS:
-        return False
+    return scope["method"] not in SAFE_METHODS and foreign_site(scope, allowed_origins)
+
+
+def foreign_site(scope: Scope, allowed_origins: tuple[str, ...]) -> bool:
+    """A request (or WebSocket handshake) a browser sent on behalf of another site."""
     origin = _header(scope, b"origin")
     if origin is not None and origin != "null":
         parts = urlsplit(origin)
@@ -76,7 +83,8 @@ def foreign_write(scope: Scope, allowed_origins: tuple[str, ...]) -> bool:
 
 
 class OriginCheck:
-    """ASGI middleware: 400 for an unknown host name, 403 for a foreign site's write."""
+    """ASGI middleware: 400 for an unknown host name, 403 for a foreign site's write or
+    WebSocket."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -91,7 +99,8 @@ class OriginCheck:
         if not host_allowed(host, settings.allowed_host_names()):
             await _refuse(send, 400, UNKNOWN_HOST.format(host=host[:100]), scope)
             return
-        if scope["type"] == "http" and foreign_write(scope, settings.allowed_origin_urls()):
+        foreign = foreign_write if scope["type"] == "http" else foreign_site
+        if foreign(scope, settings.allowed_origin_urls()):
             await _refuse(send, 403, FOREIGN_ORIGIN, scope)
             return
         await self.app(scope, receive, send)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from api.schemas import JobProgress
 from api.services.reports import eta_seconds, flow_run_url
@@ -22,7 +22,7 @@ class JobLinks:
     errors_url: str
 
 
-def job_links(request: Request, job_id: uuid.UUID) -> JobLinks:
+def job_links(request: HTTPConnection, job_id: uuid.UUID) -> JobLinks:
     """The job's URLs as paths, so they hold behind any host name or proxy prefix."""
 
     def path(name: str) -> str:

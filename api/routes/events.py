@@ -1,82 +1,69 @@
-"""A job's progress as Server-Sent Events: `progress` on every change, then `done`."""
+"""A job's progress as it changes: Server-Sent Events, or the same events on a WebSocket."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import AsyncIterator
 
-import anyio
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import JobIdPath
-from api.schemas import ErrorOut, JobProgress
-from api.views import JobLinks, job_links, job_progress
-from db.repository import get_job
-from db.session import session_scope
+from api.deps import HubDep, JobIdPath, SettingsDep
+from api.schemas import ErrorOut
+from api.streams import EventStream, follow_on_websocket
+from api.views import job_links
 
 router = APIRouter(tags=["imports"], responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-
-POLL_INTERVAL_S = 0.25
-HEARTBEAT_S = 15.0
-# Fields that change with the clock alone; a change in them is no news.
-CLOCK_FIELDS = frozenset({"elapsed_s", "rows_per_s", "eta_s"})
+# WebSockets are not in the OpenAPI document, and the key check for them is the middleware's
+# alone (a route dependency reading `Authorization` cannot see a key sent as a subprotocol).
+websocket_router = APIRouter()
 
 
 @router.get(
     "/excel/import/{job_id}/events",
     name="import_events",
+    # For the schema only: the route answers with an `EventStream`, streamed the same way.
     response_class=StreamingResponse,
     responses={
         200: {
             "content": {"text/event-stream": {}},
             "description": "`event: progress` with the job as JSON on each change,"
-            " `event: done` at the end; `: keep-alive` comments in between.",
-        }
+            " `event: done` at the end; `: keep-alive` comments in between. After"
+            " IMPORTER_EVENT_STREAM_MAX_S a last comment and `retry:` line, then the stream"
+            " closes and the client reconnects.",
+        },
+        429: {
+            "model": ErrorOut,
+            "description": "IMPORTER_MAX_EVENT_STREAMS streams are open; `Retry-After` says"
+            " when to try again.",
+            "headers": {"Retry-After": {"description": "Seconds.", "schema": {"type": "integer"}}},
+        },
     },
 )
-async def import_events(job_id: JobIdPath, request: Request) -> StreamingResponse:
+async def import_events(
+    job_id: JobIdPath, request: Request, hub: HubDep, settings: SettingsDep
+) -> EventStream:
     """Follow a job until it completes, fails or is cancelled; the stream then closes."""
     links = job_links(request, job_id)
-    first = await run_in_threadpool(_read_progress, job_id, links)
-    if first is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no import job {job_id}")
-    return StreamingResponse(
-        _events(request, job_id, links, first),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return EventStream(
+        hub.follow(job_id, links, limit=settings.max_event_streams),
+        lifetime_s=settings.event_stream_max_s,
+        missing=_missing(job_id),
     )
 
 
-async def _events(
-    request: Request, job_id: uuid.UUID, links: JobLinks, progress: JobProgress | None
-) -> AsyncIterator[str]:
-    last_news: dict[str, object] | None = None
-    last_sent = time.monotonic()
-    while progress is not None:
-        news = progress.model_dump(mode="json", exclude=set(CLOCK_FIELDS))
-        if news != last_news:
-            yield _event("progress", progress)
-            last_news, last_sent = news, time.monotonic()
-        if progress.status.is_terminal:
-            yield _event("done", progress)
-            return
-        if time.monotonic() - last_sent >= HEARTBEAT_S:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        if await request.is_disconnected():
-            return
-        await anyio.sleep(POLL_INTERVAL_S)
-        progress = await run_in_threadpool(_read_progress, job_id, links)
+@websocket_router.websocket("/excel/import/{job_id}/ws", name="import_socket")
+async def import_socket(
+    websocket: WebSocket, job_id: JobIdPath, hub: HubDep, settings: SettingsDep
+) -> None:
+    """The events of `import_events` as JSON messages; closes 1000 after `done`."""
+    links = job_links(websocket, job_id)
+    await follow_on_websocket(
+        websocket,
+        hub.follow(job_id, links, limit=settings.max_event_streams),
+        lifetime_s=settings.event_stream_max_s,
+        missing=_missing(job_id),
+    )
 
 
-def _read_progress(job_id: uuid.UUID, links: JobLinks) -> JobProgress | None:
-    with session_scope(write=False) as session:
-        job = get_job(session, job_id)
-        return None if job is None else job_progress(job, links)
-
-
-def _event(name: str, progress: JobProgress) -> str:
-    return f"event: {name}\ndata: {progress.model_dump_json()}\n\n"
+def _missing(job_id: uuid.UUID) -> str:
+    return f"there is no import job {job_id}"

@@ -12,14 +12,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.routes import events
+from api import fanout, streams
 from db.models import JobStatus, utcnow
 from tests.api.helpers import add_job, read_job, update_job
 
 
 @pytest.fixture(autouse=True)
 def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(events, "POLL_INTERVAL_S", 0.05)
+    monkeypatch.setattr(fanout, "POLL_INTERVAL_S", 0.05)
 
 
 def parse(stream: str) -> list[tuple[str, Any]]:
@@ -97,7 +97,7 @@ def test_events_of_an_ended_job_send_its_state_and_done_at_once(
 def test_events_send_a_comment_heartbeat_while_nothing_changes(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(events, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(streams, "HEARTBEAT_S", 0.2)
     job_id = add_job(status=JobStatus.PENDING)
 
     lines: list[str] = []

@@ -389,6 +389,42 @@ def test_progress_falls_back_to_polling_when_the_event_stream_drops(
     expect(note).to_be_hidden()
 
 
+def test_progress_stays_live_when_the_server_ends_a_stream_at_its_longest_life(
+    page: Page, tmp_path: Path
+) -> None:
+    # The first stream ends at once as one reaching IMPORTER_EVENT_STREAM_MAX_S does.
+    opened: list[str] = []
+
+    def events(route: Any) -> None:
+        opened.append(route.request.url)
+        if len(opened) > 1:
+            route.continue_()
+            return
+        route.fulfill(
+            status=200,
+            headers={"content-type": "text/event-stream"},
+            body=": this stream reached its longest life; reconnect\nretry: 200\n\n",
+        )
+
+    page.route(re.compile(r".*/api/excel/import/[^/]+/events$"), events)
+    # Every note the connection line shows, from the page's first moment.
+    page.add_init_script(
+        """document.addEventListener("DOMContentLoaded", () => {
+            window.__notes = [];
+            const note = document.getElementById("job-connection");
+            new MutationObserver(() => window.__notes.push(note.textContent)).observe(
+                note, {subtree: true, childList: true, characterData: true});
+        });"""
+    )
+    path = write_xlsx(tmp_path / "reconnected.xlsx", catalogue("W8", 2000))
+    upload_through_page(page, path)
+    expect_finished(page, "completed")
+
+    expect(page.locator("#job-progress-text")).to_have_text("Processed 2,000 / 2,000 items")
+    assert len(opened) >= 2, opened
+    assert not [n for n in page.evaluate("() => window.__notes") if "stopped" in n]
+
+
 def test_every_control_has_a_label_and_the_keyboard_reaches_them(page: Page) -> None:
     page.goto("/")
     unlabelled = page.evaluate(

@@ -1,5 +1,7 @@
 // Follow one job: its event stream while it flows, polling `/progress` every 2 s after.
 // The stream is read with fetch, not EventSource, so it carries the API key as a header.
+// A stream the server ends on purpose (its longest life) says `retry:` first: it is opened
+// again after that many milliseconds, as EventSource would.
 
 import { describeAnswer, jobPath, openStream, requestJson } from "./api.js";
 
@@ -16,6 +18,7 @@ export function followJob(jobId, { onJob, onConnection, onMissing }) {
   let stopped = false;
   let streaming = null;
   let timer = null;
+  let reconnectMs = null;
 
   function stop() {
     stopped = true;
@@ -67,6 +70,7 @@ export function followJob(jobId, { onJob, onConnection, onMissing }) {
     for (const line of block.split("\n")) {
       if (line.startsWith("event:")) name = line.slice(6).trim();
       else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      else if (/^retry: *\d+$/.test(line)) reconnectMs = Number(line.slice(6));
     }
     if (stopped || !data.length || (name !== "progress" && name !== "done")) return;
     onConnection("live");
@@ -75,6 +79,7 @@ export function followJob(jobId, { onJob, onConnection, onMissing }) {
 
   async function stream() {
     streaming = new AbortController();
+    reconnectMs = null;
     const response = await openStream(jobPath(jobId, "events"), streaming.signal);
     if (stopped) return;
     if (!response || !response.ok || !response.body) {
@@ -98,7 +103,12 @@ export function followJob(jobId, { onJob, onConnection, onMissing }) {
     } catch {
       // Cut by the network or a proxy (or aborted by stop()): polling takes over below.
     }
-    // A stream that ends before `done` was cut; polling is cheaper than replaying it.
+    if (!stopped && reconnectMs !== null) {
+      streaming = null;
+      timer = setTimeout(stream, reconnectMs);
+      return;
+    }
+    // Any other stream that ends before `done` was cut; polling is cheaper than replaying it.
     fallBack();
   }
 
