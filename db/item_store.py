@@ -3,9 +3,13 @@
 A batch is merged in three steps inside the caller's transaction:
 1. its valid rows go into a temporary staging table (PostgreSQL: one COPY of CSV text
    that polars writes; SQLite: one `executemany`);
-2. one statement counts what the batch would create and change, compared in the
+2. only when some staged row has no name: one statement drops the new SKUs among them
+   (an item cannot be created without a name; the caller reports them as row errors) and
+   one fills the rest with the stored names (an empty name never clears one, and the
+   insert always carries a name);
+3. one statement counts what the batch would create and change, compared in the
    database, nulls included (dry runs stop here);
-3. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
+4. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
    writes new and changed items in SKU order and leaves unchanged rows alone.
 Counts come from the database, never from a guess in Python.
 """
@@ -42,6 +46,8 @@ class MergeCounts:
     created: int
     updated: int
     unchanged: int
+    # New SKUs without a name: not written and not counted above.
+    nameless: frozenset[str] = frozenset()
 
 
 def _connection(session: Session) -> Connection:
@@ -77,6 +83,8 @@ def _stage(conn: Connection, frame: pl.DataFrame) -> None:
     conn.exec_driver_sql(
         f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns}) ON COMMIT DELETE ROWS"
     )
+    # Empty already, unless this transaction staged before (the name check of an abort).
+    conn.exec_driver_sql(f"DELETE FROM {STAGE}")
     text = frame.write_csv(include_header=False)
     raw = conn.connection.driver_connection
     assert raw is not None
@@ -85,6 +93,38 @@ def _stage(conn: Connection, frame: pl.DataFrame) -> None:
         cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN (FORMAT csv)") as copy,
     ):
         copy.write(text.encode("utf-8"))
+
+
+def _drop_nameless_new(conn: Connection) -> frozenset[str]:
+    """Remove the staged rows that would create an item without a name; their SKUs.
+
+    "New" is judged against the items as this transaction sees them. A batch commits
+    together with its progress, so a batch that is run again after a crash never sees
+    the items it created itself; and a sheet holds each SKU once.
+    """
+    rows = conn.exec_driver_sql(
+        f"DELETE FROM {STAGE} WHERE name IS NULL"
+        f" AND NOT EXISTS (SELECT 1 FROM item i WHERE i.sku = {STAGE}.sku) RETURNING sku"
+    ).all()
+    return frozenset(str(row[0]) for row in rows)
+
+
+def _keep_stored_names(conn: Connection) -> None:
+    """Give staged rows without a name their item's stored name, so it is neither cleared
+    (the column is NOT NULL) nor counted as a change."""
+    conn.exec_driver_sql(
+        f"UPDATE {STAGE} SET name = (SELECT i.name FROM item i WHERE i.sku = {STAGE}.sku)"
+        f" WHERE name IS NULL"
+    )
+
+
+def nameless_new_skus(session: Session, skus: pl.Series) -> frozenset[str]:
+    """Which of `skus` (unique; rows that carry no name) are not stored items yet."""
+    if skus.is_empty():
+        return frozenset()
+    conn = _connection(session)
+    _stage(conn, skus.alias("sku").to_frame())
+    return _drop_nameless_new(conn)
 
 
 def _differs(conn: Connection, fields: list[str], stored: str, new: str) -> str:
@@ -113,6 +153,8 @@ def merge_items(
     """Create new items and update changed ones from `frame` (sku + imported fields).
 
     Only the columns in `frame` are compared and written; SKUs must be unique in it.
+    A row without a name (null, or no name column) updates an existing item and leaves
+    its name as stored; for a new SKU it is not written and its SKU is in `nameless`.
     With `dry_run`, the counts are computed the same way and nothing is written.
     """
     if frame.is_empty():
@@ -120,11 +162,18 @@ def merge_items(
     conn = _connection(session)
     fields = [c for c in frame.columns if c != "sku"]
     _stage(conn, frame.select("sku", *fields))
-    staged = frame.height
+    nameless: frozenset[str] = frozenset()
+    # A whole sheet with names (the common case) pays nothing for these two steps.
+    if "name" not in fields or frame.get_column("name").null_count():
+        nameless = _drop_nameless_new(conn)
+        # Without a name column too: the insert carries every NOT NULL column, because the
+        # databases check those before they find the conflict that makes it an update.
+        _keep_stored_names(conn)
+    staged = frame.height - len(nameless)
     if dry_run:
         created, updated = _count(conn, fields)
-        return MergeCounts(created, updated, staged - created - updated)
-    columns = ", ".join(["sku", *fields])
+        return MergeCounts(created, updated, staged - created - updated, nameless)
+    columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
     assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
     stamp = _timestamp(conn, now)
     if _is_sqlite(conn):
@@ -141,7 +190,7 @@ def merge_items(
             (stamp, stamp),
         )
         written = result.rowcount
-        return MergeCounts(created, written - created, staged - written)
+        return MergeCounts(created, written - created, staged - written, nameless)
     row = conn.exec_driver_sql(
         f"WITH merged AS ("
         f" INSERT INTO item ({columns}, created_at, updated_at)"
@@ -154,7 +203,7 @@ def merge_items(
         {"now": stamp},
     ).one()
     created, updated = int(row[0]), int(row[1])
-    return MergeCounts(created, updated, staged - created - updated)
+    return MergeCounts(created, updated, staged - created - updated, nameless)
 
 
 def lock_for_transaction(session: Session, key: str) -> None:

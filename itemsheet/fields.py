@@ -17,7 +17,7 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Field:
-    """One importable column."""
+    """One importable column; `required`: every sheet must have it, and every row a value."""
 
     name: str
     kind: Kind
@@ -43,7 +43,9 @@ FIELDS: tuple[Field, ...] = (
             "product code",
         ),
     ),
-    Field("name", Kind.TEXT, True, 255, ("name", "item name", "product name", "title")),
+    # Not required in every sheet or row: a name is needed only to create an item, which
+    # the writer decides against the stored items (see `db.item_store.merge_items`).
+    Field("name", Kind.TEXT, False, 255, ("name", "item name", "product name", "title")),
     Field("description", Kind.TEXT, False, 4000, ("description", "desc", "details")),
     Field("category", Kind.TEXT, False, 100, ("category", "group", "item group")),
     Field("unit", Kind.TEXT, False, 20, ("unit", "uom", "unit of measure")),
@@ -53,7 +55,6 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
-REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
 
 _SEPARATORS = re.compile(r"[\s_.\-]+")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from itemsheet.errors import SheetError
-from itemsheet.fields import FIELD_NAMES, REQUIRED, field_for_header
+from itemsheet.fields import FIELD_NAMES, field_for_header
 from itemsheet.messages import quoted
 
 HEADER_SEARCH_ROWS = 20
@@ -25,8 +25,8 @@ class Header:
 def find_header(frame: pl.DataFrame) -> Header:
     """The first of the first 20 rows holding an SKU column, mapped to fields.
 
-    Fails when there is no such row, a required field is missing, or two header cells
-    name the same field.
+    Fails when there is no such row or two header cells name the same field. The SKU is
+    the only column every sheet must have, and finding the row already needs it.
     """
     head = frame.head(HEADER_SEARCH_ROWS)
     for index, cells in enumerate(head.iter_rows()):
@@ -56,12 +56,6 @@ def _map_header(index: int, cells: dict[str, str | None]) -> Header:
         else:
             columns[field] = column
             labels[field] = label.strip()
-    missing = [f for f in REQUIRED if f not in columns]
-    if missing:
-        raise SheetError(
-            f"required column{'s' if len(missing) > 1 else ''} missing from the header:"
-            f" {', '.join(missing)}"
-        )
     ordered = {f: columns[f] for f in FIELD_NAMES if f in columns}
     warnings = [f"column {quoted(label)} is not an item field and was ignored" for label in ignored]
     return Header(index, ordered, warnings)

@@ -9,12 +9,13 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.item_store import lock_for_transaction, merge_items
+from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, delete_row_errors, get_job
 from itemsheet.messages import ERROR_CHARS, NAME_CHARS, capped, clip
 from itemsheet.prepare import SheetSummary
 from itemsheet.storage import StoredFile
+from itemsheet.validate import ERROR_COLUMNS, name_errors, unnamed
 
 
 class StaleAttempt(Exception):
@@ -141,10 +142,22 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
     return job
 
 
-def record_abort(session: Session, job_id: uuid.UUID, rows: pl.DataFrame) -> str:
-    """Keep the full error report of an `on_error=abort` import that writes nothing."""
+def record_abort(session: Session, job_id: uuid.UUID, rows: pl.DataFrame) -> str | None:
+    """Keep the full error report of an `on_error=abort` import that writes nothing; the
+    reason, or None when every row is valid and the import may go on.
+
+    Rows without a name are checked against the items as they are now: a new SKU among
+    them fails. Items are never deleted, so a row that passes here still does when its
+    batch is written (on a resume too: the items this import created are stored ones).
+    """
     job = _job(session, job_id)
-    invalid = rows.filter(pl.col("error_message").is_not_null())
+    invalid = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
+    unnamed_rows = unnamed(rows)
+    nameless = nameless_new_skus(session, unnamed_rows.get_column("sku"))
+    if nameless:
+        invalid = pl.concat([invalid, name_errors(unnamed_rows, nameless)]).sort("row")
+    if invalid.is_empty():
+        return None
     delete_row_errors(session, job_id)
     add_row_errors(session, job_id, invalid)
     job.failed = invalid.height
@@ -181,9 +194,11 @@ def apply_batch(
     if job.last_batch != batch_no - 1:
         raise RuntimeError(f"batch {batch_no} cannot follow batch {job.last_batch}")
     fields = list(job.columns)
-    failed = rows.filter(pl.col("error_message").is_not_null())
-    valid = rows.filter(pl.col("error_message").is_null()).select(fields)
-    counts = merge_items(session, valid, now=now or utcnow(), dry_run=job.dry_run)
+    failed = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
+    valid = rows.filter(pl.col("error_message").is_null())
+    counts = merge_items(session, valid.select(fields), now=now or utcnow(), dry_run=job.dry_run)
+    if counts.nameless:
+        failed = pl.concat([failed, name_errors(valid, counts.nameless)]).sort("row")
     add_row_errors(session, job_id, failed)
     outcome = BatchOutcome(counts.created, counts.updated, counts.unchanged, failed.height)
     job.created += outcome.created

@@ -12,7 +12,7 @@ from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_f
 from itemsheet.header import find_header
 from itemsheet.messages import quoted
 from itemsheet.reader import read_grid
-from itemsheet.validate import Validated, validate
+from itemsheet.validate import Validated, unnamed, validate
 
 NO_DATA_ROWS = "the sheet has no data rows below its header"
 
@@ -27,6 +27,8 @@ class SheetSummary:
     total_rows: int
     invalid_rows: int
     warnings: list[str] = field(default_factory=list)
+    # Valid rows without a name: each fails at write time if its SKU is new.
+    unnamed_rows: int = 0
 
 
 def prepare(
@@ -59,7 +61,13 @@ def prepare(
         warnings.append(NO_DATA_ROWS)
     invalid = validated.frame.get_column("error_message").is_not_null().sum()
     summary = SheetSummary(
-        fmt.value, grid.sheet_name, validated.fields, total, int(invalid), warnings
+        fmt.value,
+        grid.sheet_name,
+        validated.fields,
+        total,
+        int(invalid),
+        warnings,
+        unnamed(validated.frame).height,
     )
     return validated, summary
 

@@ -198,12 +198,13 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         return None
     with session_scope() as session:
         record_summary(session, job_id, summary)
-        if on_error is OnError.ABORT and summary.invalid_rows:
+        aborted = False
+        # Rows without a name are errors only for new SKUs, which the database tells.
+        if on_error is OnError.ABORT and (summary.invalid_rows or summary.unnamed_rows):
             reason = record_abort(session, job_id, read_rows(out))
-            finish_job(session, job_id, JobStatus.FAILED, reason=reason)
-            aborted = True
-        else:
-            aborted = False
+            if reason is not None:
+                finish_job(session, job_id, JobStatus.FAILED, reason=reason)
+                aborted = True
     if aborted:
         forget_rows(job_id)
         return None

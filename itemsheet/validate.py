@@ -179,3 +179,20 @@ def validate(grid: Grid, header: Header) -> Validated:
         pl.when(message.str.len_chars() > 0).then(message).alias("error_message"),
     )
     return Validated(data.select("row", *fields, *ERROR_COLUMNS), fields)
+
+
+def unnamed(rows: pl.DataFrame) -> pl.DataFrame:
+    """The valid rows that carry no name: all of them when the sheet has no Name column."""
+    valid = rows.filter(pl.col("error_message").is_null())
+    return valid.filter(pl.col("name").is_null()) if "name" in rows.columns else valid
+
+
+def name_errors(rows: pl.DataFrame, skus: frozenset[str]) -> pl.DataFrame:
+    """Error records (`row` and the error columns) for the rows of new SKUs `skus`, which
+    carry no name and so cannot create their item."""
+    return rows.filter(pl.col("sku").is_in(list(skus))).select(
+        "row",
+        pl.lit("name", pl.String).alias("error_column"),
+        pl.lit(None, pl.String).alias("error_value"),
+        pl.format("name is required to create item '{}'", pl.col("sku")).alias("error_message"),
+    )

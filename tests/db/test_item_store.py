@@ -10,8 +10,9 @@ from typing import Any
 import polars as pl
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from db.item_store import merge_items
+from db.item_store import MergeCounts, merge_items, nameless_new_skus
 from db.models import Item
 from db.session import session_scope
 
@@ -145,3 +146,97 @@ def test_rows_of_a_big_batch_all_arrive(db: None) -> None:
     assert (
         len(stored) == n and stored["S00003"]["quantity"] == 4 and stored["S00004"]["quantity"] == 4
     )
+
+
+def merge_counts(
+    rows: list[dict[str, Any]], *, now: datetime = T1, dry_run: bool = False
+) -> MergeCounts:
+    with session_scope() as session:
+        return merge_items(session, frame(rows), now=now, dry_run=dry_run)
+
+
+def test_a_batch_without_names_updates_existing_items_and_refuses_new_skus(db: None) -> None:
+    merge(BASE)
+    before = items()
+    counts = merge_counts(
+        [
+            {"sku": "A", "price": Decimal("9")},  # changed
+            {"sku": "N", "price": Decimal("1")},  # new, no name
+            {"sku": "B", "price": None},  # same as stored
+            {"sku": "M", "price": None},  # new, no name
+        ]
+    )
+    assert counts == MergeCounts(0, 1, 1, frozenset({"N", "M"}))
+    stored = items()
+    assert set(stored) == {"A", "B", "C"}
+    assert stored["A"] == {**before["A"], "price": Decimal("9.0000"), "updated_at": T1}
+    assert stored["B"] == before["B"] and stored["C"] == before["C"]
+
+
+def test_an_empty_name_keeps_the_stored_name_and_cannot_create(db: None) -> None:
+    merge(BASE)
+    before = items()
+    counts = merge_counts(
+        [
+            {"sku": "A", "name": None, "description": None},  # unchanged: name kept
+            {"sku": "B", "name": None, "description": "b2"},  # updated, name kept
+            {"sku": "C", "name": "Gamma 2", "description": "c"},  # renamed
+            {"sku": "N", "name": None, "description": "n"},  # new without a name
+            {"sku": "O", "name": "Omega", "description": None},  # new with one
+        ]
+    )
+    assert counts == MergeCounts(1, 2, 1, frozenset({"N"}))
+    stored = items()
+    assert stored["A"] == before["A"]
+    assert stored["B"]["name"] == "Beta" and stored["B"]["description"] == "b2"
+    assert stored["C"]["name"] == "Gamma 2"
+    assert "N" not in stored and stored["O"]["name"] == "Omega"
+
+
+@pytest.mark.parametrize("with_name_column", [True, False])
+def test_a_dry_run_refuses_the_same_nameless_skus_and_writes_nothing(
+    with_name_column: bool, db: None
+) -> None:
+    merge(BASE)
+    before = items()
+    rows: list[dict[str, Any]] = [
+        {"sku": "A", "quantity": 4},
+        {"sku": "B", "quantity": None},
+        {"sku": "N", "quantity": 1},
+    ]
+    if with_name_column:
+        rows = [{"sku": r["sku"], "name": None, "quantity": r["quantity"]} for r in rows]
+    expected = MergeCounts(0, 1, 1, frozenset({"N"}))
+    assert merge_counts(rows, dry_run=True) == expected
+    assert items() == before
+    assert merge_counts(rows) == expected
+
+
+def test_a_batch_rolled_back_is_judged_the_same_when_run_again(db: None) -> None:
+    """A batch commits with its progress, so a resumed batch never meets its own items."""
+    rows: list[dict[str, Any]] = [{"sku": "A", "name": "Alpha"}, {"sku": "N", "name": None}]
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), session_scope() as session:
+        assert merge_items(session, frame(rows), now=T0).nameless == {"N"}
+        raise Crash
+    assert items() == {}
+    assert merge_counts(rows) == MergeCounts(1, 0, 0, frozenset({"N"}))
+    # The item the batch created exists now: the same rows again update nothing.
+    assert merge_counts(rows) == MergeCounts(0, 0, 1, frozenset({"N"}))
+
+
+def test_nameless_new_skus_are_the_ones_not_stored(db: None) -> None:
+    merge(BASE)
+    skus = pl.Series(["A", "X", "C", "Y"])
+    with session_scope() as session:
+        assert nameless_new_skus(session, skus) == {"X", "Y"}
+        assert nameless_new_skus(session, pl.Series([], dtype=pl.String)) == frozenset()
+        # The staging table is left for the batch merge that may follow in the transaction.
+        assert _merge_after_check(session) == MergeCounts(0, 1, 0)
+
+
+def _merge_after_check(session: Session) -> MergeCounts:
+    return merge_items(session, frame([{"sku": "A", "name": "Alpha 2"}]), now=T1)

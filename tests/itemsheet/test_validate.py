@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from itemsheet.header import find_header
-from itemsheet.validate import validate
+from itemsheet.validate import name_errors, unnamed, validate
 from tests.itemsheet.grids import grid_of
 
 
@@ -120,11 +120,40 @@ def test_text_longer_than_its_limit_is_a_row_error(field: str, limit: int) -> No
     assert check(rows)[0]["error_message"] is None
 
 
-def test_missing_required_values_are_row_errors() -> None:
+def test_a_missing_sku_is_a_row_error_and_a_missing_name_is_left_to_the_writer() -> None:
+    # Whether an empty name fails depends on the stored items: only a new SKU needs one.
     rows = check([["SKU", "Name"], [None, "No sku"], ["B", "  "]])
-    assert [(r["row"], r["error_column"], r["error_message"]) for r in rows] == [
-        (2, "sku", "sku is required"),
-        (3, "name", "name is required"),
+    assert [(r["row"], r["error_column"], r["error_message"], r["name"]) for r in rows] == [
+        (2, "sku", "sku is required", "No sku"),
+        (3, None, None, None),
+    ]
+
+
+def test_unnamed_rows_are_the_valid_ones_without_a_name_or_all_without_a_name_column() -> None:
+    # Row C has no name either, but it fails on its quantity already.
+    grid = grid_of([["SKU", "Name", "Qty"], ["A", "a", "1"], ["B", None, "2"], ["C", None, "x"]])
+    assert unnamed(validate(grid, find_header(grid.frame)).frame)["sku"].to_list() == ["B"]
+    grid = grid_of([["SKU", "Price"], ["A", "1"], ["B", "-1"]])
+    assert unnamed(validate(grid, find_header(grid.frame)).frame)["sku"].to_list() == ["A"]
+
+
+def test_name_errors_use_the_contract_message_and_keep_row_numbers() -> None:
+    grid = grid_of([["SKU", "Price"], ["A", "1"], ["B", "2"], ["C", "3"]])
+    frame = validate(grid, find_header(grid.frame)).frame
+    errors = name_errors(frame, frozenset({"C", "A"})).sort("row").to_dicts()
+    assert errors == [
+        {
+            "row": 2,
+            "error_column": "name",
+            "error_value": None,
+            "error_message": "name is required to create item 'A'",
+        },
+        {
+            "row": 4,
+            "error_column": "name",
+            "error_value": None,
+            "error_message": "name is required to create item 'C'",
+        },
     ]
 
 
@@ -169,12 +198,10 @@ def test_sku_match_is_case_sensitive_and_trimmed() -> None:
 
 
 def test_several_problems_in_one_row_make_one_record_listing_all() -> None:
-    [row] = check([["SKU", "Name", "Price", "Qty"], ["A", None, "-2", "x"]])
-    assert row["error_column"] == "name"
-    assert row["error_value"] is None
-    assert row["error_message"] == (
-        "name is required; price must not be negative; quantity must be a whole number"
-    )
+    [row] = check([["SKU", "Name", "Price", "Qty"], ["A", "a", "-2", "x"]])
+    assert row["error_column"] == "price"
+    assert row["error_value"] == "-2"
+    assert row["error_message"] == "price must not be negative; quantity must be a whole number"
 
 
 def test_error_value_is_cut_at_200_characters() -> None:
