@@ -902,25 +902,18 @@ def test_errors_name_the_canonical_field_whatever_the_header_spelling(
 
 
 @pytest.mark.parametrize(
-    ("fmt", "header", "missing"),
-    [
-        ("xlsx", ["SKU", "Price", "Quantity"], ["name"]),
-        ("csv-comma", ["Item No.", "Description"], ["name"]),
-    ],
+    ("fmt", "header"),
+    [("xlsx", ["SKU", "Price", "Quantity"]), ("csv-comma", ["Item No.", "Description"])],
 )
-def test_missing_required_column_fails_before_anything_is_written(
-    fmt: str,
-    header: list[str],
-    missing: list[str],
-    tmp_path: Path,
-    importer: Importer,
-    data_dir: Path,
+def test_a_sheet_without_a_name_column_is_not_refused_as_a_whole(
+    fmt: str, header: list[str], tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
-    rows = [header, ["A-1", *["1"] * (len(header) - 1)]]
+    # Only SKU is required of every sheet; here every SKU is new, so each row fails alone.
+    rows = [header, ["A-1", *["1"] * (len(header) - 1)], ["A-2", *["2"] * (len(header) - 1)]]
     run = importer(build(fmt, tmp_path, rows))
-    reason = assert_failed(run).lower()
-    for field in missing:
-        assert field in reason, run.describe()
+    assert_completed(run, failed=2)
+    assert_row_error(run, 2, "name")
+    assert_row_error(run, 3, "name")
     assert items(data_dir) == {}
 
 
@@ -1406,6 +1399,106 @@ def test_absent_columns_leave_stored_values_untouched(
     expected["A-001"]["quantity"] = 99
     expected["A-003"]["name"] = "Gizmo renamed"
     assert items(data_dir) == expected
+
+
+@pytest.mark.parametrize("fmt", XLSX_AND_CSV)
+@BOTH_DATABASES
+def test_sku_and_price_sheet_updates_only_prices(
+    fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    assert_completed(importer(write_xlsx(tmp_path / "v1.xlsx", [HEADER, *DATA])), created=3)
+    before = raw_items(data_dir)
+    rows = [["SKU", "Price"], ["A-001", 13], ["A-002", 19.99], ["A-003", None]]
+    run = importer(build(fmt, tmp_path, rows))
+    assert_completed(run, updated=2, unchanged=1)
+    after = raw_items(data_dir)
+    assert after["A-002"] == before["A-002"]  # same price: not written at all
+    expected = {sku: dict(values) for sku, values in EXPECTED.items()}
+    expected["A-001"]["price"] = Decimal("13")
+    expected["A-003"]["price"] = None  # an empty cell in a present column clears it
+    assert items(data_dir) == expected
+
+
+@BOTH_DATABASES
+def test_new_sku_in_a_sheet_without_name_is_a_row_error_with_the_exact_message(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    assert_completed(importer(write_xlsx(tmp_path / "v1.xlsx", [HEADER, *DATA])), created=3)
+    rows = [
+        ["SKU", "Quantity"],
+        ["A-001", 11],  # row 2: updated
+        ["NEW-1", 5],  # row 3: new, no name
+        ["A-002", -1],  # row 4: invalid quantity
+        ["A-003", 3],  # row 5: unchanged
+        ["NEW-2", 6],  # row 6: new, no name
+    ]
+    run = importer(write_xlsx(tmp_path / "v2.xlsx", rows), "--batch-size", "2")
+    assert_completed(run, updated=1, unchanged=1, failed=3)
+    assert [e["row"] for e in run.report["errors"]] == [3, 4, 6]  # sheet order
+    for row, sku in ((3, "NEW-1"), (6, "NEW-2")):
+        record = assert_row_error(run, row, "name")
+        assert record["message"] == f"name is required to create item '{sku}'"
+    assert_row_error(run, 4, "quantity")
+    assert set(items(data_dir)) == {"A-001", "A-002", "A-003"}
+    assert items(data_dir)["A-001"] == {**EXPECTED["A-001"], "quantity": 11}
+
+
+@BOTH_DATABASES
+def test_empty_name_cell_keeps_the_name_of_an_existing_item_and_cannot_create_one(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    assert_completed(importer(write_xlsx(tmp_path / "v1.xlsx", [HEADER, *DATA])), created=3)
+    rows = [
+        ["SKU", "Name", "Unit"],
+        ["A-001", None, "pcs"],  # row 2: name kept, nothing else changes: unchanged
+        ["A-002", "   ", "kg"],  # row 3: name kept, unit changes: updated
+        ["NEW-1", None, "pcs"],  # row 4: new without a name
+    ]
+    run = importer(write_xlsx(tmp_path / "v2.xlsx", rows))
+    assert_completed(run, updated=1, unchanged=1, failed=1)
+    record = assert_row_error(run, 4, "name")
+    assert record["message"] == "name is required to create item 'NEW-1'"
+    stored = items(data_dir)
+    assert stored["A-001"] == EXPECTED["A-001"]
+    assert stored["A-002"] == {**EXPECTED["A-002"], "unit": "kg"}
+    assert "NEW-1" not in stored
+
+
+@BOTH_DATABASES
+def test_abort_with_a_new_sku_without_name_writes_nothing_and_reports_every_error(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    assert_completed(importer(write_xlsx(tmp_path / "v1.xlsx", [HEADER, *DATA])), created=3)
+    before = raw_items(data_dir)
+    rows = [
+        ["SKU", "Price"],
+        ["A-001", 1],  # row 2: valid update
+        ["NEW-1", 2],  # row 3: new, no name
+        ["A-002", "abc"],  # row 4: invalid price
+    ]
+    run = importer(write_xlsx(tmp_path / "v2.xlsx", rows), "--on-error", "abort")
+    assert_failed(run)
+    assert [e["row"] for e in run.report["errors"]] == [3, 4]
+    assert assert_row_error(run, 3, "name")["message"] == "name is required to create item 'NEW-1'"
+    assert_row_error(run, 4, "price")
+    assert run.report["failed"] == 2
+    assert raw_items(data_dir) == before
+    # Existing SKUs alone need no name: the same sheet without its bad rows goes through.
+    valid = write_xlsx(tmp_path / "v3.xlsx", rows[:2])
+    assert_completed(importer(valid, "--on-error", "abort"), updated=1)
+
+
+@BOTH_DATABASES
+def test_dry_run_counts_new_skus_without_name_as_failed_and_writes_nothing(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    assert_completed(importer(write_xlsx(tmp_path / "v1.xlsx", [HEADER, *DATA])), created=3)
+    before = raw_items(data_dir)
+    rows = [["SKU", "Quantity"], ["A-001", 11], ["NEW-1", 5], ["A-003", 3]]
+    run = importer(write_xlsx(tmp_path / "v2.xlsx", rows), "--dry-run")
+    assert_completed(run, updated=1, unchanged=1, failed=1)
+    assert assert_row_error(run, 3, "name")["message"] == "name is required to create item 'NEW-1'"
+    assert raw_items(data_dir) == before
 
 
 @pytest.mark.parametrize("fmt", ["csv-comma"])
