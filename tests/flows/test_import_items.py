@@ -151,6 +151,65 @@ def test_interrupted_import_resumes_after_last_batch_with_the_uninterrupted_resu
     assert resumed_items == baseline_items
 
 
+def _import_partial(
+    tmp_path: Path, *, crash_after: int | None, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ImportJob, dict[str, Any], list[tuple[int, str]]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    seed = write_xlsx(tmp_path / "seed.xlsx", catalogue(8))
+    assert run_job(queue_job(seed)).status == JobStatus.COMPLETED
+    # In batches of 4, each batch mixes stored SKUs without a name (kept: 0-7), new SKUs
+    # with one (created) and new SKUs without one (failed).
+    rows: list[list[Any]] = [HEADER]
+    for i in range(8):
+        rows.append([f"SKU-{i:05d}", None, 1.5 + i + (i % 2), i])
+        rows.append([f"NEW-{i}", f"New {i}" if i % 2 else None, 1, i])
+    job_id = queue_job(write_xlsx(tmp_path / "partial.xlsx", rows), batch_size=4)
+    if crash_after is not None:
+        with monkeypatch.context() as patch:
+            _crash_after(patch, crash_after)
+            interrupted = run_job(job_id)
+        assert interrupted.status == JobStatus.FAILED
+        assert interrupted.last_batch == crash_after
+    job = run_job(job_id)
+    with session_scope(write=False) as session:
+        errors = [(e["row"], e["message"]) for e in list_row_errors(session, job.id)]
+    return job, stored_items(), errors
+
+
+def test_resumed_partial_import_judges_new_skus_without_a_name_as_an_undisturbed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, switch_database: Any
+) -> None:
+    # The crash hits batch 3 after its items were merged: the rolled-back items it
+    # created must not count as stored when the batch runs again.
+    resumed = _import_partial(tmp_path / "a", crash_after=2, monkeypatch=monkeypatch)
+    switch_database(tmp_path / "b" / "var")
+    baseline = _import_partial(tmp_path / "b", crash_after=None, monkeypatch=monkeypatch)
+    assert (
+        counts(resumed[0])
+        == counts(baseline[0])
+        == {
+            "status": JobStatus.COMPLETED,
+            "total_rows": 16,
+            "processed_rows": 16,
+            "created": 4,
+            "updated": 4,
+            "unchanged": 4,
+            "failed": 4,
+        }
+    )
+    assert resumed[0].attempt == 2
+    assert resumed[1] == baseline[1]
+    assert (
+        resumed[2]
+        == baseline[2]
+        == [
+            (row, f"name is required to create item 'NEW-{i}'")
+            for i, row in ((0, 3), (2, 7), (4, 11), (6, 15))
+        ]
+    )
+    assert resumed[1]["SKU-00001"][0] == "Item 1"  # an empty name keeps the stored one
+
+
 def test_progress_is_never_ahead_of_committed_items(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "big.csv", catalogue(3000))
     job_id = queue_job(path, batch_size=50)
