@@ -202,6 +202,13 @@ async def run_worker(settings: Settings) -> None:
     )
     # The spares warm up (at low priority) while the Prefect server starts.
     await worker.spares.__aenter__()
+    try:
+        await _work(worker, settings, stopping)
+    finally:
+        await worker.spares.__aexit__(None, None, None)
+
+
+async def _work(worker: ImporterWorker, settings: Settings, stopping: asyncio.Event) -> None:
     await asyncio.to_thread(remove_leftovers_at_start, settings)
     await asyncio.to_thread(wait_for_prefect)
     start_reconciler(settings)

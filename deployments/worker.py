@@ -118,8 +118,13 @@ class SparePool:
         self._starting = 0  # spawns asked for whose process is not in `_spares` yet
         self._task_group: anyio.abc.TaskGroup | None = None
         self._output_fd = -1
+        # Entered by `importer worker` early (while Prefect starts) and again by the worker's
+        # setup: only the outermost exit, in the task that entered first, ends the pool
+        # (anyio requires a task group to be left by the task that entered it).
+        self._entered = 0
 
     async def __aenter__(self) -> SparePool:
+        self._entered += 1
         if self._task_group is not None:
             return self  # started early, while the worker waited for its Prefect server
         # What runs print goes where this worker's output goes (see `deployments.spare`).
@@ -131,6 +136,9 @@ class SparePool:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task_group is not None
+        self._entered -= 1
+        if self._entered > 0:
+            return
         self._task_group.cancel_scope.cancel()
         await self._task_group.__aexit__(None, None, None)
         for spare in self._spares:
