@@ -29,8 +29,13 @@ def catalogue(n: int, *, price: float = 2.0) -> list[list[Any]]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    # Small batches so an import lasts long enough to watch, cancel and resume it.
-    with running_stack(tmp_path_factory.mktemp("stack") / "var", batch_size="100") as running:
+    # Small batches so an import lasts long enough to watch, cancel and resume it; scheduled
+    # reimports may read the `feeds` folder beside the data dir.
+    root = tmp_path_factory.mktemp("stack")
+    (root / "feeds").mkdir()
+    with running_stack(
+        root / "var", batch_size="100", reimport_allowed=str(root / "feeds")
+    ) as running:
         yield running
 
 
@@ -155,7 +160,7 @@ def test_scheduled_reimport_imports_then_skips_an_unchanged_file(
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    source = write_xlsx(tmp_path / "feed.xlsx", catalogue(50, price=7.0))
+    source = write_xlsx(stack.data_dir.parent / "feeds" / "feed.xlsx", catalogue(50, price=7.0))
     with temporary_settings({PREFECT_API_URL: stack.prefect_api}):
         for _ in range(2):
             run = run_deployment(

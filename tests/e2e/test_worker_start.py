@@ -40,6 +40,12 @@ def test_a_starting_worker_removes_leftovers_and_deploys_the_clean_up_schedule(
         importer_env, prefect_server, count=1, IMPORTER_WARM_SPARES="0"
     ) as workers:
         deadline = time.monotonic() + 180
+        # The removal is logged before the worker registers its deployments (another
+        # test's worker may have registered them on this Prefect server already).
+        while "leftover file(s)" not in workers.logs():
+            alive = all(p.poll() is None for p in workers.procs)
+            assert time.monotonic() < deadline and alive, workers.logs()
+            time.sleep(0.2)
         with get_client(sync_client=True) as client:
             while True:
                 try:
@@ -50,7 +56,6 @@ def test_a_starting_worker_removes_leftovers_and_deploys_the_clean_up_schedule(
                 except Exception:
                     assert time.monotonic() < deadline, workers.logs()
                     time.sleep(0.2)
-
     assert not rows.exists() and not partial.exists(), workers.logs()
     assert fresh.exists()
     assert stored.read_bytes() == b"past retention"  # retention is the schedule's job
