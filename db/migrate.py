@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -23,6 +26,25 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade_database(url: str | None = None) -> None:
     """Apply every pending migration; creates the SQLite file and its folder if needed."""
     url = url or get_settings().resolved_database_url()
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    if not url.startswith("sqlite:///"):
+        command.upgrade(alembic_config(url), "head")
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Alembic runs SQLite DDL outside one transaction (SQLite has no transactional DDL in
+    # its eyes), so two processes upgrading a new database at once could both read the
+    # old revision and apply the same step ("duplicate column"). One at a time, then: the
+    # second finds the database at head and does nothing.
+    with _exclusive(path.with_name(f"{path.name}.migrate.lock")):
+        command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (a file beside the database) while inside."""
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -34,7 +34,11 @@ def hold_if_asked(
     if committed_rows < threshold:
         return
     marker = hold_dir / f"{filename}.held"
-    marker.write_text(str(os.getpid()))
+    # Written whole under another name, then renamed: a test that sees the marker can
+    # read the pid at once (it once read an empty file, caught between create and write).
+    partial = hold_dir / f"{filename}.held.{os.getpid()}"
+    partial.write_text(str(os.getpid()))
+    partial.replace(marker)
     try:
         while gate.exists():
             on_wait()
