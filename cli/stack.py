@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from itemsheet.processes import alive, group_alive
 from settings import Settings
 
 STARTUP_TIMEOUT_S = 240.0
@@ -91,17 +92,17 @@ class Stack:
             owner, groups = int(recorded["owner"]), dict(recorded["groups"])
         except (OSError, ValueError, KeyError, TypeError):
             return 0
-        if owner != os.getpid() and _alive(owner):
+        if owner != os.getpid() and alive(owner):
             raise RuntimeError(
                 f"another `importer up` (pid {owner}) is running on this data directory;"
                 " stop it first"
             )
-        stale = [int(pgid) for pgid in groups.values() if _group_alive(int(pgid))]
+        stale = [int(pgid) for pgid in groups.values() if group_alive(int(pgid))]
         for pgid in stale:
             with suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while any(_group_alive(g) for g in stale) and time.monotonic() < deadline:
+        while any(group_alive(g) for g in stale) and time.monotonic() < deadline:
             time.sleep(0.2)
         for pgid in stale:
             with suppress(ProcessLookupError):
@@ -131,26 +132,6 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
         if self.pid_file is not None:
             self.pid_file.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _wait_ready(url: str, stack: Stack) -> None:

@@ -30,6 +30,7 @@ from typing import IO
 from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
 from itemsheet.prepare import SheetSummary, prepare, write_rows
+from itemsheet.processes import alive
 from itemsheet.sizes import human_size
 from itemsheet.warm import lower_priority
 
@@ -126,18 +127,8 @@ def _forget_dead_spares(work_dir: Path) -> None:
     """Remove the output files of spares whose owner was killed before it could."""
     for path in work_dir.glob("spare-*.out"):
         owner = path.name.split("-")[1]
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not alive(int(owner)):
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _take_spare() -> _Spare | None:

@@ -13,17 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from itemsheet.processes import group_alive
 from tests.e2e.stack import running_stack
 
 pytestmark = pytest.mark.stack
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def wait_gone(groups: list[int], timeout: float = 60) -> list[int]:
