@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(
         default=10.0, gt=0, description="How often a worker looks for dead imports to resume."
     )
+    review_ttl_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="How long an import started with review waits for a person to confirm"
+        " it before it is cancelled (nothing written).",
+    )
     writer_wait_s: float = Field(
         default=3600.0,
         gt=0,

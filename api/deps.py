@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from functools import lru_cache
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import anyio
 from fastapi import Depends, Path, Request
@@ -32,6 +32,9 @@ class ImportTrigger(Starter, Protocol):
 
     async def readiness(self) -> Readiness:
         """Whether Prefect answers, has the deployment and a worker polling."""
+
+    async def resume_review(self, flow_run_id: uuid.UUID, answer: dict[str, Any]) -> str:
+        """Resume a review's suspended run: "resumed", "busy" (on its way) or "ended"."""
 
 
 # At most this many requests hold a database session at once: fewer than the engine's

@@ -21,7 +21,7 @@ from api.deps import get_trigger
 from api.limits import BodySizeLimit
 from api.metrics import RequestMetrics, RequestTimer
 from api.origin import OriginCheck
-from api.routes import errors, events, health, imports, metrics, page
+from api.routes import errors, events, health, imports, metrics, page, review
 from api.schemas import ErrorOut
 from db.migrate import upgrade_database
 from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
@@ -32,6 +32,7 @@ from settings import get_settings
 log = logging.getLogger("importer.api")
 API_PREFIX = "/api"
 UNEXPECTED = "the server hit an unexpected error; try again, and report it if it persists"
+UNREADABLE_JSON = 'the request body is not valid JSON; send an object like {"mapping": {...}}'
 UNREADABLE_BODY = (
     "the request body could not be read as a multipart form; send the file as the form field"
     " 'file' of a multipart/form-data body"
@@ -80,7 +81,7 @@ def create_app() -> FastAPI:
             "dependencies": [Security(bearer_scheme)],
             "responses": {401: {"model": ErrorOut, "description": "No valid API key."}},
         }
-    for module in (imports, errors, events):
+    for module in (imports, review, errors, events):
         app.include_router(module.router, prefix=API_PREFIX, **keyed)
     app.include_router(metrics.router, **keyed)
     app.include_router(events.websocket_router, prefix=API_PREFIX)
@@ -119,9 +120,11 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's answer, except that a body it could not parse (400) is said as a sentence."""
     assert isinstance(exc, StarletteHTTPException)
-    # The only 400s come from reading a malformed form ("Invalid multipart data.").
+    # The only 400s come from reading a malformed body: a form, or a review's JSON answer.
     if exc.status_code == status.HTTP_400_BAD_REQUEST:
-        return JSONResponse({"detail": UNREADABLE_BODY}, status.HTTP_400_BAD_REQUEST)
+        json_body = request.headers.get("content-type", "").startswith("application/json")
+        detail = UNREADABLE_JSON if json_body else UNREADABLE_BODY
+        return JSONResponse({"detail": detail}, status.HTTP_400_BAD_REQUEST)
     return await http_exception_handler(request, exc)
 
 

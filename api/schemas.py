@@ -84,3 +84,82 @@ class HealthOut(BaseModel):
     prefect: Literal["ok", "error"]
     workers: int = Field(description="Workers polling the importer work pool.")
     waiting_for: str | None = Field(description="Why the service is not ready, in words.")
+
+
+class ReviewIn(BaseModel):
+    """An answer to a review: optionally another column mapping."""
+
+    mapping: dict[str, str | None] | None = Field(
+        default=None,
+        max_length=500,
+        description="Sheet header -> field (sku, name, description, category, unit, price,"
+        " quantity, barcode), or null to ignore the column. A mapping that changes the"
+        " columns is previewed again before anything is written.",
+    )
+
+
+class RemapIn(BaseModel):
+    """Another column mapping to preview the import under."""
+
+    mapping: dict[str, str | None] = Field(
+        max_length=500,
+        description="Sheet header -> field (sku, name, ...), or null to ignore the column.",
+    )
+
+
+class PreviewColumn(BaseModel):
+    """One column of the sheet's header row."""
+
+    column: str = Field(description="The grid column (c0, c1, ...).")
+    key: str = Field(default="", description="The header as a mapping names it (normalised).")
+    header: str
+    field: str | None = Field(description="The field it feeds; null: ignored.")
+    source: str | None = Field(description="explicit, saved or aliases; null: not mapped.")
+    samples: list[str] = Field(description="The first few values below the header.")
+
+
+class PreviewChange(BaseModel):
+    """One row that would change the catalogue, field by field: [stored, new]."""
+
+    row: int | None
+    sku: str
+    action: Literal["create", "update"]
+    fields: dict[str, list[object | None]]
+
+
+class PreviewField(BaseModel):
+    """A field a column can be mapped to."""
+
+    name: str
+    required: bool
+
+
+class PreviewOut(BaseModel):
+    """What a confirmed import would do, computed against the items as they are."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    round: int = Field(description="How many previews came before this one.")
+    ready: bool = Field(description="The preview is complete (the job awaits its review).")
+    problem: str | None = Field(description="Why the import cannot be confirmed as mapped.")
+    header_row: int | None
+    columns: list[PreviewColumn]
+    fields: list[PreviewField]
+    counts: dict[str, int] | None = Field(
+        description="total_rows, created, updated, unchanged, failed; null until complete."
+    )
+    changes: list[PreviewChange] = Field(description="Up to 50 rows that would change.")
+    errors: list[RowErrorOut] = Field(description="The first row errors.")
+    on_error: str
+    expires_at: str | None = Field(description="When an unanswered review is cancelled.")
+
+
+class SavedMappingOut(BaseModel):
+    """A column mapping saved by an import, used for later sheets with the same headers."""
+
+    header_key: str
+    headers: list[str]
+    columns: dict[str, str | None]
+    saved_by: str
+    saved_at: str
+    job_id: uuid.UUID | None

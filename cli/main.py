@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
 import json
-import threading
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.progress import follow_job
+from cli import review
 from db.migrate import upgrade_database
 from db.models import JobSource, JobStatus, OnError
 from db.repository import get_job, list_row_errors
@@ -20,6 +20,7 @@ from db.session import session_scope
 from itemsheet.importing import JobOptions
 from itemsheet.jobs import JobView, job_view, list_history
 from itemsheet.retention import clean_up
+from itemsheet.review import ReviewAnswer
 from itemsheet.uploads import job_for_path
 from settings import apply_prefect_defaults, get_settings
 
@@ -61,18 +62,32 @@ def import_file(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the finished job as JSON on the last line.")
     ] = False,
+    maps: review.MapOption = None,
+    header_row: Annotated[
+        int | None, typer.Option(min=1, help="The header's row number, if not found by itself.")
+    ] = None,
+    with_review: Annotated[
+        bool,
+        typer.Option("--review", help="Show what would change, and write only once confirmed."),
+    ] = False,
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     apply_prefect_defaults()
-    from flows.import_items import import_items
-
     settings = get_settings()
     _prepare_database()
+    if with_review and dry_run:
+        raise typer.BadParameter(
+            "a dry run writes nothing, so it needs no review", param_hint="--review"
+        )
     options = JobOptions(
         sheet=sheet,
         on_error=on_error,
         dry_run=dry_run,
         batch_size=batch_size or settings.rows_per_batch(),
+        mapping=review.parse_maps(maps),
+        header_row=header_row,
+        review=with_review,
+        requested_by=_who(),
     )
     with session_scope() as session:
         job = job_for_path(
@@ -82,21 +97,59 @@ def import_file(
     if refused:  # missing, unreadable or too big: its job says why
         _print_report(job_id, as_json=as_json)
         raise typer.Exit(1)
-    done = threading.Event()
-    watcher = threading.Thread(
-        target=follow_job,
-        args=(job_id, done, err),
-        kwargs={"quiet": as_json and not err.is_terminal},
-        daemon=True,
-    )
-    watcher.start()
-    try:
-        import_items(job_id=str(job_id), return_state=True)
-    finally:
-        done.set()
-        watcher.join()
+    review.run_here(job_id, as_json=as_json)
+    _after_run(job_id, as_json=as_json)
+
+
+def _after_run(job_id: uuid.UUID, *, as_json: bool) -> None:
+    """Ask about a review, or report the finished job; exit 0 when it completed (or
+    awaits its review), 1 otherwise."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        waiting = job is not None and job.status is JobStatus.AWAITING_REVIEW
+    if waiting:
+        answer = review.ask(job_id, as_json=as_json)
+        if answer is None:
+            if as_json:
+                print(review.view_json(job_id))
+            raise typer.Exit(0)
+        if review.answer_review(job_id, answer):
+            review.run_here(job_id, as_json=as_json)
     status = _print_report(job_id, as_json=as_json)
     raise typer.Exit(0 if status is JobStatus.COMPLETED else 1)
+
+
+def _who() -> str:
+    """Who runs the command, for a saved mapping's record."""
+    try:
+        return f"cli ({getpass.getuser()})"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command("confirm")
+def confirm(
+    job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")],
+    maps: review.MapOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Write an import that awaits its review (another --map is previewed first)."""
+    apply_prefect_defaults()
+    _prepare_database()
+    answer = ReviewAnswer(confirm=True, mapping=review.parse_maps(maps))
+    if review.answer_review(job_id, answer):
+        review.run_here(job_id, as_json=as_json)
+        _after_run(job_id, as_json=as_json)
+    err.print(f"confirmed; a worker writes import {job_id} (`importer job {job_id}`)")
+
+
+@app.command("reject")
+def reject(job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")]) -> None:
+    """Cancel an import that awaits its review: nothing is written."""
+    apply_prefect_defaults()
+    _prepare_database()
+    review.answer_review(job_id, ReviewAnswer(confirm=False))
+    _print_report(job_id, as_json=False)
 
 
 def _print_report(job_id: uuid.UUID, *, as_json: bool) -> JobStatus:

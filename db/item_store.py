@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -48,6 +49,9 @@ class MergeCounts:
     unchanged: int
     # New SKUs without a name: not written and not counted above.
     nameless: frozenset[str] = frozenset()
+    # A dry run asked for changes: up to that many rows that would change, each
+    # {sku, action: "create" | "update", fields: {field: [stored, new]}} (changed fields).
+    changes: tuple[dict[str, Any], ...] = ()
 
 
 def _connection(session: Session) -> Connection:
@@ -147,15 +151,52 @@ def _count(conn: Connection, fields: list[str]) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _shown(field: str, value: Any) -> Any:
+    """A stored or staged value as a preview shows it: prices as exact decimal text."""
+    if field == "price" and value is not None:
+        return format(Decimal(str(value)).quantize(Decimal("0.0001")).normalize(), "f")
+    return value
+
+
+def _changes(conn: Connection, fields: list[str], limit: int) -> tuple[dict[str, Any], ...]:
+    """Up to `limit` staged rows that would create or change an item, field by field."""
+    stored = ", ".join(f"i.{f}" for f in fields)
+    staged = ", ".join(f"s.{f}" for f in fields)
+    rows = conn.exec_driver_sql(
+        f"SELECT s.sku, i.sku IS NULL, {stored}, {staged}"
+        f" FROM {STAGE} s LEFT JOIN item i ON i.sku = s.sku"
+        f" WHERE i.sku IS NULL OR ({_differs(conn, fields, 'i', 's')})"
+        f" ORDER BY s.sku LIMIT {int(limit)}"
+    ).all()
+    found: list[dict[str, Any]] = []
+    width = len(fields)
+    for row in rows:
+        new = bool(row[1])
+        before, after = row[2 : 2 + width], row[2 + width :]
+        changed = {
+            f: [None if new else _shown(f, b), _shown(f, a)]
+            for f, b, a in zip(fields, before, after, strict=True)
+            if (a is not None if new else _shown(f, b) != _shown(f, a))
+        }
+        found.append({"sku": row[0], "action": "create" if new else "update", "fields": changed})
+    return tuple(found)
+
+
 def merge_items(
-    session: Session, frame: pl.DataFrame, *, now: datetime, dry_run: bool = False
+    session: Session,
+    frame: pl.DataFrame,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    changes: int = 0,
 ) -> MergeCounts:
     """Create new items and update changed ones from `frame` (sku + imported fields).
 
     Only the columns in `frame` are compared and written; SKUs must be unique in it.
     A row without a name (null, or no name column) updates an existing item and leaves
     its name as stored; for a new SKU it is not written and its SKU is in `nameless`.
-    With `dry_run`, the counts are computed the same way and nothing is written.
+    With `dry_run`, the counts are computed the same way and nothing is written, and up
+    to `changes` of the rows that would change are described.
     """
     if frame.is_empty():
         return MergeCounts(0, 0, 0)
@@ -172,7 +213,8 @@ def merge_items(
     staged = frame.height - len(nameless)
     if dry_run:
         created, updated = _count(conn, fields)
-        return MergeCounts(created, updated, staged - created - updated, nameless)
+        described = _changes(conn, fields, changes) if changes > 0 and fields else ()
+        return MergeCounts(created, updated, staged - created - updated, nameless, described)
     columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
     assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
     stamp = _timestamp(conn, now)

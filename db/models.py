@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +36,8 @@ class JobStatus(StrEnum):
 
     PENDING = "pending"
     PROCESSING = "processing"
+    # A review's preview is ready: nothing is written until a person confirms.
+    AWAITING_REVIEW = "awaiting_review"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -111,6 +114,22 @@ class ImportJob(Base):
     # Retention: when the job's stored file and row errors were let go (its counts stay);
     # such a job can no longer be retried.
     files_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Columns: the mapping a person gave (normalised header -> field or None), the header's
+    # row number if given, and the mapping the sheet was read with (`header_key`,
+    # `source`, `mapping`, `headers`), which a completed import saves for its headers.
+    mapping: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
+    header_row: Mapped[int | None] = mapped_column(Integer)
+    header_map: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    # Review: a preview pass (a dry run that also notes the changes) runs first; the job
+    # then waits `awaiting_review` (since `review_ready_at`) until a person confirms
+    # (`reviewed_at`) or rejects it. Each new preview is a new round.
+    review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    previewing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    review_ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    preview: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -144,3 +163,18 @@ class RowError(Base):
     column: Mapped[str | None] = mapped_column(String(64))
     value: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text)
+
+
+class ColumnMapping(Base):
+    """A mapping of one set of headers (by `header_key`), saved by an import that used an
+    explicit mapping and completed; later sheets with the same headers are read by it."""
+
+    __tablename__ = "column_mapping"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    header_key: Mapped[str] = mapped_column(String(32), unique=True)
+    headers: Mapped[list[str]] = mapped_column(JSON)
+    columns: Mapped[dict[str, str | None]] = mapped_column(JSON)
+    saved_by: Mapped[str] = mapped_column(String(100))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

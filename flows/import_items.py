@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import (
+    create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
@@ -20,14 +21,20 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.context import FlowRunContext
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
 from prefect.states import Cancelled, Failed
+from pydantic import Field
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from db.models import JobStatus
 from itemsheet import running
 from itemsheet.errors import SheetError
 from itemsheet.recovery import CANCELLED_REASON, RunEnd, after_run
+from itemsheet.review import ReviewAnswer
+from settings import get_settings
 
 WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
 
@@ -84,6 +91,30 @@ def write_batches(job_id: str, attempt: int, batches: int) -> bool:
     return running.write(uuid.UUID(job_id), attempt, batches, show)
 
 
+def _cancelled(key: uuid.UUID) -> dict[str, Any]:
+    running.finish(key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
+    get_run_logger().info("job %s was cancelled between batches", key)
+    return Cancelled(message=CANCELLED_REASON)  # type: ignore[return-value]
+
+
+def _ended(key: uuid.UUID) -> dict[str, Any]:
+    """The run's result for a job it did not carry on: failed ones end the run Failed."""
+    shown = running.view(key)
+    if shown.status is JobStatus.FAILED:
+        return Failed(message=shown.error or "the import failed")  # type: ignore[return-value]
+    return shown.model_dump(mode="json")
+
+
+def _show_preview(key: uuid.UUID) -> None:
+    """The preview as a markdown artifact on the run (a courtesy, like the progress bar)."""
+    try:
+        create_markdown_artifact(
+            markdown=running.preview_text(key), key="import-preview", description="Review"
+        )
+    except Exception as exc:
+        get_run_logger().warning("could not attach the preview to the run: %s", exc)
+
+
 def _reason(state: State) -> str:
     """A one-line reason for a failed or crashed run."""
     try:
@@ -138,6 +169,43 @@ def _on_cancellation(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> N
     _settle(flow_run, state, RunEnd.CANCELLED)
 
 
+class ReviewInput(RunInput):
+    """The answer to an import's review: the form the Prefect UI shows at "Resume"."""
+
+    confirm: bool = Field(
+        default=True, description="Write the import; untick to reject it (nothing is written)."
+    )
+    mapping: dict[str, str | None] | None = Field(
+        default=None,
+        description="Another column mapping, sheet header -> field (sku, name, description,"
+        " category, unit, price, quantity, barcode; null ignores the column). It is"
+        " previewed again before anything is written.",
+    )
+    preview_only: bool = Field(
+        default=False, description="Only show a new preview under the mapping; wait again."
+    )
+
+
+def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
+    """Suspend the run until its review is answered; the answer once resumed.
+
+    The first call ends this process (Prefect's `Pause`): a waiting review holds no
+    worker and no process. The run that resumes calls it again with the same key, and
+    Prefect then hands back the answer given at "Resume" (the API gives it that way too).
+    """
+    pending = running.view(key)
+    ttl_s = int(get_settings().review_ttl_h * 3600)
+    form = ReviewInput.with_initial_data(description=running.preview_text(key))
+    # Prefect's own expiry (where its service runs) comes after ours, which cancels the job.
+    answer = suspend_flow_run(
+        wait_for_input=form, key=f"review-{pending.review_round}", timeout=ttl_s + 3600
+    )
+    assert answer is not None
+    return ReviewAnswer(
+        confirm=answer.confirm, mapping=answer.mapping, preview_only=answer.preview_only
+    )
+
+
 @flow(
     name="import-items",
     flow_run_name=_run_name,
@@ -147,23 +215,54 @@ def _on_cancellation(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> N
     log_prints=True,
 )
 def import_items(job_id: str) -> dict[str, Any]:
-    """Import one job's file: load and validate it, then write it batch by batch."""
-    logger = get_run_logger()
+    """Import one job's file: load and validate it, then write it batch by batch.
+
+    A job imported with review is first previewed (counted, nothing written); the run
+    then suspends until a person answers (`_wait_for_review`), and carries on from here.
+    """
     key = uuid.UUID(job_id)
+    context = FlowRunContext.get()
+    deployed = context is not None and context.flow_run is not None
+    deployed = deployed and context.flow_run.deployment_id is not None  # type: ignore[union-attr]
+    while True:
+        if running.view(key).status is JobStatus.AWAITING_REVIEW:
+            if not deployed:  # run in its caller's process, which asks the person itself
+                get_run_logger().info("job %s awaits its review", job_id)
+                return running.release_review(key).model_dump(mode="json")
+            # Suspends this run; the run resumed from the Prefect UI or by the API gets the
+            # answer (the API's own is already applied; applying it again does nothing).
+            running.answer_review(key, _wait_for_review(key))
+        outcome = _attempt(key)
+        if outcome is not None:
+            return outcome
+
+
+def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
+    """One pass at the job: its result, or None when it now awaits its review."""
+    logger = get_run_logger()
+    job_id = str(key)
     run_id = uuid.UUID(current_run.id) if current_run.id else None
     attempt = running.begin(key, run_id)
     if attempt is None:
+        if running.view(key).status is JobStatus.AWAITING_REVIEW:
+            return None
         logger.info("job %s has already ended; nothing to do", job_id)
-        return running.view(key).model_dump(mode="json")
+        return _ended(key)
     with running.heartbeat(key, attempt):
         if (batches := load_sheet(job_id, attempt)) is None:
             reason = running.view(key).error or "the file cannot be imported"
             logger.warning("job %s failed: %s", job_id, reason)
             return Failed(message=reason)  # type: ignore[return-value]
+        if running.is_previewing(key):
+            if batches and not write_batches(job_id, attempt, batches):
+                return _cancelled(key)
+            if running.close_preview(key):
+                if running.view(key).status is not JobStatus.AWAITING_REVIEW:
+                    return _ended(key)  # confirmed during its preview, but may not be written
+                _show_preview(key)
+                return None
         if not write_batches(job_id, attempt, batches):
-            running.finish(key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
-            logger.info("job %s was cancelled between batches", job_id)
-            return Cancelled(message=CANCELLED_REASON)  # type: ignore[return-value]
+            return _cancelled(key)
         done = running.finish(key, JobStatus.COMPLETED)
     filename, table = running.summary(key)
     try:

@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from itemsheet.errors import SheetError
+from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import PackageLimits
+from itemsheet.header import MappingChoice
 from itemsheet.prepare import SheetSummary, prepare, write_rows
 from itemsheet.processes import alive
 from itemsheet.sizes import human_size
@@ -177,6 +178,7 @@ def prepare_in_child(
     sheet: str | None,
     package: PackageLimits,
     limits: ChildLimits,
+    choice: MappingChoice | None = None,
     on_poll: Callable[[], None] = lambda: None,
 ) -> SheetSummary:
     """Prepare `source` into `out` in a child process; raise `SheetError` on any failure.
@@ -198,11 +200,26 @@ def prepare_in_child(
         args.append(f"--filename={filename}")
     if sheet is not None:
         args.append(f"--sheet={sheet}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mapping_path = out.with_suffix(".mapping.json")
+    if choice is not None:
+        # A file, not an argument: saved mappings can outgrow an argument's size limit.
+        mapping_path.write_text(json.dumps(choice.to_json()))
+        args.append(f"--mapping={mapping_path}")
     args += ["--", str(source), str(out)]
+    try:
+        return _watch(args, out, limits, on_poll)
+    finally:
+        mapping_path.unlink(missing_ok=True)
+
+
+def _watch(
+    args: list[str], out: Path, limits: ChildLimits, on_poll: Callable[[], None]
+) -> SheetSummary:
+    """Run the child on `args` within `limits`; its summary, or `SheetError`."""
     started = time.monotonic()
     # Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     result_path = out.with_suffix(".result")
-    out.parent.mkdir(parents=True, exist_ok=True)
     with result_path.open("w+b") as result, _start(args, result) as proc:
         while proc.poll() is None:
             if _rss_bytes(proc.pid) > limits.memory_bytes:
@@ -232,6 +249,10 @@ def prepare_in_child(
         raise SheetError(f"the spreadsheet reader failed on this file ({detail})") from None
     if answer.get("out_of_memory"):
         raise SheetError(memory_reason(limits.memory_bytes))
+    if "columns" in answer:
+        raise MappingNeeded(
+            answer["error"], columns=answer["columns"], header_row=answer.get("header_row")
+        )
     if "error" in answer:
         raise SheetError(answer["error"])
     return SheetSummary(**answer["summary"])
@@ -278,20 +299,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheet")
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--address-space", type=int, default=None)
+    parser.add_argument("--mapping", type=Path, default=None)
     args = parser.parse_args(argv)
     lower_priority(args.nice)
     if args.address_space:
         _limit_address_space(args.address_space)
+    choice = None
+    if args.mapping is not None:
+        choice = MappingChoice.from_json(json.loads(args.mapping.read_text()))
     try:
         validated, summary = prepare(
             args.source.read_bytes(),
             filename=args.filename,
             sheet=args.sheet,
             limits=PackageLimits(**json.loads(args.limits)),
+            choice=choice,
         )
         write_rows(validated, args.out)
+    except MappingNeeded as exc:
+        answer: dict[str, object] = {
+            "error": exc.reason,
+            "columns": exc.columns,
+            "header_row": exc.header_row,
+        }
     except SheetError as exc:
-        answer: dict[str, object] = {"error": exc.reason}
+        answer = {"error": exc.reason}
         if args.address_space and _near_limit(args.address_space):
             answer = {"out_of_memory": True}
     except BaseException as exc:  # a Rust panic arrives as a BaseException

@@ -33,6 +33,7 @@ def facts(job: ImportJob) -> JobFacts:
         resumes=job.resumes,
         processed_rows=job.processed_rows,
         filename=job.filename,
+        review_ready_at=job.review_ready_at,
     )
 
 
@@ -87,7 +88,7 @@ def mark_runs_interrupted(session: Session, flow_run_ids: set[uuid.UUID], *, rea
 
 def find_quiet(session: Session, *, now: datetime, policy: Policy) -> list[JobFacts]:
     """Jobs the rules may act on: `processing` ones that stopped beating (or were
-    interrupted), and `pending` ones with a run that have not changed for a while."""
+    interrupted), `pending` ones with a run and reviews that have not changed for a while."""
     quiet_since = now - policy.stale
     jobs = session.scalars(
         select(ImportJob)
@@ -100,6 +101,11 @@ def find_quiet(session: Session, *, now: datetime, policy: Policy) -> list[JobFa
                 and_(
                     ImportJob.status == JobStatus.PENDING,
                     ImportJob.flow_run_id.is_not(None),
+                    ImportJob.updated_at < quiet_since,
+                ),
+                # Reviews: expired, or their suspended run ended in Prefect.
+                and_(
+                    ImportJob.status == JobStatus.AWAITING_REVIEW,
                     ImportJob.updated_at < quiet_since,
                 ),
             )

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, delete_row_errors, get_job
+from itemsheet.mappings import save_mapping
 from itemsheet.messages import ERROR_CHARS, NAME_CHARS, capped, clip
 from itemsheet.prepare import SheetSummary
+from itemsheet.review import drift_warning, note_changes, start_preview, wanted_changes
 from itemsheet.storage import StoredFile
 from itemsheet.validate import ERROR_COLUMNS, name_errors, unnamed
 
@@ -34,6 +36,13 @@ class JobOptions:
     on_error: OnError = OnError.SKIP
     dry_run: bool = False
     batch_size: int = 10_000
+    # Columns: an explicit mapping (normalised header -> field or None; see
+    # `header.explicit_mapping`) and the header's row number as the user sees it.
+    mapping: dict[str, str | None] | None = None
+    header_row: int | None = None
+    # Wait for a person to confirm a preview before writing.
+    review: bool = False
+    requested_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,11 @@ def create_job(
         batch_size=options.batch_size,
         warnings=[],
         columns=[],
+        mapping=options.mapping or None,
+        header_row=options.header_row,
+        review=options.review,
+        previewing=options.review,
+        requested_by=clip(options.requested_by, 100) if options.requested_by else None,
     )
     session.add(job)
     session.flush()
@@ -111,8 +125,8 @@ def begin_attempt(
 ) -> int | None:
     """Mark the job processing under a new attempt number; None if it has nothing left to do."""
     job = _job(session, job_id, for_update=True)
-    if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
-        return None
+    if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.AWAITING_REVIEW):
+        return None  # ended, or its review is not answered yet
     if job.status != JobStatus.PROCESSING:
         # Started by hand (first run, or a retry of a failed job): a fresh set of automatic
         # resumes, and the writer's turn is taken again at the first batch.
@@ -139,6 +153,14 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
     job.file_format = summary.file_format
     job.columns = list(summary.fields)
     job.warnings = capped(summary.warnings)
+    job.header_map = {
+        "key": summary.header_key,
+        "source": summary.mapping_source,
+        "mapping": summary.mapping,
+        "headers": [c["header"] for c in summary.columns],
+    }
+    if job.previewing:
+        start_preview(job, columns=summary.columns, header_row=summary.header_row)
     return job
 
 
@@ -196,7 +218,19 @@ def apply_batch(
     fields = list(job.columns)
     failed = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
     valid = rows.filter(pl.col("error_message").is_null())
-    counts = merge_items(session, valid.select(fields), now=now or utcnow(), dry_run=job.dry_run)
+    # A review's preview pass counts (and describes) what the real pass will write.
+    wanted = wanted_changes(job) if job.previewing else 0
+    counts = merge_items(
+        session,
+        valid.select(fields),
+        now=now or utcnow(),
+        dry_run=job.dry_run or job.previewing,
+        changes=wanted,
+    )
+    if counts.changes:
+        found = {c["sku"] for c in counts.changes}
+        rows_of = valid.filter(pl.col("sku").is_in(list(found))).select("sku", "row")
+        note_changes(job, counts.changes, dict(rows_of.iter_rows()))
     if counts.nameless:
         failed = pl.concat([failed, name_errors(valid, counts.nameless)]).sort("row")
     add_row_errors(session, job_id, failed)
@@ -233,6 +267,12 @@ def finish_job(
     job.status = status
     job.error = clip(reason, ERROR_CHARS) if reason else reason
     job.finished_at = utcnow()
+    job.review_ready_at = None
+    if status is JobStatus.COMPLETED:
+        drift = drift_warning(job)
+        if drift:
+            job.warnings = capped([*job.warnings, drift])
+        save_mapping(session, job)
     return job
 
 

@@ -23,6 +23,7 @@ from itemsheet.dispatching import request_run
 from itemsheet.importing import finish_job
 from itemsheet.messages import capped
 from itemsheet.retention import removed_reason
+from itemsheet.review import reset_progress
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -70,6 +71,18 @@ class JobView(BaseModel):
         description="When retention removed the job's stored file and row errors (its"
         " counts stay); null while they are kept. Such a job cannot be retried.",
     )
+    review: bool = Field(
+        default=False, description="Nothing is written until a person confirms a preview."
+    )
+    previewing: bool = Field(
+        default=False,
+        description="The counts are a review's preview (a dry pass), not written items.",
+    )
+    review_round: int = Field(default=0, description="How many previews came before this one.")
+    mapping: dict[str, str | None] | None = Field(
+        default=None, description="The column mapping given (normalised header -> field)."
+    )
+    header_row: int | None = Field(default=None, description="The header's row, if given.")
 
 
 def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
@@ -81,8 +94,14 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
     else:
         percent = 100.0 if job.status is JobStatus.COMPLETED else 0.0
     elapsed = None
-    if job.started_at is not None:
-        elapsed = round(((job.finished_at or now) - job.started_at).total_seconds(), 3)
+    # A reviewed import is timed from its confirmation: the wait for a person is no work.
+    began = max(t for t in (job.started_at, job.reviewed_at) if t) if job.started_at else None
+    # A review's preview stops the clock until the person answers.
+    ended = job.finished_at or (
+        job.review_ready_at if job.status is JobStatus.AWAITING_REVIEW else None
+    )
+    if began is not None:
+        elapsed = round(((ended or now) - began).total_seconds(), 3)
     rate = round(job.processed_rows / elapsed, 1) if elapsed and job.processed_rows else 0.0
     return JobView(
         job_id=job.id,
@@ -115,6 +134,11 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         started_at=job.started_at,
         finished_at=job.finished_at,
         files_removed_at=job.files_removed_at,
+        review=job.review,
+        previewing=job.previewing,
+        review_round=job.review_round,
+        mapping=job.mapping,
+        header_row=job.header_row,
     )
 
 
@@ -212,7 +236,7 @@ def request_cancel(session: Session, job_id: uuid.UUID) -> ImportJob:
             f"the import has already ended as {job.status}; there is nothing to cancel"
         )
     job.cancel_requested = True
-    if job.status is JobStatus.PENDING:
+    if job.status in (JobStatus.PENDING, JobStatus.AWAITING_REVIEW):
         finish_job(session, job_id, JobStatus.CANCELLED, reason=CANCELLED_BEFORE_START)
     return job
 
@@ -235,6 +259,11 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
     job.cancel_requested = False
     job.error = None
     job.finished_at = None
+    if job.review and job.reviewed_at is None:
+        # Never confirmed: it is previewed again (the items may have changed) and waits.
+        job.previewing = True
+        job.review_round += 1
+        reset_progress(session, job)
     # The new run is recorded once created; until then no older run's hook may end the job.
     request_run(job, retry=True)
     return job

@@ -30,7 +30,7 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ATTEMPT_FILE = re.compile(rf"(?P<job>{_UUID})\.\d+\.(?P<kind>arrow|result)")
 # A remote stored file's local copy (`storage.local_copy_name`): content and URL digests.
 STORED_COPY = re.compile(r"(?P<sha>[0-9a-f]{64})-[0-9a-f]{16}")
-ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
+ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.AWAITING_REVIEW)
 _IN_CHUNK = 500
 
 

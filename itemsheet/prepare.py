@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from itemsheet.errors import SheetError
 from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
-from itemsheet.header import find_header
+from itemsheet.header import MappingChoice, find_header
 from itemsheet.messages import quoted
 from itemsheet.reader import read_grid
 from itemsheet.validate import Validated, unnamed, validate
@@ -29,10 +30,22 @@ class SheetSummary:
     warnings: list[str] = field(default_factory=list)
     # Valid rows without a name: each fails at write time if its SKU is new.
     unnamed_rows: int = 0
+    # The header: its row number, how it was mapped ("explicit", "saved", "aliases"), the
+    # identity of its set of headers, its whole mapping and each column described.
+    header_row: int = 0
+    mapping_source: str = "aliases"
+    header_key: str = ""
+    mapping: dict[str, str | None] = field(default_factory=dict)
+    columns: list[dict[str, Any]] = field(default_factory=list)
 
 
 def prepare(
-    data: bytes, *, filename: str | None, sheet: str | None, limits: PackageLimits
+    data: bytes,
+    *,
+    filename: str | None,
+    sheet: str | None,
+    limits: PackageLimits,
+    choice: MappingChoice | None = None,
 ) -> tuple[Validated, SheetSummary]:
     """Read and validate a whole file; raise `SheetError` with a one-line reason if it can't be."""
     fmt = detect_format(data, filename=filename)
@@ -53,7 +66,7 @@ def prepare(
             f"the sheet holds {grid.frame.height * grid.frame.width:,} cells;"
             f" the limit is {limits.max_cells:,}"
         )
-    header = find_header(grid.frame)
+    header = find_header(grid.frame, grid.rows, choice)
     validated = validate(grid, header)
     warnings.extend(header.warnings)
     total = validated.frame.height
@@ -68,6 +81,11 @@ def prepare(
         int(invalid),
         warnings,
         unnamed(validated.frame).height,
+        header.row,
+        header.source,
+        header.key,
+        header.mapping,
+        header.described,
     )
     return validated, summary
 

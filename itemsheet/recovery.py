@@ -61,6 +61,8 @@ class Action:
     act: Act
     reason: str | None = None
     crash_run: bool = False
+    # End the old run as Cancelled in Prefect (a review's suspended run that expired).
+    cancel_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class JobFacts:
     resumes: int
     processed_rows: int
     filename: str = ""
+    # Since when a review's preview waits for a person (`awaiting_review`).
+    review_ready_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Policy:
     # A resume run waiting in the queue for a free worker is not dead; it gets this many
     # stale periods to start before it is taken as lost (a worker killed while starting it).
     queued_grace: int = 5
+    # How long a preview waits for a person before the import is cancelled.
+    review_ttl_s: float = 24 * 3600.0
 
     @property
     def stale(self) -> timedelta:
@@ -104,7 +110,35 @@ def decide(job: JobFacts, run: RunState | None, now: datetime, policy: Policy) -
         return _decide_processing(job, run, now, policy)
     if job.status is JobStatus.PENDING:
         return _decide_pending(job, run, now, policy)
+    if job.status is JobStatus.AWAITING_REVIEW:
+        return _decide_review(job, run, now, policy)
     return WAIT  # ended: only a person's retry moves it
+
+
+# A suspended review's run in one of these can no longer be resumed.
+RUN_ENDED = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.CRASHED})
+
+
+def _decide_review(job: JobFacts, run: RunState | None, now: datetime, policy: Policy) -> Action:
+    """A preview waiting for a person: cancelled once it expires, or once its suspended
+    run was ended in Prefect (a cancel in the UI). A review run in its caller's own
+    process (`importer import --review`) has no run to wait on."""
+    ready = job.review_ready_at or job.updated_at
+    if now - ready >= timedelta(seconds=policy.review_ttl_s):
+        hours = policy.review_ttl_s / 3600
+        return Action(
+            Act.CANCEL,
+            f"nobody confirmed the import within {hours:g} h of its preview; nothing was written",
+            cancel_run=job.flow_run_id is not None and run not in RUN_ENDED,
+        )
+    if job.flow_run_id is not None and (run is None or run in RUN_ENDED):
+        ended = f"ended as {run.value.title()}" if run else "is gone from Prefect"
+        return Action(
+            Act.CANCEL,
+            f"its Prefect flow run {ended} while the import awaited its review;"
+            " nothing was written",
+        )
+    return WAIT
 
 
 def _decide_processing(

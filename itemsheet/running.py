@@ -27,7 +27,7 @@ from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.child import ChildLimits, prepare_in_child
 from itemsheet.claims import beat, mark_interrupted
-from itemsheet.errors import SheetError
+from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import PackageLimits
 from itemsheet.holds import hold_if_asked
 from itemsheet.importing import (
@@ -39,9 +39,18 @@ from itemsheet.importing import (
     record_summary,
 )
 from itemsheet.jobs import JobView, job_view
+from itemsheet.mappings import mapping_choice
 from itemsheet.prepare import read_rows
 from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
 from itemsheet.retention import removed_reason
+from itemsheet.review import (
+    ReviewAnswer,
+    accept,
+    end_preview,
+    record_problem,
+    refuse_answer,
+    review_text,
+)
 from itemsheet.storage import fetch_local
 from itemsheet.warm import lower_priority
 from itemsheet.writer_turn import wait_for_writer_turn
@@ -174,6 +183,8 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
         on_error, batch_size = job.on_error, job.batch_size
         removed_at = job.files_removed_at
+        previewing = job.previewing
+        choice = mapping_choice(session, job)
     if removed_at is not None:  # a retry from the Prefect UI of a job past retention
         finish(job_id, JobStatus.FAILED, reason=removed_reason(removed_at))
         return None
@@ -191,16 +202,27 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
                 max_cells=settings.max_cells,
             ),
             limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
+            choice=choice,
             on_poll=touch,
         )
+    except MappingNeeded as exc:
+        if not previewing:
+            finish(job_id, JobStatus.FAILED, reason=exc.reason)
+            return None
+        # A review shows the likeliest header's columns, for a person to map them.
+        with session_scope() as session:
+            record_problem(session, job_id, exc)
+        return 0
     except SheetError as exc:
         finish(job_id, JobStatus.FAILED, reason=exc.reason)
         return None
     with session_scope() as session:
         record_summary(session, job_id, summary)
         aborted = False
-        # Rows without a name are errors only for new SKUs, which the database tells.
-        if on_error is OnError.ABORT and (summary.invalid_rows or summary.unnamed_rows):
+        # Rows without a name are errors only for new SKUs, which the database tells. A
+        # preview counts them all, and says so; the abort comes when it is confirmed.
+        abort_check = on_error is OnError.ABORT and not previewing
+        if abort_check and (summary.invalid_rows or summary.unnamed_rows):
             reason = record_abort(session, job_id, read_rows(out))
             if reason is not None:
                 finish_job(session, job_id, JobStatus.FAILED, reason=reason)
@@ -252,6 +274,56 @@ def write(
         if time.monotonic() - shown >= SHOW_EVERY_S or batch_no == batches:
             show(percent(batch_no * size), total)
             shown = time.monotonic()
+    return True
+
+
+def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> None:
+    """Apply a person's answer to the job's current preview (given at the run's resume)."""
+    with session_scope() as session:
+        job = get_job(session, job_id, for_update=True)
+        assert job is not None
+        try:
+            accept(session, job_id, round_=job.review_round, answer=answer)
+        except ValueError as exc:  # a mapping naming no field: the job keeps waiting
+            refuse_answer(session, job_id, str(exc))
+
+
+def release_review(job_id: uuid.UUID) -> JobView:
+    """A review whose run ended in its caller's process (`importer import --review`) waits
+    with no run: its answer starts a new one."""
+    with session_scope() as session:
+        job = get_job(session, job_id, for_update=True)
+        assert job is not None
+        if job.status is JobStatus.AWAITING_REVIEW:
+            job.flow_run_id = None
+        return job_view(job)
+
+
+def preview_text(job_id: uuid.UUID) -> str:
+    """The job's preview as Markdown."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        return review_text(job)
+
+
+def is_previewing(job_id: uuid.UUID) -> bool:
+    """The job's next pass is a review's preview (nothing is written)."""
+    return view(job_id).previewing
+
+
+def close_preview(job_id: uuid.UUID) -> bool:
+    """End a preview pass: True when the job now waits for its review (its rows file is
+    let go: a confirmed import reads its file again); False when it was confirmed
+    meanwhile and is written now, from its first batch. A job that may not be written
+    (on_error=abort with invalid rows) is failed, and True returned too."""
+    with session_scope() as session:
+        outcome = end_preview(session, job_id)
+    if outcome == "":
+        return False
+    if outcome is not None:
+        finish(job_id, JobStatus.FAILED, reason=outcome)
+    forget_rows(job_id)
     return True
 
 

@@ -22,7 +22,7 @@ from itemsheet.importing import JobOptions, create_job, create_refused_job
 from itemsheet.storage import StoredFile, store_path, store_stream
 from settings import get_settings
 
-ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING)
+ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.AWAITING_REVIEW)
 DEFAULT_FILENAME = "upload"
 
 

@@ -34,6 +34,8 @@ class Resumer(Protocol):
 
     async def mark_crashed(self, flow_run_id: uuid.UUID, message: str) -> None: ...
 
+    async def cancel(self, flow_run_id: uuid.UUID) -> None: ...
+
     async def retry_import(
         self, job_id: uuid.UUID, *, filename: str, attempt: int
     ) -> uuid.UUID: ...
@@ -41,7 +43,11 @@ class Resumer(Protocol):
 
 def policy_of(settings: Settings) -> Policy:
     """The recovery rules' settings."""
-    return Policy(stale_after_s=settings.stale_after_s, max_attempts=settings.max_attempts)
+    return Policy(
+        stale_after_s=settings.stale_after_s,
+        max_attempts=settings.max_attempts,
+        review_ttl_s=settings.review_ttl_h * 3600,
+    )
 
 
 async def reconcile_once(resumer: Resumer, settings: Settings) -> dict[uuid.UUID, Act]:
@@ -65,6 +71,11 @@ async def reconcile_once(resumer: Resumer, settings: Settings) -> dict[uuid.UUID
         if action.crash_run and job.flow_run_id is not None:
             silence = f"no heartbeat for {settings.stale_after_s:.0f} s; its process is gone"
             await resumer.mark_crashed(job.flow_run_id, silence)
+        if action.cancel_run and job.flow_run_id is not None:
+            try:
+                await resumer.cancel(job.flow_run_id)
+            except TriggerUnavailable as exc:  # the job has ended; the run is Prefect's
+                logger.warning("could not cancel flow run %s: %s", job.flow_run_id, exc)
         if action.act in (Act.RESUME, Act.RESTART):
             if await _start_run(resumer, job, action.act):
                 done[job.job_id] = action.act

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 from prefect.states import Cancelled, Cancelling, Crashed
@@ -18,6 +21,9 @@ from itemsheet.recovery import RunState
 from orchestration.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, WORK_POOL, qualified
 
 TRY_AGAIN = "; try again shortly"
+# How long a review's answer waits for its run to suspend: 40 looks, 0.25 s apart.
+RESUME_LOOKS = 40
+RESUME_LOOK_S = 0.25
 # A worker that has not beaten for this many heartbeat intervals is taken as gone.
 WORKER_SILENCE_BEATS = 3
 
@@ -142,10 +148,34 @@ class PrefectTrigger:
             run = await client.read_flow_run(flow_run_id)
             if run.state is None or run.state.is_final():
                 return
-            if run.state.type in (StateType.SCHEDULED, StateType.PENDING):
+            # No process runs these (a suspended review's neither): cancelled at once.
+            if run.state.type in (StateType.SCHEDULED, StateType.PENDING, StateType.PAUSED):
                 await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
             else:
                 await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+
+    async def resume_review(self, flow_run_id: uuid.UUID, answer: dict[str, Any]) -> str:
+        """Resume a review's suspended run with the person's answer (`ReviewInput`'s
+        fields): "resumed"; "busy" when the run is already on its way again (someone
+        answered first); "ended" when it ended or is gone, so a new run must carry on."""
+        with reaching_prefect(TRY_AGAIN):
+            client = await self._prefect()
+            # The run suspends a moment after its job shows `awaiting_review`.
+            for _ in range(RESUME_LOOKS):
+                try:
+                    run = await client.read_flow_run(flow_run_id)
+                except ObjectNotFound:
+                    return "ended"
+                state = run.state
+                if state is None or state.is_final():
+                    return "ended"
+                if state.is_paused():
+                    result = await client.resume_flow_run(flow_run_id, run_input=answer)
+                    return "resumed" if result.status is SetStateStatus.ACCEPT else "busy"
+                if not state.is_running():
+                    return "busy"
+                await asyncio.sleep(RESUME_LOOK_S)
+        return "busy"
 
     async def run_state(self, flow_run_id: uuid.UUID) -> RunState | None:
         """The state of a flow run; None when Prefect does not know it."""

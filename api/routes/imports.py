@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Annotated, Any
@@ -20,10 +21,12 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import bearer_token
 from api.deps import JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep, get_dispatcher
 from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobPage, JobProgress
 from api.views import job_links, job_progress
 from db.models import JobSource, JobStatus, OnError
+from itemsheet.header import explicit_mapping
 from itemsheet.importing import JobOptions
 from itemsheet.jobs import (
     JobView,
@@ -67,13 +70,36 @@ async def upload_import(
     on_error: Annotated[OnError, Form()] = OnError.SKIP,
     dry_run: Annotated[bool, Form()] = False,
     force: Annotated[bool, Form(description="Import even if the same import runs.")] = False,
+    mapping: Annotated[
+        str | None,
+        Form(
+            max_length=100_000,
+            description='JSON object, sheet header -> field or null (ignored): {"Artikelnummer":'
+            ' "sku", "Notiz": null}. Other headers are mapped as usual.',
+        ),
+    ] = None,
+    header_row: Annotated[
+        int | None, Form(ge=1, le=1_048_576, description="The header's row number, if known.")
+    ] = None,
+    review: Annotated[
+        bool, Form(description="Preview first; write only once confirmed (`/confirm`).")
+    ] = False,
 ) -> ImportAccepted | JSONResponse:
     """Store the file and start its import; the workbook is read by the flow run, not here."""
+    if review and dry_run:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "a dry run writes nothing, so it needs no review; choose one of the two",
+        )
     options = JobOptions(
         sheet=sheet or None,
         on_error=on_error,
         dry_run=dry_run,
         batch_size=settings.rows_per_batch(),
+        mapping=_mapping_form(mapping),
+        header_row=header_row,
+        review=review,
+        requested_by=requester(request),
     )
     try:
         stored = await run_in_threadpool(
@@ -101,7 +127,7 @@ async def upload_import(
     # The flow run reads the job, so it must be committed before Prefect hears of it. The
     # run is created after the answer is sent: the upload never waits for Prefect.
     await run_in_threadpool(session.commit)
-    _dispatch(request, background, job.id)
+    dispatch_after_answer(request, background, job.id)
     links = job_links(request, job.id)
     return ImportAccepted(
         job_id=job.id,
@@ -171,11 +197,38 @@ async def retry_import(
     """Run a failed or cancelled job again; it resumes after its last committed batch."""
     job = await run_in_threadpool(reopen_for_retry, session, job_id)
     await run_in_threadpool(session.commit)
-    _dispatch(request, background, job.id)
+    dispatch_after_answer(request, background, job.id)
     return job_view(job)
 
 
-def _dispatch(request: Request, background: BackgroundTasks, job_id: uuid.UUID) -> None:
+def _mapping_form(text: str | None) -> dict[str, str | None] | None:
+    """The `mapping` form field, checked; 422 with a sentence when it is not one."""
+    if not text or not text.strip():
+        return None
+    try:
+        given = json.loads(text)
+    except ValueError:
+        given = None
+    if not isinstance(given, dict) or not all(isinstance(v, str | None) for v in given.values()):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            'mapping must be a JSON object of header -> field or null, like {"Preis": "price"}',
+        )
+    try:
+        return explicit_mapping(given)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+def requester(request: Request) -> str:
+    """Who asked, as far as the service knows: the API key's last characters, or the page."""
+    token = bearer_token(request.scope.get("headers", []))
+    if token:
+        return f"API key ...{token[-4:]}"
+    return "web page" if request.headers.get("sec-fetch-mode") == "cors" else "API"
+
+
+def dispatch_after_answer(request: Request, background: BackgroundTasks, job_id: uuid.UUID) -> None:
     """Have the job's run created once the answer is sent."""
     dispatcher = get_dispatcher(request)
     if dispatcher.running:

@@ -28,6 +28,10 @@ class FakeTrigger:
     started: list[tuple[uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
     keys: dict[str, uuid.UUID] = field(default_factory=dict)
     cancelled: list[uuid.UUID] = field(default_factory=list)
+    resumed: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
+    # What `resume_review` answers: a suspended run is "resumed" (Prefect: the run starts
+    # again), "busy" (already on its way) or "ended".
+    resume_answer: str = "resumed"
     is_healthy: bool = True
     # Set on each start, for tests whose dispatcher runs in the app's own task.
     a_run_started: threading.Event = field(default_factory=threading.Event)
@@ -42,6 +46,10 @@ class FakeTrigger:
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         self.cancelled.append(flow_run_id)
+
+    async def resume_review(self, flow_run_id: uuid.UUID, answer: dict[str, Any]) -> str:
+        self.resumed.append((flow_run_id, answer))
+        return self.resume_answer
 
     async def readiness(self) -> Readiness:
         if not self.is_healthy:
@@ -58,6 +66,9 @@ class UnavailableTrigger:
         raise TriggerUnavailable(UNAVAILABLE)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
+        raise TriggerUnavailable(UNAVAILABLE)
+
+    async def resume_review(self, flow_run_id: uuid.UUID, answer: dict[str, Any]) -> str:
         raise TriggerUnavailable(UNAVAILABLE)
 
     async def readiness(self) -> Readiness:

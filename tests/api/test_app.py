@@ -61,7 +61,11 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "/api/excel/import/{job_id}/errors.csv",
         "/api/excel/import/{job_id}/cancel",
         "/api/excel/import/{job_id}/retry",
+        "/api/excel/import/{job_id}/preview",
+        "/api/excel/import/{job_id}/confirm",
+        "/api/excel/import/{job_id}/reject",
         "/api/excel/imports",
+        "/api/excel/mappings",
         "/api/health",
         "/metrics",
     }

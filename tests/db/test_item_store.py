@@ -240,3 +240,30 @@ def test_nameless_new_skus_are_the_ones_not_stored(db: None) -> None:
 
 def _merge_after_check(session: Session) -> MergeCounts:
     return merge_items(session, frame([{"sku": "A", "name": "Alpha 2"}]), now=T1)
+
+
+def test_a_dry_run_describes_the_changes_it_counts_field_by_field(db: None) -> None:
+    merge(BASE)
+    batch = [
+        {**BASE[0], "name": "Alpha 2", "price": Decimal("1.50")},  # name changes, price same
+        {**BASE[1], "price": Decimal("0.25")},  # null -> value
+        {**BASE[2]},  # unchanged: not described
+        {"sku": "D", "name": "Delta", "description": None, "price": Decimal("7"), "quantity": 0},
+    ]
+    with session_scope() as session:
+        counts = merge_items(session, frame(batch), now=T1, dry_run=True, changes=10)
+    assert (counts.created, counts.updated, counts.unchanged) == (1, 2, 1)
+    assert list(counts.changes) == [
+        {"sku": "A", "action": "update", "fields": {"name": ["Alpha", "Alpha 2"]}},
+        {"sku": "B", "action": "update", "fields": {"price": [None, "0.25"]}},
+        # A new item shows the values it would get (empty ones are left out).
+        {
+            "sku": "D",
+            "action": "create",
+            "fields": {"name": [None, "Delta"], "price": [None, "7"], "quantity": [None, 0]},
+        },
+    ]
+    with session_scope() as session:
+        limited = merge_items(session, frame(batch), now=T1, dry_run=True, changes=1)
+    assert [c["sku"] for c in limited.changes] == ["A"]
+    assert items()["A"]["name"] == "Alpha"  # still nothing written

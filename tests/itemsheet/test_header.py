@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from itemsheet.errors import SheetError
+from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.fields import field_for_header
-from itemsheet.header import find_header
+from itemsheet.header import (
+    MappingChoice,
+    SavedMapping,
+    explicit_mapping,
+    find_header,
+    header_key,
+)
 from tests.itemsheet.grids import grid_of
 
 
@@ -71,3 +77,104 @@ def test_unknown_columns_become_warnings() -> None:
         "column 'Colour' is not an item field and was ignored",
         "column 'Weight' is not an item field and was ignored",
     ]
+
+
+GERMAN = [["Artikelnummer", "Bezeichnung", "Preis", "Notiz"], ["A-1", "Apfel", "1.5", "x"]]
+
+
+def test_an_explicit_mapping_names_the_columns_aliases_do_not_know() -> None:
+    choice = MappingChoice(explicit_mapping({"Artikelnummer": "sku", "Bezeichnung": "name"}))
+    header = find_header(grid_of(GERMAN).frame, choice=choice)
+    assert header.columns == {"sku": "c0", "name": "c1"}
+    assert header.source == "explicit"
+    assert header.mapping == {
+        "artikelnummer": "sku",
+        "bezeichnung": "name",
+        "preis": None,
+        "notiz": None,
+    }
+    # Columns nobody mapped are still named as ignored.
+    assert header.warnings == [
+        "column 'Preis' is not an item field and was ignored",
+        "column 'Notiz' is not an item field and was ignored",
+    ]
+
+
+def test_a_column_mapped_to_nothing_is_ignored_without_a_warning() -> None:
+    rows = [["SKU", "Name", "Price"], ["A-1", "Apple", "2"]]
+    choice = MappingChoice(explicit_mapping({"price": None}))
+    header = find_header(grid_of(rows).frame, choice=choice)
+    assert header.columns == {"sku": "c0", "name": "c1"}
+    assert header.warnings == []
+
+
+def test_a_saved_mapping_reads_a_sheet_with_the_same_headers_in_any_order_and_case() -> None:
+    saved_for = grid_of([["artikelnummer", "PREIS", "bezeichnung", "notiz"]]).frame.row(0)
+    saved = SavedMapping(
+        {"artikelnummer": "sku", "bezeichnung": "name", "preis": "price", "notiz": None},
+        saved_by="cli (ana)",
+        saved_at="2026-11-30T10:00:00+00:00",
+    )
+    choice = MappingChoice(saved={header_key(list(saved_for)): saved})
+    header = find_header(grid_of([["Title"], *GERMAN]).frame, choice=choice)
+    assert header.index == 1
+    assert header.columns == {"sku": "c0", "name": "c1", "price": "c2"}
+    assert header.source == "saved"
+    assert header.warnings == [
+        "columns were mapped by the mapping saved for these headers by 'cli (ana)' on 2026-11-30"
+    ]
+    # An explicit mapping still wins over the saved one.
+    mine = MappingChoice(explicit_mapping({"Preis": None}), choice.saved)
+    assert "price" not in find_header(grid_of(GERMAN).frame, choice=mine).columns
+
+
+def test_the_header_row_can_be_named_and_must_then_hold_the_sku() -> None:
+    rows = [["SKU", "note"], ["x", "y"], ["SKU", "Price"], ["A-1", "3"]]
+    grid = grid_of(rows)
+    header = find_header(grid.frame, grid.rows, MappingChoice(header_row=3))
+    assert (header.index, header.row, header.columns) == (2, 3, {"sku": "c0", "price": "c1"})
+    with pytest.raises(MappingNeeded, match="row 2 has no SKU column") as caught:
+        find_header(grid.frame, grid.rows, MappingChoice(header_row=2))
+    assert [c["header"] for c in caught.value.columns] == ["x", "y"]
+    with pytest.raises(SheetError, match="the sheet has no row 9"):
+        find_header(grid.frame, grid.rows, MappingChoice(header_row=9))
+
+
+def test_without_an_sku_the_likeliest_header_is_offered_with_sample_values() -> None:
+    rows = [["Price list 2026"], *GERMAN, ["A-2", "Birne", "2", ""]]
+    with pytest.raises(MappingNeeded) as caught:
+        find_header(grid_of(rows).frame)
+    assert caught.value.header_row == 2
+    assert [(c["header"], c["field"], c["samples"]) for c in caught.value.columns] == [
+        ("Artikelnummer", None, ["A-1", "A-2"]),
+        ("Bezeichnung", None, ["Apfel", "Birne"]),
+        ("Preis", None, ["1.5", "2"]),
+        ("Notiz", None, ["x"]),
+    ]
+
+
+def test_two_columns_mapped_to_one_field_need_a_new_mapping() -> None:
+    choice = MappingChoice(explicit_mapping({"Artikelnummer": "sku", "Notiz": "sku"}))
+    with pytest.raises(MappingNeeded, match="'Artikelnummer' and 'Notiz' both map to sku"):
+        find_header(grid_of(GERMAN).frame, choice=choice)
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ({"Preis": "cost"}, "the mapping of 'Preis' names 'cost', which is not a field"),
+        ({"  ": "sku"}, "a mapping names an empty header"),
+    ],
+)
+def test_a_mapping_naming_no_field_is_refused_in_one_sentence(
+    given: dict[str, str | None], reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        explicit_mapping(given)
+
+
+def test_a_mapping_is_keyed_by_the_normalised_header_and_field_case_is_free() -> None:
+    assert explicit_mapping({" Unit_Price* ": "PRICE", "Notiz": ""}) == {
+        "unit price": "price",
+        "notiz": None,
+    }

@@ -144,3 +144,52 @@ def test_one_attempt_means_no_automatic_resume() -> None:
 )
 def test_after_run(end: RunEnd, deployed: bool, asked: bool, outcome: Outcome) -> None:
     assert after_run(end, deployed=deployed, asked_to_cancel=asked) is outcome
+
+
+R = JobStatus.AWAITING_REVIEW
+DAY_S = 24 * 3600.0
+
+
+def review(*, ready_s_ago: float, run: uuid.UUID | None = RUN) -> JobFacts:
+    """A preview waiting for a person since `ready_s_ago` seconds before NOW."""
+    facts = job(R, run=run)
+    return JobFacts(**{**vars(facts), "review_ready_at": NOW - timedelta(seconds=ready_s_ago)})
+
+
+REVIEW_CASES = [
+    ("suspended, fresh", review(ready_s_ago=60), S.PAUSED, Act.WAIT, False),
+    ("suspended, a second before expiry", review(ready_s_ago=DAY_S - 1), S.PAUSED, Act.WAIT, False),
+    ("resumed, on its way", review(ready_s_ago=60), S.SCHEDULED, Act.WAIT, False),
+    ("resumed, running", review(ready_s_ago=60), S.RUNNING, Act.WAIT, False),
+    ("expired, run suspended", review(ready_s_ago=DAY_S), S.PAUSED, Act.CANCEL, True),
+    ("expired, run already ended", review(ready_s_ago=DAY_S), S.FAILED, Act.CANCEL, False),
+    (
+        "expired, no run (command line)",
+        review(ready_s_ago=DAY_S, run=None),
+        None,
+        Act.CANCEL,
+        False,
+    ),
+    ("no run (command line), fresh", review(ready_s_ago=60, run=None), None, Act.WAIT, False),
+    ("run cancelled in the UI", review(ready_s_ago=60), S.CANCELLED, Act.CANCEL, False),
+    ("run failed (Prefect's expiry)", review(ready_s_ago=60), S.FAILED, Act.CANCEL, False),
+    ("run deleted from Prefect", review(ready_s_ago=60), None, Act.CANCEL, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("facts", "run", "act", "cancel_run"),
+    [pytest.param(*case[1:], id=case[0]) for case in REVIEW_CASES],
+)
+def test_decide_review(facts: JobFacts, run: RunState | None, act: Act, cancel_run: bool) -> None:
+    action = decide(facts, run, NOW, Policy(stale_after_s=60, max_attempts=3, review_ttl_s=DAY_S))
+    assert (action.act, action.cancel_run, action.crash_run) == (act, cancel_run, False)
+    if act is Act.CANCEL:
+        assert action.reason is not None and action.reason.endswith("nothing was written")
+
+
+def test_an_expired_review_says_after_how_long() -> None:
+    action = decide(review(ready_s_ago=7200), S.PAUSED, NOW, Policy(60, 3, review_ttl_s=3600))
+    assert action.reason == (
+        "nobody confirmed the import within 1 h of its preview; nothing was written"
+    )

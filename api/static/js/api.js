@@ -31,14 +31,20 @@ export function sentence(text) {
   return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
-/** GET or POST JSON; never throws for HTTP answers, only gives status 0 for network failures. */
-export async function requestJson(method, path, params = {}) {
+/**
+ * GET or POST JSON (`body`, when given, is sent as JSON); never throws for HTTP answers, only
+ * gives status 0 for network failures.
+ */
+export async function requestJson(method, path, params = {}, body = undefined) {
   let response;
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   try {
     response = await fetch(apiUrl(path, params), {
       method,
-      headers: withKey({ Accept: "application/json" }),
+      headers: withKey(headers),
       cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
     return { ok: false, status: 0, data: null };

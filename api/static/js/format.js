@@ -47,5 +47,7 @@ export function formatTime(iso) {
 
 /** A status word as a label: "processing" -> "Processing". */
 export function statusLabel(status) {
-  return status ? status[0].toUpperCase() + status.slice(1) : "";
+  if (!status) return "";
+  const words = status.replaceAll("_", " ");
+  return words[0].toUpperCase() + words.slice(1);
 }

@@ -5,6 +5,7 @@ import { byId, notify, setText, show } from "./dom.js";
 import { createErrorTable } from "./errors.js";
 import { FINAL_STATUSES, followJob } from "./follow.js";
 import { createProgressView } from "./progress.js";
+import { createReview } from "./review.js";
 
 const CONNECTION_NOTES = {
   live: "",
@@ -23,6 +24,13 @@ export function createJobView({ onChange }) {
   const connection = byId("job-connection");
   const progress = createProgressView();
   const errors = createErrorTable();
+  const review = createReview({
+    onAnswered: (action) => {
+      progress.say(action === "reject" ? "Import cancelled; nothing was written."
+        : action === "remap" ? "Previewing again with the new columns…"
+          : "Confirmed; the import is being written.");
+    },
+  });
   let jobId = null;
   let stopFollowing = null;
   let lastStatus = null;
@@ -44,7 +52,9 @@ export function createJobView({ onChange }) {
 
   function render(job) {
     progress.render(job);
-    const running = !FINAL_STATUSES.has(job.status);
+    review.update(job);
+    // A review is cancelled with its own button, which says what that means.
+    const running = !FINAL_STATUSES.has(job.status) && job.status !== "awaiting_review";
     show(cancelButton, running);
     cancelButton.disabled = Boolean(job.cancel_requested);
     setText(cancelButton, job.cancel_requested ? "Cancelling…" : "Cancel import");
@@ -106,6 +116,7 @@ export function createJobView({ onChange }) {
       jobId = null;
       progress.reset();
       errors.hide();
+      review.hide();
       notify(actionMessage, "");
       notify(connection, "");
       notify(byId("job-error"), "");

@@ -121,7 +121,12 @@ export function progressSentence(job) {
       return job.waiting_for ? `Waiting to start: ${job.waiting_for}…` : "Waiting for the import to start…";
     case "processing":
       if (job.cancel_requested) return `Stopping after the current batch at ${of}…`;
+      if (job.previewing) return total === null ? "Reading the sheet…" : `Previewing ${of}`;
       return total === null ? "Reading the sheet…" : `Processing ${of}`;
+    case "awaiting_review":
+      return job.total_rows === null
+        ? "Waiting for you: map the columns below"
+        : `Previewed ${total} items; waiting for you to confirm`;
     case "completed":
       return job.dry_run ? `Checked ${of}; nothing was written (dry run)` : `Processed ${of}`;
     case "cancelled":
@@ -157,6 +162,8 @@ function announcement(job) {
       const quarter = Math.floor(Number(job.percent) / 25) * 25;
       return quarter > 0 ? `Import ${quarter} % done.` : `Importing ${formatCount(job.total_rows)} items.`;
     }
+    case "awaiting_review":
+      return `Import of ${job.filename} awaits your review: ${counts} if confirmed.`;
     case "completed":
       return `Import completed: ${counts}.`;
     case "cancelled":

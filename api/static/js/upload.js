@@ -83,7 +83,10 @@ export function setUpUpload({ onStarted, onOpenJob }) {
     const sheet = byId("sheet-input").value.trim();
     if (sheet) body.append("sheet", sheet);
     body.append("on_error", byId("on-error-select").value);
-    body.append("dry_run", byId("dry-run-input").checked ? "true" : "false");
+    const dryRun = byId("dry-run-input").checked;
+    body.append("dry_run", dryRun ? "true" : "false");
+    // A dry run writes nothing, so there is nothing to review.
+    body.append("review", byId("review-input").checked && !dryRun ? "true" : "false");
     if (force) body.append("force", "true");
     const answer = await uploadImport(body, (sent, total) => {
       const percent = Math.floor((100 * sent) / total);
@@ -127,6 +130,11 @@ export function setUpUpload({ onStarted, onOpenJob }) {
       notify(message, text);
     }
   }
+
+  const reviewInput = byId("review-input");
+  byId("dry-run-input").addEventListener("change", (event) => {
+    reviewInput.disabled = event.target.checked;
+  });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -1,0 +1,188 @@
+// The review of an import started with "Review before importing": its columns (one select
+// each), the counts and changes a confirmed import would make, and Confirm / Cancel.
+
+import { describeAnswer, jobPath, requestJson, sentence } from "./api.js";
+import { byId, el, notify, replaceChildren, setText, show } from "./dom.js";
+import { formatCount } from "./format.js";
+
+const IGNORE = "";
+
+/** The review panel; `onAnswered(action)` hears a confirm, a new preview or a reject. */
+export function createReview({ onAnswered }) {
+  const panel = byId("review");
+  const columnsBody = byId("review-columns-body");
+  const applyButton = byId("review-apply");
+  const confirmButton = byId("review-confirm");
+  const rejectButton = byId("review-reject");
+  const message = byId("review-message");
+  let jobId = null;
+  let shownRound = null;
+  let columns = [];
+  let loading = false;
+  let hasProblem = false;
+
+  /** The mapping the selects show now: header key -> field or null. */
+  function chosenMapping() {
+    const mapping = {};
+    for (const select of columnsBody.querySelectorAll("select")) {
+      mapping[select.dataset.key] = select.value === IGNORE ? null : select.value;
+    }
+    return mapping;
+  }
+
+  function changed() {
+    const mapping = chosenMapping();
+    return columns.some((c) => (mapping[c.key] ?? null) !== (c.field ?? null));
+  }
+
+  function drawColumns(preview) {
+    columns = preview.columns;
+    const rows = preview.columns.map((column) => {
+      const select = el(
+        "select",
+        { "data-key": column.key, "aria-label": `Field for the column ${column.header}` },
+        el("option", { value: IGNORE }, "Ignore"),
+        ...preview.fields.map((f) =>
+          el("option", { value: f.name }, f.required ? `${f.name} (required)` : f.name)),
+      );
+      select.value = column.field ?? IGNORE;
+      select.addEventListener("change", () => {
+        const dirty = changed();
+        show(applyButton, dirty);
+        setText(confirmButton, dirty ? "Preview and import" : "Confirm import");
+      });
+      return el("tr", {},
+        el("th", { scope: "row" }, column.header),
+        el("td", {}, select),
+        el("td", { className: "samples" }, column.samples.join(", ")));
+    });
+    replaceChildren(columnsBody, ...rows);
+    show(applyButton, false);
+    setText(confirmButton, "Confirm import");
+  }
+
+  function drawChanges(preview) {
+    const rows = preview.changes.map((change) => el("tr", {},
+      el("td", {}, change.row ?? ""),
+      el("td", {}, change.sku),
+      el("td", {}, change.action === "create" ? "New item" : "Update"),
+      el("td", { className: "diff" }, ...Object.entries(change.fields).map(([field, [before, after]]) =>
+        el("div", {},
+          el("span", { className: "diff-field" }, `${field}: `),
+          change.action === "create" ? "" : el("del", {}, shown(before)),
+          change.action === "create" ? "" : " → ",
+          el("ins", {}, shown(after))))),
+    ));
+    replaceChildren(byId("review-changes-body"), ...rows);
+    show(byId("review-changes"), rows.length > 0);
+    show(byId("review-changes-empty"), preview.counts !== null && rows.length === 0);
+  }
+
+  function drawErrors(preview) {
+    const rows = preview.errors.map((e) => el("tr", {},
+      el("td", {}, e.row), el("td", {}, e.column ?? ""), el("td", {}, e.value ?? ""),
+      el("td", {}, e.message)));
+    replaceChildren(byId("review-errors-body"), ...rows);
+    show(byId("review-errors"), rows.length > 0);
+  }
+
+  function draw(preview) {
+    shownRound = preview.round;
+    const counts = preview.counts;
+    setText(byId("review-summary"), counts
+      ? `${formatCount(counts.total_rows)} rows: ${formatCount(counts.created)} to create, `
+        + `${formatCount(counts.updated)} to update, ${formatCount(counts.unchanged)} unchanged, `
+        + `${formatCount(counts.failed)} failing. Nothing is written until you confirm.`
+      : "Map the columns, then preview again.");
+    hasProblem = Boolean(preview.problem);
+    notify(byId("review-problem"), preview.problem ? sentence(preview.problem) : "");
+    show(byId("review-changes-title"), counts !== null);
+    drawColumns(preview);
+    drawChanges(preview);
+    drawErrors(preview);
+    setText(byId("review-expiry"), preview.expires_at
+      ? `Unconfirmed, the import is cancelled at ${new Date(preview.expires_at).toLocaleString()}.`
+      : "");
+    confirmButton.disabled = false;
+    rejectButton.disabled = false;
+    show(panel, true);
+  }
+
+  async function load() {
+    if (loading) return;
+    loading = true;
+    const answer = await requestJson("GET", jobPath(jobId, "preview"));
+    loading = false;
+    if (!answer.ok) {
+      notify(message, describeAnswer(answer.status, answer.data));
+      show(panel, true);
+      return;
+    }
+    draw(answer.data);
+  }
+
+  /** Why the chosen columns cannot be sent, or "" when they can. */
+  function mappingProblem() {
+    const chosen = Object.values(chosenMapping()).filter((f) => f !== null);
+    if (!chosen.includes("sku")) return "Choose the column that holds the SKU.";
+    const twice = chosen.find((f, i) => chosen.indexOf(f) !== i);
+    return twice ? `The field ${twice} is chosen for two columns; keep one of them.` : "";
+  }
+
+  async function send(action) {
+    if (action !== "reject" && (changed() || action === "remap" || hasProblem)) {
+      const problem = mappingProblem();
+      if (problem) {
+        notify(message, problem);
+        return;
+      }
+    }
+    const mapping = changed() ? chosenMapping() : null;
+    const path = action === "remap" ? "preview" : action;
+    const body = action === "reject" ? undefined : { mapping };
+    confirmButton.disabled = true;
+    rejectButton.disabled = true;
+    applyButton.disabled = true;
+    notify(message, "");
+    const answer = await requestJson("POST", jobPath(jobId, path), {}, body);
+    applyButton.disabled = false;
+    if (!answer.ok) {
+      confirmButton.disabled = false;
+      rejectButton.disabled = false;
+      notify(message, describeAnswer(answer.status, answer.data));
+      return;
+    }
+    show(panel, false);
+    shownRound = null;
+    onAnswered(action);
+  }
+
+  applyButton.addEventListener("click", () => send("remap"));
+  confirmButton.addEventListener("click", () => send("confirm"));
+  rejectButton.addEventListener("click", () => send("reject"));
+
+  return {
+    /** Show the job's preview when it awaits its review; hide the panel otherwise. */
+    update(job) {
+      if (job.job_id !== jobId) {
+        jobId = job.job_id;
+        shownRound = null;
+      }
+      if (job.status !== "awaiting_review") {
+        show(panel, false);
+        return;
+      }
+      if (shownRound !== job.review_round) load();
+    },
+    hide() {
+      show(panel, false);
+      notify(message, "");
+      jobId = null;
+      shownRound = null;
+    },
+  };
+}
+
+function shown(value) {
+  return value === null || value === undefined || value === "" ? "(empty)" : String(value);
+}

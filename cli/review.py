@@ -1,0 +1,167 @@
+"""Review from the command line: show a preview, then confirm or reject it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import uuid
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.progress import follow_job
+from db.repository import get_job
+from db.session import session_scope
+from itemsheet.header import explicit_mapping
+from itemsheet.jobs import job_view
+from itemsheet.review import ReviewAnswer, ReviewConflict, accept, check_answerable
+
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+MapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help='A column mapping, "Header=field" (repeatable); "Header=" ignores the column.',
+    ),
+]
+
+
+def parse_maps(given: list[str] | None) -> dict[str, str | None] | None:
+    """`--map` options as an explicit mapping; BadParameter says what is wrong."""
+    if not given:
+        return None
+    pairs: dict[str, str | None] = {}
+    for item in given:
+        header, sep, target = item.rpartition("=")
+        if not sep or not header.strip():
+            raise typer.BadParameter(f'"{item}" is not Header=field', param_hint="--map")
+        pairs[header] = target.strip() or None
+    try:
+        return explicit_mapping(pairs)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--map") from None
+
+
+def print_preview(job_id: uuid.UUID) -> dict[str, Any]:
+    """Show the job's preview; returns it."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        preview = dict(job.preview or {})
+        filename = job.filename
+    out.print(f"[bold]{filename}[/] [cyan]awaiting review[/] (job {job_id}): nothing written yet")
+    if preview.get("problem"):
+        out.print(f"  [red]problem:[/] {preview['problem']}")
+    columns = Table("header", "field", "from", "samples", title="Columns")
+    for c in preview.get("columns") or []:
+        columns.add_row(
+            c["header"], c["field"] or "(ignored)", c["source"] or "", ", ".join(c["samples"])
+        )
+    out.print(columns)
+    if counts := preview.get("counts"):
+        out.print(
+            f"  rows {counts['total_rows']:,}: create {counts['created']:,},"
+            f" update {counts['updated']:,}, unchanged {counts['unchanged']:,},"
+            f" failed {counts['failed']:,}"
+        )
+    changes = Table("row", "sku", "change", title="Changes (first 50)")
+    for change in preview.get("changes") or []:
+        text = "; ".join(f"{f}: {b} -> {a}" for f, (b, a) in change["fields"].items())
+        changes.add_row(str(change["row"]), change["sku"], f"{change['action']}: {text}")
+    if preview.get("changes"):
+        out.print(changes)
+    for e in preview.get("errors") or []:
+        out.print(f"  [red]row {e['row']}:[/] {e['message']}")
+    return preview
+
+
+def ask(job_id: uuid.UUID, *, as_json: bool) -> ReviewAnswer | None:
+    """Show the preview and, on a terminal, ask whether to write it; None: leave it."""
+    preview = print_preview(job_id) if not as_json else {}
+    if as_json or not sys.stdin.isatty():
+        err.print(f"confirm with `importer confirm {job_id}` or `importer reject {job_id}`")
+        return None
+    if preview.get("problem"):
+        err.print("map the columns with `importer confirm JOB_ID --map Header=field`")
+        return None
+    return ReviewAnswer(confirm=typer.confirm("Write these changes?", default=False))
+
+
+def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> bool:
+    """Apply an answer; True when a run in this process must carry the job on.
+
+    A review started through the service waits in a suspended Prefect run, which is
+    resumed with the answer (a worker then carries it on); one started by `importer
+    import --review` has no run, and continues here.
+    """
+    from orchestration.trigger import PrefectTrigger
+
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        if job is None:
+            raise typer.BadParameter(f"no import job {job_id}")
+        try:
+            check_answerable(job)
+        except ReviewConflict as exc:
+            raise typer.BadParameter(str(exc)) from None
+        round_, run_id = job.review_round, job.flow_run_id
+    resumed = "ended"
+    if run_id is not None and answer.confirm:
+        form = {"confirm": True, "mapping": answer.mapping, "preview_only": False}
+
+        async def resume() -> str:
+            trigger = PrefectTrigger()
+            try:
+                return await trigger.resume_review(run_id, form)
+            finally:
+                await trigger.aclose()
+
+        resumed = asyncio.run(resume())
+    with session_scope() as session:
+        applied = accept(session, job_id, round_=round_, answer=answer)
+    if not applied and resumed != "resumed":
+        raise typer.BadParameter("this review was answered already")
+    if run_id is not None and not answer.confirm:
+
+        async def cancel() -> None:
+            trigger = PrefectTrigger()
+            try:
+                await trigger.cancel(run_id)
+            finally:
+                await trigger.aclose()
+
+        asyncio.run(cancel())
+    return answer.confirm and resumed == "ended"
+
+
+def run_here(job_id: uuid.UUID, *, as_json: bool) -> None:
+    """Carry the job on in this process, with a progress bar."""
+    from flows.import_items import import_items
+
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=follow_job,
+        args=(job_id, done, err),
+        kwargs={"quiet": as_json and not err.is_terminal},
+        daemon=True,
+    )
+    watcher.start()
+    try:
+        import_items(job_id=str(job_id), return_state=True)
+    finally:
+        done.set()
+        watcher.join()
+
+
+def view_json(job_id: uuid.UUID) -> str:
+    """The job with its preview, as one JSON line."""
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        return json.dumps({**job_view(job).model_dump(mode="json"), "preview": job.preview})

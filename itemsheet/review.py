@@ -1,0 +1,246 @@
+"""Review before writing: a preview pass, a wait for a person, and their answer.
+
+A job imported with `review` first runs a preview pass: the sheet is read and each batch
+is counted against the stored items exactly as a dry run counts it, and the first rows
+that would change are described field by field. The job then waits `awaiting_review`
+with no process of its own until a person confirms (optionally with another column
+mapping), asks for a new preview under another mapping, or rejects it; unanswered, it
+expires (`itemsheet.recovery`). A confirmed job is written as any other, from its first
+batch. Callers own every transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.models import ImportJob, JobStatus, utcnow
+from db.repository import delete_row_errors, get_job, list_row_errors
+from itemsheet.errors import MappingNeeded
+from itemsheet.fields import FIELDS
+from itemsheet.header import explicit_mapping
+from itemsheet.messages import ERROR_CHARS, clip
+
+PREVIEW_CHANGES = 50
+PREVIEW_ERRORS = 10
+REJECTED_REASON = "the import was rejected at its review; nothing was written"
+COUNTS = ("total_rows", "created", "updated", "unchanged", "failed")
+
+
+class ReviewConflict(Exception):
+    """The job is not waiting for a review answer (or that answer came already)."""
+
+
+@dataclass(frozen=True)
+class ReviewAnswer:
+    """A person's answer to a preview.
+
+    `confirm`: write the import (after a new preview pass if `mapping` changes the
+    columns); otherwise reject it, unless `preview_only`: show a new preview under
+    `mapping` and wait again. `mapping` is header -> field name or None, as given.
+    """
+
+    confirm: bool = True
+    mapping: dict[str, str | None] | None = None
+    preview_only: bool = False
+
+
+def pause_key(job: ImportJob) -> str:
+    """The key of the wait for the job's current preview (one per round)."""
+    return f"review-{job.review_round}"
+
+
+def start_preview(job: ImportJob, *, columns: list[dict[str, Any]], header_row: int) -> None:
+    """Begin the current round's preview (kept as it is when a crashed pass resumes)."""
+    if job.preview is not None and job.preview.get("round") == job.review_round:
+        return
+    job.preview = {
+        "round": job.review_round,
+        "header_row": header_row,
+        "columns": columns,
+        "changes": [],
+        "counts": None,
+        "errors": [],
+        "problem": None,
+    }
+
+
+def note_changes(job: ImportJob, changes: tuple[dict[str, Any], ...], rows: dict[str, int]) -> None:
+    """Add a batch's described changes to the preview (with their row numbers)."""
+    preview = dict(job.preview or {})
+    found = list(preview.get("changes") or [])
+    for change in changes[: PREVIEW_CHANGES - len(found)]:
+        found.append({"row": rows.get(change["sku"]), **change})
+    preview["changes"] = sorted(found, key=lambda c: c["row"] or 0)
+    job.preview = preview
+
+
+def wanted_changes(job: ImportJob) -> int:
+    """How many more changes the preview still describes."""
+    return max(0, PREVIEW_CHANGES - len((job.preview or {}).get("changes") or []))
+
+
+def _wait(job: ImportJob) -> None:
+    job.status = JobStatus.AWAITING_REVIEW
+    job.review_ready_at = utcnow()
+    job.heartbeat_at = None
+    job.updated_at = utcnow()
+
+
+def record_problem(session: Session, job_id: uuid.UUID, problem: MappingNeeded) -> None:
+    """A sheet whose SKU column was not found waits for a person to map its columns."""
+    job = _job(session, job_id)
+    job.preview = {
+        "round": job.review_round,
+        "header_row": problem.header_row,
+        "columns": problem.columns,
+        "changes": [],
+        "counts": None,
+        "errors": [],
+        "problem": clip(problem.reason, ERROR_CHARS),
+    }
+    _wait(job)
+
+
+def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
+    """Close the preview pass with its counts and first row errors.
+
+    None: the job now waits for a person. A job confirmed while it was previewed under a
+    new mapping is written at once: "" (its progress is reset for the real pass), or the
+    reason it fails instead (on_error=abort with invalid rows writes nothing).
+    """
+    job = _job(session, job_id, for_update=True)
+    preview = dict(job.preview or {})
+    if not preview.get("problem"):
+        preview["counts"] = {k: getattr(job, k) or 0 for k in COUNTS}
+        preview["errors"] = list_row_errors(session, job_id, limit=PREVIEW_ERRORS)
+    job.preview = preview
+    if job.reviewed_at is None or preview.get("problem"):
+        job.reviewed_at = None  # a confirmation needs columns that find the SKU
+        _wait(job)
+        return None
+    if job.on_error.value == "abort" and job.failed:
+        return (
+            f"{job.failed:,} of {job.total_rows or 0:,} rows are invalid and on_error is abort;"
+            " nothing was imported"
+        )
+    reset_progress(session, job)
+    job.previewing = False
+    return ""
+
+
+def reset_progress(session: Session, job: ImportJob) -> None:
+    """Forget a preview pass's counts and row errors, so the real pass starts afresh."""
+    delete_row_errors(session, job.id)
+    job.created = job.updated = job.unchanged = job.failed = 0
+    job.processed_rows = 0
+    job.last_batch = 0
+
+
+def accept(session: Session, job_id: uuid.UUID, *, round_: int, answer: ReviewAnswer) -> bool:
+    """Apply a person's answer to the preview of round `round_`; False if that preview
+    was answered already (the API's answer and the run that resumes both apply it)."""
+    job = _job(session, job_id, for_update=True)
+    if job.status is not JobStatus.AWAITING_REVIEW or job.review_round != round_:
+        return False
+    now = utcnow()
+    if not answer.confirm and not answer.preview_only:
+        job.status = JobStatus.CANCELLED
+        job.error = REJECTED_REASON
+        job.finished_at = now
+        job.review_ready_at = None
+        return True
+    new_mapping = explicit_mapping(answer.mapping) if answer.mapping is not None else None
+    remap = new_mapping is not None and new_mapping != (job.mapping or {})
+    reset_progress(session, job)
+    job.status = JobStatus.PENDING
+    job.review_ready_at = None
+    job.updated_at = now
+    if remap or answer.preview_only or (job.preview or {}).get("problem"):
+        # A new mapping (or none yet that finds the SKU) is previewed before anything is
+        # written; a confirmed one is then written at once by the same run.
+        job.mapping = new_mapping if new_mapping is not None else job.mapping
+        job.review_round += 1
+        job.previewing = True
+        job.total_rows = None
+    else:
+        job.previewing = False
+    if answer.confirm and not answer.preview_only:
+        job.reviewed_at = now
+    return True
+
+
+def refuse_answer(session: Session, job_id: uuid.UUID, reason: str) -> None:
+    """An answer that cannot be applied (a mapping naming no field): the job keeps
+    waiting, its preview says why, and the next wait is a new round."""
+    job = _job(session, job_id, for_update=True)
+    if job.status is not JobStatus.AWAITING_REVIEW:
+        return
+    job.preview = {**(job.preview or {}), "problem": clip(reason, ERROR_CHARS)}
+    job.review_round += 1
+
+
+def review_text(job: ImportJob) -> str:
+    """The preview in a few lines of Markdown (the Prefect UI's resume form shows it)."""
+    preview = job.preview or {}
+    lines = [f"**Review of {job.filename}** (nothing is written until it is confirmed)", ""]
+    if preview.get("problem"):
+        lines += [f"Problem: {preview['problem']}", ""]
+    if counts := preview.get("counts"):
+        lines.append(
+            f"{counts['total_rows']:,} rows: {counts['created']:,} to create,"
+            f" {counts['updated']:,} to update, {counts['unchanged']:,} unchanged,"
+            f" {counts['failed']:,} failing"
+        )
+    columns = [f"{c['header']} → {c['field'] or '(ignored)'}" for c in preview.get("columns") or []]
+    if columns:
+        lines += ["", "Columns: " + "; ".join(columns)]
+    for change in (preview.get("changes") or [])[:10]:
+        fields = ", ".join(f"{f}: {b} → {a}" for f, (b, a) in change["fields"].items())
+        lines.append(f"- row {change['row']} {change['action']} {change['sku']}: {fields}")
+    return "\n".join(lines)
+
+
+def check_answerable(job: ImportJob) -> None:
+    """Raise `ReviewConflict` unless the job waits for a review answer."""
+    if job.status is not JobStatus.AWAITING_REVIEW:
+        raise ReviewConflict(
+            f"the import is {job.status}, not awaiting review; there is nothing to confirm"
+        )
+
+
+def drift_warning(job: ImportJob) -> str | None:
+    """When a reviewed import ends with other counts than its preview: what changed."""
+    counts = (job.preview or {}).get("counts")
+    if not job.review or not counts:
+        return None
+    now = {k: getattr(job, k) or 0 for k in COUNTS}
+    if all(now[k] == counts.get(k) for k in COUNTS):
+        return None
+    said = ", ".join(f"{counts.get(k, 0):,} {k}" for k in COUNTS[1:])
+    made = ", ".join(f"{now[k]:,} {k}" for k in COUNTS[1:])
+    return (
+        f"the items changed between the preview and the import: the preview counted {said};"
+        f" the import made {made}"
+    )
+
+
+def expires_at(job: ImportJob, ttl: timedelta) -> datetime | None:
+    """When an unanswered review is cancelled."""
+    return job.review_ready_at + ttl if job.review_ready_at is not None else None
+
+
+def field_choices() -> list[dict[str, Any]]:
+    """The fields a column can be mapped to, for a mapping form."""
+    return [{"name": f.name, "required": f.name == "sku"} for f in FIELDS]
+
+
+def _job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> ImportJob:
+    job = get_job(session, job_id, for_update=for_update)
+    if job is None:
+        raise LookupError(f"import job {job_id} does not exist")
+    return job
