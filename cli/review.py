@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.progress import follow_job
-from db.repository import get_job
+from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.header import explicit_mapping
 from itemsheet.jobs import job_view
@@ -159,9 +159,11 @@ def run_here(job_id: uuid.UUID, *, as_json: bool) -> None:
         watcher.join()
 
 
-def view_json(job_id: uuid.UUID) -> str:
-    """The job with its preview, as one JSON line."""
+def view_json(job_id: uuid.UUID, *, errors: int = 100) -> str:
+    """The job as `--json` prints it (its first row errors too), with its preview."""
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
         assert job is not None
-        return json.dumps({**job_view(job).model_dump(mode="json"), "preview": job.preview})
+        shown = job_view(job).model_dump(mode="json")
+        first = list_row_errors(session, job_id, limit=errors)
+        return json.dumps({**shown, "errors": first, "preview": job.preview})

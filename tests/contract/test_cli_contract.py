@@ -363,7 +363,8 @@ def check_report_shape(run: Run) -> None:
     report = run.report
     missing = REPORT_KEYS - report.keys()
     assert not missing, f"report lacks {sorted(missing)}\n{run.describe()}"
-    assert report["status"] in ("completed", "failed", "cancelled"), run.describe()
+    ended = ("completed", "failed", "cancelled", "awaiting_review")
+    assert report["status"] in ended, run.describe()
     assert isinstance(report["warnings"], list), run.describe()
     assert all(isinstance(w, str) for w in report["warnings"]), run.describe()
     assert isinstance(report["errors"], list), run.describe()
@@ -1752,3 +1753,114 @@ def test_larger_file_in_batches_imports_every_row(
     assert len(stored) == 2500
     assert stored["K-02499"]["price"] == Decimal("624.75")
     assert stored["K-00001"]["quantity"] == 1
+
+
+# --- column mapping and review ---------------------------------------------------------
+
+GERMAN_HEADER = ["Artikelnummer", "Bezeichnung", "Preis"]
+GERMAN_MAPS = ("--map", "Artikelnummer=sku", "--map", "Bezeichnung=name", "--map", "Preis=price")
+
+
+@BOTH_DATABASES
+def test_headers_nobody_knows_import_by_map_options_and_later_by_the_saved_mapping(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    german = [GERMAN_HEADER, ["D-1", "Schraube", 0.1], ["D-2", "Mutter", 0.05]]
+    # Without a mapping the sheet has no SKU column.
+    refused = importer(write_xlsx(tmp_path / "de.xlsx", german))
+    assert refused.report["status"] == "failed"
+    assert refused.report["error"].startswith("no header row with an SKU column was found")
+
+    run = importer(write_xlsx(tmp_path / "de.xlsx", german), *GERMAN_MAPS)
+    assert_completed(run, created=2)
+    assert items(data_dir)["D-1"]["name"] == "Schraube"
+
+    # The same headers (in another order and case) need no --map any more.
+    later = [
+        ["PREIS", "artikelnummer", "Bezeichnung"],
+        [0.2, "D-1", "Schraube"],
+        [1, "D-3", "Bolzen"],
+    ]
+    again = importer(write_csv(tmp_path / "de2.csv", later))
+    assert_completed(again, created=1, updated=1)
+    assert again.report["warnings"][0].startswith(
+        "columns were mapped by the mapping saved for these headers by 'cli ("
+    )
+    assert items(data_dir)["D-1"]["price"] == Decimal("0.2")
+
+
+def test_a_header_row_given_by_number_is_used_below_a_decoy(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    rows = [
+        ["SKU list", "printed 2026"],
+        ["SKU", "Price"],
+        ["not", "data"],
+        ["SKU", "Name"],
+        ["E-1", "Eins"],
+    ]
+    run = importer(write_xlsx(tmp_path / "decoy.xlsx", rows), "--header-row", "4")
+    assert_completed(run, created=1)
+    assert items(data_dir)["E-1"]["name"] == "Eins"
+
+
+def test_a_map_option_naming_no_field_is_refused_before_anything_runs(
+    tmp_path: Path, run_cli_args: Any, data_dir: Path
+) -> None:
+    result = run_cli_args(
+        "import", str(write_xlsx(tmp_path / "x.xlsx", [HEADER, *DATA])), "--map", "Preis=cost"
+    )
+    assert result.exit_code == 2
+    said = re.sub(r"[│╭╮╰╯─\s]+", " ", result.output)
+    assert "the mapping of 'Preis' names 'cost', which is not a field" in said
+    assert not (data_dir / "importer.db").exists() or items(data_dir) == {}
+
+
+@pytest.fixture
+def run_cli_args(data_dir: Path, prefect_env: dict[str, str]) -> Callable[..., Any]:
+    """Run any `importer` command in this process against this test's data dir."""
+    from typer.testing import CliRunner
+
+    import flows.import_items  # noqa: F401 - binds Prefect's log handlers first
+    from cli.main import app
+    from db.session import reset_engines
+    from settings import get_settings
+
+    def run(*args: str) -> Any:
+        saved = dict(os.environ)
+        try:
+            for name in [k for k in os.environ if k.startswith("IMPORTER_")]:
+                del os.environ[name]
+            os.environ["IMPORTER_DATA_DIR"] = str(data_dir)
+            get_settings.cache_clear()
+            reset_engines()
+            return CliRunner().invoke(app, list(args))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
+            reset_engines()
+
+    return run
+
+
+def test_review_without_a_terminal_previews_then_confirm_writes_exactly_that(
+    tmp_path: Path, importer: Importer, data_dir: Path, run_cli_args: Any
+) -> None:
+    run = importer(write_xlsx(tmp_path / "new.xlsx", [HEADER, *DATA]), "--review")
+    assert run.returncode == 0
+    preview = run.report["preview"]
+    assert run.report["status"] == "awaiting_review"
+    assert preview["counts"] == {
+        "total_rows": 3,
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+    }
+    assert not (data_dir / "importer.db").exists() or items(data_dir) == {}
+
+    confirmed = run_cli_args("confirm", run.report["job_id"], "--json")
+    report = json.loads(confirmed.stdout.strip().splitlines()[-1])
+    assert (report["status"], report["created"]) == ("completed", 3)
+    assert items(data_dir) == EXPECTED
