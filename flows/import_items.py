@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.context import FlowRunContext
+from prefect.exceptions import Pause
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
@@ -189,17 +190,23 @@ class ReviewInput(RunInput):
 def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
     """Suspend the run until its review is answered; the answer once resumed.
 
-    The first call ends this process (Prefect's `Pause`): a waiting review holds no
-    worker and no process. The run that resumes calls it again with the same key, and
-    Prefect then hands back the answer given at "Resume" (the API gives it that way too).
+    The first call ends this process (Prefect's `Pause`, once the run is Suspended): a
+    waiting review holds no worker and no process. Only then does the job show
+    `awaiting_review`, so an answer always finds a run to resume. The run that resumes
+    calls this again with the same key, and Prefect hands back the answer given at
+    "Resume" (the API gives it that way too).
     """
     pending = running.view(key)
     ttl_s = int(get_settings().review_ttl_h * 3600)
     form = ReviewInput.with_initial_data(description=running.preview_text(key))
-    # Prefect's own expiry (where its service runs) comes after ours, which cancels the job.
-    answer = suspend_flow_run(
-        wait_for_input=form, key=f"review-{pending.review_round}", timeout=ttl_s + 3600
-    )
+    try:
+        # Prefect's own expiry (where its service runs) comes after ours, which ends both.
+        answer = suspend_flow_run(
+            wait_for_input=form, key=f"review-{pending.review_round}", timeout=ttl_s + 3600
+        )
+    except Pause:
+        running.await_review(key, run_ended=False)
+        raise
     assert answer is not None
     return ReviewAnswer(
         confirm=answer.confirm, mapping=answer.mapping, preview_only=answer.preview_only
@@ -226,15 +233,16 @@ def import_items(job_id: str) -> dict[str, Any]:
     deployed = deployed and context.flow_run.deployment_id is not None  # type: ignore[union-attr]
     while True:
         if running.view(key).status is JobStatus.AWAITING_REVIEW:
-            if not deployed:  # run in its caller's process, which asks the person itself
-                get_run_logger().info("job %s awaits its review", job_id)
-                return running.release_review(key).model_dump(mode="json")
-            # Suspends this run; the run resumed from the Prefect UI or by the API gets the
-            # answer (the API's own is already applied; applying it again does nothing).
+            # Resumed from the Prefect UI or by the API: the answer (the API's own is
+            # already applied; applying it again does nothing).
             running.answer_review(key, _wait_for_review(key))
         outcome = _attempt(key)
         if outcome is not None:
             return outcome
+        if not deployed:  # run in its caller's process, which asks the person itself
+            get_run_logger().info("job %s awaits its review", job_id)
+            return running.await_review(key, run_ended=True).model_dump(mode="json")
+        running.answer_review(key, _wait_for_review(key))  # suspends: this process ends
 
 
 def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
@@ -244,8 +252,6 @@ def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
     run_id = uuid.UUID(current_run.id) if current_run.id else None
     attempt = running.begin(key, run_id)
     if attempt is None:
-        if running.view(key).status is JobStatus.AWAITING_REVIEW:
-            return None
         logger.info("job %s has already ended; nothing to do", job_id)
         return _ended(key)
     with running.heartbeat(key, attempt):
@@ -257,7 +263,7 @@ def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
             if batches and not write_batches(job_id, attempt, batches):
                 return _cancelled(key)
             if running.close_preview(key):
-                if running.view(key).status is not JobStatus.AWAITING_REVIEW:
+                if running.view(key).status is JobStatus.FAILED:
                     return _ended(key)  # confirmed during its preview, but may not be written
                 _show_preview(key)
                 return None

@@ -115,14 +115,15 @@ def decide(job: JobFacts, run: RunState | None, now: datetime, policy: Policy) -
     return WAIT  # ended: only a person's retry moves it
 
 
-# A suspended review's run in one of these can no longer be resumed.
+# A run in one of these can no longer be resumed or cancelled.
 RUN_ENDED = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.CRASHED})
 
 
 def _decide_review(job: JobFacts, run: RunState | None, now: datetime, policy: Policy) -> Action:
     """A preview waiting for a person: cancelled once it expires, or once its suspended
-    run was ended in Prefect (a cancel in the UI). A review run in its caller's own
-    process (`importer import --review`) has no run to wait on."""
+    run was cancelled in Prefect (the UI's cancel). A run that ended otherwise (a worker
+    stopped it as it was suspending; `importer import --review` has none) leaves the
+    review as it is: its answer starts a new run."""
     ready = job.review_ready_at or job.updated_at
     if now - ready >= timedelta(seconds=policy.review_ttl_s):
         hours = policy.review_ttl_s / 3600
@@ -131,11 +132,10 @@ def _decide_review(job: JobFacts, run: RunState | None, now: datetime, policy: P
             f"nobody confirmed the import within {hours:g} h of its preview; nothing was written",
             cancel_run=job.flow_run_id is not None and run not in RUN_ENDED,
         )
-    if job.flow_run_id is not None and (run is None or run in RUN_ENDED):
-        ended = f"ended as {run.value.title()}" if run else "is gone from Prefect"
+    if job.flow_run_id is not None and run is RunState.CANCELLED:
         return Action(
             Act.CANCEL,
-            f"its Prefect flow run {ended} while the import awaited its review;"
+            "its Prefect flow run was cancelled while the import awaited its review;"
             " nothing was written",
         )
     return WAIT

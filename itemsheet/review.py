@@ -24,6 +24,7 @@ from itemsheet.errors import MappingNeeded
 from itemsheet.fields import FIELDS
 from itemsheet.header import explicit_mapping
 from itemsheet.messages import ERROR_CHARS, clip
+from itemsheet.recovery import CANCELLED_REASON
 
 PREVIEW_CHANGES = 50
 PREVIEW_ERRORS = 10
@@ -84,15 +85,26 @@ def wanted_changes(job: ImportJob) -> int:
     return max(0, PREVIEW_CHANGES - len((job.preview or {}).get("changes") or []))
 
 
-def _wait(job: ImportJob) -> None:
+def await_answer(session: Session, job_id: uuid.UUID) -> ImportJob | None:
+    """The job now waits for its answer (its run has suspended, or ended in its caller's
+    process); None when it moved on meanwhile (a cancel)."""
+    job = _job(session, job_id, for_update=True)
+    if job.status is not JobStatus.PROCESSING or not job.previewing:
+        return None
+    if job.cancel_requested:  # asked while the preview was closing: nobody is waiting
+        job.status = JobStatus.CANCELLED
+        job.error = CANCELLED_REASON
+        job.finished_at = utcnow()
+        return None
     job.status = JobStatus.AWAITING_REVIEW
     job.review_ready_at = utcnow()
     job.heartbeat_at = None
     job.updated_at = utcnow()
+    return job
 
 
 def record_problem(session: Session, job_id: uuid.UUID, problem: MappingNeeded) -> None:
-    """A sheet whose SKU column was not found waits for a person to map its columns."""
+    """A sheet whose columns cannot be read as mapped waits for a person to map them."""
     job = _job(session, job_id)
     job.preview = {
         "round": job.review_round,
@@ -103,15 +115,15 @@ def record_problem(session: Session, job_id: uuid.UUID, problem: MappingNeeded) 
         "errors": [],
         "problem": clip(problem.reason, ERROR_CHARS),
     }
-    _wait(job)
 
 
 def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     """Close the preview pass with its counts and first row errors.
 
-    None: the job now waits for a person. A job confirmed while it was previewed under a
-    new mapping is written at once: "" (its progress is reset for the real pass), or the
-    reason it fails instead (on_error=abort with invalid rows writes nothing).
+    None: the job is to wait for a person (`await_answer`, once its run has suspended).
+    A job confirmed while it was previewed under a new mapping is written at once: ""
+    (its progress is reset for the real pass), or the reason it fails instead
+    (on_error=abort with invalid rows writes nothing).
     """
     job = _job(session, job_id, for_update=True)
     preview = dict(job.preview or {})
@@ -121,7 +133,6 @@ def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     job.preview = preview
     if job.reviewed_at is None or preview.get("problem"):
         job.reviewed_at = None  # a confirmation needs columns that find the SKU
-        _wait(job)
         return None
     if job.on_error.value == "abort" and job.failed:
         return (

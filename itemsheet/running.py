@@ -46,6 +46,7 @@ from itemsheet.retention import removed_reason
 from itemsheet.review import (
     ReviewAnswer,
     accept,
+    await_answer,
     end_preview,
     record_problem,
     refuse_answer,
@@ -288,17 +289,6 @@ def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> None:
             refuse_answer(session, job_id, str(exc))
 
 
-def release_review(job_id: uuid.UUID) -> JobView:
-    """A review whose run ended in its caller's process (`importer import --review`) waits
-    with no run: its answer starts a new one."""
-    with session_scope() as session:
-        job = get_job(session, job_id, for_update=True)
-        assert job is not None
-        if job.status is JobStatus.AWAITING_REVIEW:
-            job.flow_run_id = None
-        return job_view(job)
-
-
 def preview_text(job_id: uuid.UUID) -> str:
     """The job's preview as Markdown."""
     with session_scope(write=False) as session:
@@ -313,7 +303,7 @@ def is_previewing(job_id: uuid.UUID) -> bool:
 
 
 def close_preview(job_id: uuid.UUID) -> bool:
-    """End a preview pass: True when the job now waits for its review (its rows file is
+    """End a preview pass: True when the job is to wait for its review (its rows file is
     let go: a confirmed import reads its file again); False when it was confirmed
     meanwhile and is written now, from its first batch. A job that may not be written
     (on_error=abort with invalid rows) is failed, and True returned too."""
@@ -325,6 +315,16 @@ def close_preview(job_id: uuid.UUID) -> bool:
         finish(job_id, JobStatus.FAILED, reason=outcome)
     forget_rows(job_id)
     return True
+
+
+def await_review(job_id: uuid.UUID, *, run_ended: bool) -> JobView:
+    """The job waits for its answer from now on: its run has suspended, or (`run_ended`)
+    has ended in its caller's process, and the answer starts a new run then."""
+    with session_scope() as session:
+        job = await_answer(session, job_id)
+        if job is not None and run_ended:
+            job.flow_run_id = None
+    return view(job_id)
 
 
 def finish(

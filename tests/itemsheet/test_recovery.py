@@ -172,8 +172,10 @@ REVIEW_CASES = [
     ),
     ("no run (command line), fresh", review(ready_s_ago=60, run=None), None, Act.WAIT, False),
     ("run cancelled in the UI", review(ready_s_ago=60), S.CANCELLED, Act.CANCEL, False),
-    ("run failed (Prefect's expiry)", review(ready_s_ago=60), S.FAILED, Act.CANCEL, False),
-    ("run deleted from Prefect", review(ready_s_ago=60), None, Act.CANCEL, False),
+    # Any other end of its run leaves the review: the answer starts a new run.
+    ("run crashed as it suspended", review(ready_s_ago=60), S.CRASHED, Act.WAIT, False),
+    ("run failed", review(ready_s_ago=60), S.FAILED, Act.WAIT, False),
+    ("run deleted from Prefect", review(ready_s_ago=60), None, Act.WAIT, False),
 ]
 
 

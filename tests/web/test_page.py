@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.contract.workbooks import write_xlsx
+from tests.contract.workbooks import write_csv, write_xlsx
 from tests.e2e.stack import RunningStack, wait_for
 from tests.e2e.workers import Gate, held, import_gate
 from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot, watch
@@ -48,6 +49,8 @@ def upload_through_page(page: Page, path: Path, **options: Any) -> None:
         page.get_by_label("When a row is invalid").select_option(options["on_error"])
     if options.get("dry_run"):
         page.get_by_label("Dry run").check()
+    if not options.get("review"):  # on by default
+        page.get_by_label("Review before importing").uncheck()
     page.get_by_role("button", name="Import", exact=True).click()
 
 
@@ -101,6 +104,7 @@ def test_upload_shows_live_progress_until_the_bar_is_full_with_the_right_counts(
         f"catalogue.xlsx · {path.stat().st_size / 1024:.1f} KiB"
     )
     screenshot(page, "upload-file-chosen")
+    page.get_by_label("Review before importing").uncheck()  # on by default: straight in
     # Held mid-import for a moment, so the bar is seen between 0 and 100 on any machine.
     with import_gate(stack.hold_dir, path.name) as gate:
         page.get_by_role("button", name="Import", exact=True).click()
@@ -446,7 +450,14 @@ def test_every_control_has_a_label_and_the_keyboard_reaches_them(page: Page) -> 
                 "() => document.activeElement.id || document.activeElement.textContent.trim()"
             )
         )
-    expected = ["file-input", "sheet-input", "on-error-select", "dry-run-input", "upload-button"]
+    expected = [
+        "file-input",
+        "sheet-input",
+        "on-error-select",
+        "review-input",
+        "dry-run-input",
+        "upload-button",
+    ]
     positions = [order.index(name) for name in expected]
     assert positions == sorted(positions), order
     page.locator("#dry-run-input").focus()
@@ -473,8 +484,60 @@ def test_a_dropped_file_is_the_one_imported(page: Page) -> None:
     }"""
     )
     expect(page.locator("#file-info")).to_have_text("dropped.csv · 57 bytes")
+    page.get_by_label("Review before importing").uncheck()
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.get_by_role("heading", name="Import of dropped.csv")).to_be_visible()
     expect_finished(page, "completed")
     expect(page.locator("#job-progress-text")).to_have_text("Processed 2 / 2 items")
     expect(page.locator("#count-created")).to_have_text("2")
+
+
+def test_review_maps_a_column_shows_the_changes_and_confirms_to_the_full_bar(
+    page: Page, api: httpx.Client, stack: RunningStack, tmp_path: Path
+) -> None:
+    base = write_csv(
+        tmp_path / "base.csv", [["SKU", "Name", "Price"], ["RV-1", "Bolt", 1], ["RV-2", "Nut", 2]]
+    )
+    with base.open("rb") as f:
+        job = api.post("/api/excel/import", files={"file": ("base.csv", f)}).json()["job_id"]
+    wait_for(api, job, {"completed"}, FINISH_S)
+    # "Preis" is no alias: the price column is ignored until it is mapped here.
+    rows = [
+        ["SKU", "Name", "Preis"],
+        ["RV-1", "Bolt", 1.5],
+        ["RV-2", "Nut", 2],
+        ["RV-3", "Washer", 0.1],
+    ]
+    upload_through_page(page, write_csv(tmp_path / "prices.csv", rows), review=True)
+
+    review = page.locator("#review")
+    expect(review).to_be_visible(timeout=FINISH_MS)
+    expect(page.locator("#job-status")).to_have_text("Awaiting review")
+    expect(page.locator("#review-summary")).to_have_text(
+        "3 rows: 1 to create, 0 to update, 2 unchanged, 0 failing."
+        " Nothing is written until you confirm."
+    )
+    preis = page.get_by_label("Field for the column Preis")
+    expect(preis).to_have_value("")  # ignored
+    preis.select_option("price")
+    page.get_by_role("button", name="Preview with these columns").click()
+
+    expect(page.locator("#review-summary")).to_contain_text(
+        "3 rows: 1 to create, 1 to update, 1 unchanged", timeout=FINISH_MS
+    )
+    changes = page.locator("#review-changes-body tr")
+    expect(changes).to_have_count(2)
+    expect(changes.nth(0)).to_contain_text("RV-1")
+    expect(changes.nth(0)).to_contain_text("price: 1 → 1.5")
+    expect(changes.nth(1)).to_contain_text("New item")
+    screenshot(page, "review")
+
+    page.get_by_role("button", name="Confirm import").click()
+    expect_finished(page, "completed")
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    expect(page.locator("#count-updated")).to_have_text("1")
+    expect(page.locator("#count-created")).to_have_text("1")
+    expect(review).to_be_hidden()
+    with sqlite3.connect(stack.data_dir / "importer.db") as db:
+        prices = dict(db.execute("SELECT sku, price FROM item WHERE sku LIKE 'RV-%'").fetchall())
+    assert prices == {"RV-1": 1.5, "RV-2": 2, "RV-3": 0.1}

@@ -1,0 +1,236 @@
+"""Review before writing on the real stack: a suspended Prefect run that holds nothing,
+answered through the API or as the Prefect UI's "Resume" does, across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.contract.workbooks import write_csv, write_xlsx
+from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
+
+pytestmark = pytest.mark.stack
+
+WAIT_S = 180  # for a run to start, preview and suspend on a busy 2-core machine
+
+
+def catalogue(n: int, *, prefix: str = "R", price: float = 2.0) -> list[list[Any]]:
+    return [["SKU", "Name", "Price"]] + [
+        [f"{prefix}-{i:05d}", f"Item {i}", price] for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    # One import at a time per worker: a review that held its slot would block the others.
+    root = tmp_path_factory.mktemp("review")
+    with running_stack(root / "var", worker_limit="1", batch_size="100") as running:
+        yield running
+
+
+@pytest.fixture
+def client(stack: RunningStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api, timeout=60) as http:
+        yield http
+
+
+def upload(client: httpx.Client, path: Path, **form: str) -> str:
+    with path.open("rb") as f:
+        response = client.post("/api/excel/import", files={"file": (path.name, f)}, data=form)
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def items(data_dir: Path) -> dict[str, tuple[Any, ...]]:
+    with sqlite3.connect(data_dir / "importer.db") as db:
+        return {r[0]: r[1:] for r in db.execute("SELECT sku, name, price FROM item")}
+
+
+def flow_run(stack: RunningStack, run_id: str) -> Any:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(stack.prefect_api) as prefect:
+        return prefect.read_flow_run(uuid.UUID(run_id))
+
+
+def process_gone(infrastructure_pid: str | None, timeout: float = 30) -> bool:
+    """The process Prefect recorded for a run has exited."""
+    assert infrastructure_pid, "the run recorded no process"
+    pid = int(infrastructure_pid.rsplit(":", 1)[-1])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_its_preview(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    wait_for(
+        client,
+        upload(client, write_xlsx(tmp_path / "base.xlsx", catalogue(300))),
+        {"completed"},
+        WAIT_S,
+    )
+    changed = catalogue(300, price=2.5)[:201] + [["R-NEW-1", "New", 1], ["R-NEW-2", "New", 2]]
+    job_id = upload(client, write_xlsx(tmp_path / "prices.xlsx", changed), review="true")
+
+    waiting = wait_for(client, job_id, {"awaiting_review"}, WAIT_S)
+    preview = client.get(f"/api/excel/import/{job_id}/preview").json()
+    assert preview["counts"] == {
+        "total_rows": 202,
+        "created": 2,
+        "updated": 200,
+        "unchanged": 0,
+        "failed": 0,
+    }
+    assert preview["changes"][0] == {
+        "row": 2,
+        "sku": "R-00000",
+        "action": "update",
+        "fields": {"price": ["2", "2.5"]},
+    }
+    assert len(preview["changes"]) == 50
+    assert items(stack.data_dir)["R-00000"][1] == 2  # nothing written
+
+    # In Prefect the run is suspended, and its process has exited.
+    run = flow_run(stack, waiting["flow_run_id"])
+    assert (run.state.type.value, run.state.name) == ("PAUSED", "Suspended")
+    assert process_gone(run.infrastructure_pid)
+    # The worker runs one import at a time, and still runs another one now.
+    other = upload(client, write_csv(tmp_path / "other.csv", catalogue(5, prefix="O")))
+    assert wait_for(client, other, {"completed"}, WAIT_S)["created"] == 5
+    assert client.get(f"/api/excel/import/{job_id}/progress").json()["status"] == "awaiting_review"
+
+    assert client.post(f"/api/excel/import/{job_id}/confirm").status_code == 202
+    done = wait_for(client, job_id, {"completed", "failed"}, WAIT_S)
+
+    assert {k: done[k] for k in preview["counts"]} == preview["counts"]
+    assert done["status"] == "completed" and done["flow_run_id"] == waiting["flow_run_id"]
+    assert items(stack.data_dir)["R-00000"][1] == 2.5
+    assert final_flow_run(stack.prefect_api, done["flow_run_id"]).state.type.value == "COMPLETED"
+
+
+def test_reject_cancels_the_job_and_its_run_and_writes_nothing(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    job_id = upload(
+        client, write_csv(tmp_path / "no.csv", catalogue(20, prefix="NO")), review="true"
+    )
+    run_id = wait_for(client, job_id, {"awaiting_review"}, WAIT_S)["flow_run_id"]
+
+    response = client.post(f"/api/excel/import/{job_id}/reject")
+
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    assert final_flow_run(stack.prefect_api, run_id).state.type.value == "CANCELLED"
+    assert not any(sku.startswith("NO-") for sku in items(stack.data_dir))
+
+
+def test_unknown_headers_wait_for_a_mapping_given_at_confirm_which_is_then_saved(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    rows = [
+        ["Artikelnummer", "Bezeichnung", "Preis"],
+        ["DE-1", "Schraube", 0.1],
+        ["DE-2", "Mutter", 0.2],
+    ]
+    job_id = upload(client, write_xlsx(tmp_path / "de.xlsx", rows), review="true")
+    wait_for(client, job_id, {"awaiting_review"}, WAIT_S)
+    preview = client.get(f"/api/excel/import/{job_id}/preview").json()
+    assert preview["problem"].startswith("no header row with an SKU column was found")
+    assert [c["header"] for c in preview["columns"]] == ["Artikelnummer", "Bezeichnung", "Preis"]
+
+    mapping = {"Artikelnummer": "sku", "Bezeichnung": "name", "Preis": "price"}
+    assert (
+        client.post(f"/api/excel/import/{job_id}/confirm", json={"mapping": mapping}).status_code
+        == 202
+    )
+    done = wait_for(client, job_id, {"completed", "failed"}, WAIT_S)
+
+    assert (done["status"], done["created"]) == ("completed", 2)
+    assert items(stack.data_dir)["DE-2"] == ("Mutter", 0.2)
+    saved = client.get("/api/excel/mappings").json()
+    assert saved[0]["columns"] == {"artikelnummer": "sku", "bezeichnung": "name", "preis": "price"}
+    assert saved[0]["job_id"] == job_id
+
+
+def test_a_review_is_confirmed_from_prefect_as_its_resume_button_does(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import PrefectClient
+
+    job_id = upload(
+        client, write_csv(tmp_path / "ui.csv", catalogue(3, prefix="UI")), review="true"
+    )
+    run_id = wait_for(client, job_id, {"awaiting_review"}, WAIT_S)["flow_run_id"]
+
+    async def resume() -> None:
+        async with PrefectClient(stack.prefect_api) as prefect:
+            # The UI's form, left as it is: its defaults confirm the import.
+            result = await prefect.resume_flow_run(uuid.UUID(run_id), run_input={})
+            assert result.status.value == "ACCEPT", result
+
+    asyncio.run(resume())
+
+    done = wait_for(client, job_id, {"completed", "failed"}, WAIT_S)
+    assert (done["status"], done["created"]) == ("completed", 3)
+
+
+def age_review(data_dir: Path, job_id: str, hours: float) -> None:
+    """Move a waiting review's clock back, as if `hours` had passed (the stack is stopped)."""
+    then = (datetime.now(UTC) - timedelta(hours=hours)).replace(tzinfo=None).isoformat(sep=" ")
+    with sqlite3.connect(data_dir / "importer.db") as db:
+        db.execute(
+            "UPDATE import_job SET review_ready_at = ?, updated_at = ? WHERE id = ?",
+            (then, then, uuid.UUID(job_id).hex),
+        )
+
+
+def test_reviews_survive_a_restart_of_the_stack_and_an_unanswered_one_expires(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    with running_stack(data_dir) as first, httpx.Client(base_url=first.api, timeout=60) as client:
+        kept = upload(
+            client, write_csv(tmp_path / "kept.csv", catalogue(4, prefix="K")), review="true"
+        )
+        late = upload(
+            client, write_csv(tmp_path / "late.csv", catalogue(4, prefix="L")), review="true"
+        )
+        for job_id in (kept, late):
+            run_id = wait_for(client, job_id, {"awaiting_review"}, WAIT_S)["flow_run_id"]
+            # Stopped once the run's process has exited (a stop while it exits reports
+            # the run Crashed, which the review outlives: see the recovery rules).
+            assert process_gone(flow_run(first, run_id).infrastructure_pid)
+    age_review(data_dir, late, hours=25)
+
+    with (
+        running_stack(data_dir, reconcile_interval_s="1") as second,
+        httpx.Client(base_url=second.api, timeout=60) as client,
+    ):
+        assert client.get(f"/api/excel/import/{kept}/preview").json()["counts"]["created"] == 4
+        assert client.post(f"/api/excel/import/{kept}/confirm").status_code == 202
+        assert wait_for(client, kept, {"completed", "failed"}, WAIT_S)["status"] == "completed"
+
+        expired = wait_for(client, late, {"cancelled"}, 60)
+        assert expired["error"] == (
+            "nobody confirmed the import within 24 h of its preview; nothing was written"
+        )
+        assert final_flow_run(second.prefect_api, expired["flow_run_id"]).state.type.value == (
+            "CANCELLED"
+        )
+    assert sorted(items(data_dir)) == ["K-00000", "K-00001", "K-00002", "K-00003"]
