@@ -64,7 +64,7 @@ def import_file(
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     apply_prefect_defaults()
-    from flows.import_items import import_items
+    from orchestration.events import flush_events, install_job_events
 
     settings = get_settings()
     _prepare_database()
@@ -74,14 +74,26 @@ def import_file(
         dry_run=dry_run,
         batch_size=batch_size or settings.rows_per_batch(),
     )
+    install_job_events()
+    try:
+        status = _import_now(file, options, as_json=as_json)
+    finally:
+        # The job's events are queued for Prefect; deliver them before this process exits.
+        flush_events()
+    raise typer.Exit(0 if status is JobStatus.COMPLETED else 1)
+
+
+def _import_now(file: Path, options: JobOptions, *, as_json: bool) -> JobStatus:
+    """Create FILE's job and run its flow here; the job's final status."""
+    from flows.import_items import import_items
+
     with session_scope() as session:
         job = job_for_path(
             session, file, source=JobSource.CLI, options=options, source_uri=str(file.resolve())
         )
         job_id, refused = job.id, job.status is JobStatus.FAILED
     if refused:  # missing, unreadable or too big: its job says why
-        _print_report(job_id, as_json=as_json)
-        raise typer.Exit(1)
+        return _print_report(job_id, as_json=as_json)
     done = threading.Event()
     watcher = threading.Thread(
         target=follow_job,
@@ -95,8 +107,7 @@ def import_file(
     finally:
         done.set()
         watcher.join()
-    status = _print_report(job_id, as_json=as_json)
-    raise typer.Exit(0 if status is JobStatus.COMPLETED else 1)
+    return _print_report(job_id, as_json=as_json)
 
 
 def _print_report(job_id: uuid.UUID, *, as_json: bool) -> JobStatus:

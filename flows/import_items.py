@@ -28,6 +28,8 @@ from db.models import JobStatus
 from itemsheet import running
 from itemsheet.errors import SheetError
 from itemsheet.recovery import CANCELLED_REASON, RunEnd, after_run
+from orchestration.events import install_job_events, job_page_url
+from settings import get_settings
 
 WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
 
@@ -116,6 +118,7 @@ def _asked_to_cancel(job_id: uuid.UUID, flow_run_id: uuid.UUID) -> bool:
 
 def _settle(flow_run: FlowRun, state: State, end: RunEnd) -> None:
     """A hook: what the run's abnormal end makes of its job (`recovery.after_run`)."""
+    install_job_events()
     job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
     asked = end is RunEnd.CANCELLED and _asked_to_cancel(job_id, flow_run.id)
     # A run from a deployment can be resumed by a worker; one run in its caller's own
@@ -148,6 +151,7 @@ def _on_cancellation(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> N
 )
 def import_items(job_id: str) -> dict[str, Any]:
     """Import one job's file: load and validate it, then write it batch by batch."""
+    install_job_events()
     logger = get_run_logger()
     key = uuid.UUID(job_id)
     run_id = uuid.UUID(current_run.id) if current_run.id else None
@@ -166,9 +170,13 @@ def import_items(job_id: str) -> dict[str, Any]:
             return Cancelled(message=CANCELLED_REASON)  # type: ignore[return-value]
         done = running.finish(key, JobStatus.COMPLETED)
     filename, table = running.summary(key)
+    page = job_page_url(key, get_settings().public_base_url())
+    table.append({"measure": "job page", "value": page})
     try:
         create_table_artifact(
-            table=table, key="import-summary", description=f"Import of {filename}"
+            table=table,
+            key="import-summary",
+            description=f"Import of {filename}: [job page]({page})",
         )
     except Exception as exc:  # the job has completed; the summary table is a courtesy
         logger.warning("could not attach the summary to the run: %s", exc)
