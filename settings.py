@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         " page, for the links in Prefect events and artifacts; default: http://HOST:PORT.",
     )
 
+    notify_webhook_url: str | None = Field(
+        default=None,
+        description="Webhook the automations of `importer automations apply` post to;"
+        " unset: they are created disabled.",
+    )
+
     allowed_hosts: str = Field(
         default="127.0.0.1,localhost,::1",
         description="Comma-separated host names the API answers to (besides IMPORTER_HOST);"
