@@ -41,7 +41,6 @@ EVENT_OF: dict[JobStatus, str] = {
     JobStatus.CANCELLED: "importer.import.cancelled",
 }
 RESOURCE_PREFIX = "importer.job."
-_PENDING = "importer.job_events"
 
 log = logging.getLogger("importer.events")
 
@@ -146,6 +145,8 @@ class JobEvents:
 
     def __init__(self, send: Callable[[JobEvent], None]) -> None:
         self.send = send
+        # Each listener keeps its own notes in the session, so two never take each other's.
+        self._key = f"importer.job_events.{id(self)}"
 
     def attach(self) -> None:
         """Listen to every session of this process."""
@@ -161,7 +162,7 @@ class JobEvents:
 
     def _noted(self, session: Session, _context: Any) -> None:
         try:
-            pending: dict[uuid.UUID, JobView] = session.info.setdefault(_PENDING, {})
+            pending: dict[uuid.UUID, JobView] = session.info.setdefault(self._key, {})
             for obj in (*session.new, *session.dirty):
                 if not isinstance(obj, ImportJob):
                     continue
@@ -172,7 +173,7 @@ class JobEvents:
             log.warning("could not note a job transition for its event", exc_info=True)
 
     def _committed(self, session: Session) -> None:
-        pending: dict[uuid.UUID, JobView] = session.info.pop(_PENDING, {})
+        pending: dict[uuid.UUID, JobView] = session.info.pop(self._key, {})
         if not pending:
             return
         try:
@@ -184,7 +185,7 @@ class JobEvents:
             log.warning("could not send an import event", exc_info=True)
 
     def _rolled_back(self, session: Session) -> None:
-        session.info.pop(_PENDING, None)
+        session.info.pop(self._key, None)
 
 
 def send_to_prefect(told: JobEvent) -> None:

@@ -226,3 +226,16 @@ def test_no_bulk_update_changes_a_status_behind_the_listener() -> None:
     ]
     assert modules
     assert [hit for p in modules for hit in _bulk_status_updates(p)] == []
+
+
+def test_two_listeners_each_tell_every_transition(told: list[JobEvent]) -> None:
+    other: list[JobEvent] = []
+    second = JobEvents(other.append)
+    second.attach()
+    try:
+        job_id = add_job()
+        with session_scope() as session:
+            finish_job(session, job_id, JobStatus.FAILED, reason="bad file")
+    finally:
+        second.detach()
+    assert names(told) == names(other) == ["importer.import.failed"]
