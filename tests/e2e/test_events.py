@@ -262,3 +262,24 @@ def test_a_cancel_through_the_api_is_told_as_cancelled_whether_running_or_waitin
     ]
     assert found[1]["payload"]["processed_rows"] == stopped["processed_rows"] > 0
     assert found[2]["payload"]["error"] == "the import was cancelled before it started"
+
+
+def test_a_file_the_cli_refuses_is_told_before_the_command_exits(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    missing = tmp_path / "gone.xlsx"
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "import", str(missing), "--json"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["status"] == "failed"
+    (told,) = events_once(stack, [report["job_id"]], 1)
+    assert told["event"] == "importer.import.failed"
+    assert told["resource"]["importer.source"] == "cli"
+    assert told["payload"]["error"] == report["error"]
