@@ -72,6 +72,18 @@ class Settings(BaseSettings):
         " PREFECT_UI_URL, or one derived from PREFECT_API_URL.",
     )
 
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL at which people and other systems reach the API and the web"
+        " page, for the links in Prefect events and artifacts; default: http://HOST:PORT.",
+    )
+
+    notify_webhook_url: str | None = Field(
+        default=None,
+        description="Webhook the automations of `importer automations apply` post to;"
+        " unset: they are created disabled.",
+    )
+
     allowed_hosts: str = Field(
         default="127.0.0.1,localhost,::1",
         description="Comma-separated host names the API answers to (besides IMPORTER_HOST);"
@@ -190,6 +202,13 @@ class Settings(BaseSettings):
         if self.batch_size is not None:
             return self.batch_size
         return SQLITE_BATCH if self.resolved_database_url().startswith("sqlite") else BATCH
+
+    def public_base_url(self) -> str:
+        """Where the API and the web page are reached from outside, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def accepted_api_keys(self) -> tuple[str, ...]:
         """The API keys (blank entries dropped); empty when the API is open."""

@@ -27,6 +27,10 @@ from settings import apply_prefect_defaults, get_settings
 app = typer.Typer(help="Import item catalogues from spreadsheets.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the importer's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+automations_app = typer.Typer(
+    help="Prefect automations that act on import events.", no_args_is_help=True
+)
+app.add_typer(automations_app, name="automations")
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
 ERRORS_IN_JSON = 100
@@ -73,6 +77,8 @@ def import_file(
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     apply_prefect_defaults()
+    from orchestration.events import flush_events, install_job_events
+
     settings = get_settings()
     _prepare_database()
     if with_review and dry_run:
@@ -89,6 +95,16 @@ def import_file(
         review=with_review,
         requested_by=_who(),
     )
+    install_job_events()
+    try:
+        _import_now(file, options, as_json=as_json)
+    finally:
+        # The job's events are queued for Prefect; deliver them before this process exits.
+        flush_events()
+
+
+def _import_now(file: Path, options: JobOptions, *, as_json: bool) -> None:
+    """Create FILE's job and run its flow here; exits with the job's outcome."""
     with session_scope() as session:
         job = job_for_path(
             session, file, source=JobSource.CLI, options=options, source_uri=str(file.resolve())
@@ -135,11 +151,17 @@ def confirm(
 ) -> None:
     """Write an import that awaits its review (another --map is previewed first)."""
     apply_prefect_defaults()
+    from orchestration.events import flush_events, install_job_events
+
     _prepare_database()
     answer = ReviewAnswer(confirm=True, mapping=review.parse_maps(maps))
-    if review.answer_review(job_id, answer):
-        review.run_here(job_id, as_json=as_json)
-        _after_run(job_id, as_json=as_json)
+    install_job_events()
+    try:
+        if review.answer_review(job_id, answer):
+            review.run_here(job_id, as_json=as_json)
+            _after_run(job_id, as_json=as_json)
+    finally:
+        flush_events()
     err.print(f"confirmed; a worker writes import {job_id} (`importer job {job_id}`)")
 
 
@@ -147,8 +169,14 @@ def confirm(
 def reject(job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")]) -> None:
     """Cancel an import that awaits its review: nothing is written."""
     apply_prefect_defaults()
+    from orchestration.events import flush_events, install_job_events
+
     _prepare_database()
-    review.answer_review(job_id, ReviewAnswer(confirm=False))
+    install_job_events()
+    try:
+        review.answer_review(job_id, ReviewAnswer(confirm=False))
+    finally:
+        flush_events()
     _print_report(job_id, as_json=False)
 
 
@@ -288,6 +316,46 @@ def worker() -> None:
     from deployments.serve import serve_deployments
 
     serve_deployments()
+
+
+@automations_app.command("apply")
+def automations_apply(
+    file: Annotated[
+        Path | None,
+        typer.Option(help="The automations file; default: the one in the repository."),
+    ] = None,
+) -> None:
+    """Create or update, in Prefect, the example automations that post import events to
+    IMPORTER_NOTIFY_WEBHOOK_URL (disabled while it is unset). Safe to run again."""
+    import asyncio
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from orchestration.automations import (
+        SPEC_FILE,
+        AutomationsError,
+        apply_automations,
+        load_spec,
+    )
+
+    apply_prefect_defaults()
+    settings = get_settings()
+    # Next to `importer up`, its own Prefect server; never a temporary one that would
+    # forget the automations as soon as this command ends.
+    api_url = PREFECT_API_URL.value() or f"http://127.0.0.1:{settings.prefect_port}/api"
+    try:
+        spec = load_spec(file or SPEC_FILE)
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            applied = asyncio.run(apply_automations(spec, webhook_url=settings.notify_webhook_url))
+    except AutomationsError as exc:
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, whatever the width
+        raise typer.Exit(1) from None
+    target = applied.webhook or "nowhere: IMPORTER_NOTIFY_WEBHOOK_URL is not set"
+    out.print(f"notification block '{applied.block}' posts to {target}")
+    for name, event, enabled, created in applied.automations:
+        state = "enabled" if enabled else "disabled"
+        verb = "created" if created else "updated"
+        out.print(f"automation '{name}' on {event}: {state} ({verb})")
 
 
 @db_app.command("upgrade")

@@ -158,6 +158,8 @@ def _interrupt(signum: int, frame: object) -> None:
 def run_stack(settings: Settings, console: Console) -> int:
     """Start everything, print the URLs, wait for Ctrl-C (or a crash), stop everything."""
     env = dict(os.environ)
+    # `--host` and `--port` reach the processes' links (events, artifacts) through this.
+    env.setdefault("IMPORTER_PUBLIC_URL", settings.public_base_url())
     bin_dir = Path(sys.executable).parent
     run_dir = settings.data_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,225 @@
+"""Prefect events for every job transition, sent once the transaction that made it commits.
+
+The rest of the system learns of imports through Prefect's events, and Prefect automations
+act on them (`orchestration.automations`). Jobs change status in many places and processes
+(a flow run, the API's cancel, the reconciler, the dispatcher's time-out, a refused file),
+always through the ORM; so one session listener sees them all. It notes each job whose
+status a flush changed and sends that job's event after the commit: a rolled-back change
+sends nothing, and a commit that changed no status (a late hook of a job already ended)
+sends nothing either. A bulk UPDATE would slip past it, so none may set a status
+(`tests/orchestration/test_events.py` reads the code for one).
+
+Sending is best effort and quick: Prefect's `EventsWorker` queues the event and delivers
+it from its own thread; a failure is logged and never reaches the import.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prefect.events import emit_event
+from prefect.events.worker import EventsWorker
+from prefect.settings import PREFECT_API_URL
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from db.models import ImportJob, JobSource, JobStatus
+from itemsheet.jobs import JobView, job_view
+from settings import get_settings
+
+# The one place that says which transitions are told, and by what name: a new status
+# gets its event by a line here (and an example automation in `automations.toml`).
+EVENT_OF: dict[JobStatus, str] = {
+    JobStatus.PROCESSING: "importer.import.started",
+    JobStatus.COMPLETED: "importer.import.completed",
+    JobStatus.FAILED: "importer.import.failed",
+    JobStatus.CANCELLED: "importer.import.cancelled",
+    JobStatus.AWAITING_REVIEW: "importer.import.awaiting-review",
+}
+RESOURCE_PREFIX = "importer.job."
+
+log = logging.getLogger("importer.events")
+
+
+class ImportEventPayload(BaseModel):
+    """What an import event tells about its job (the event's `payload`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: uuid.UUID
+    status: JobStatus
+    filename: str
+    source: JobSource
+    dry_run: bool
+    total_rows: int | None
+    processed_rows: int
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    elapsed_s: float | None
+    rows_per_s: float
+    error: str | None
+    attempt: int
+    flow_run_id: uuid.UUID | None
+    job_url: str
+    page_url: str
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One event as Prefect's `emit_event` takes it."""
+
+    event: str
+    resource: dict[str, str]
+    related: list[dict[str, str]]
+    payload: ImportEventPayload
+
+
+def job_api_url(job_id: uuid.UUID, base_url: str) -> str:
+    """The job's progress in the API (the job with its counts, as JSON)."""
+    return f"{base_url}/api/excel/import/{job_id}/progress"
+
+
+def job_page_url(job_id: uuid.UUID, base_url: str) -> str:
+    """The job on the web page."""
+    return f"{base_url}/?job={job_id}"
+
+
+def job_event(view: JobView, *, base_url: str) -> JobEvent | None:
+    """The event that tells `view`'s status; None for a status that is not told."""
+    name = EVENT_OF.get(view.status)
+    if name is None:
+        return None
+    resource = {
+        "prefect.resource.id": f"{RESOURCE_PREFIX}{view.job_id}",
+        "prefect.resource.name": view.filename,
+        # Labels an automation can match on, e.g. only scheduled imports.
+        "importer.source": view.source.value,
+        "importer.status": view.status.value,
+    }
+    related = [
+        {
+            "prefect.resource.id": f"importer.source.{view.source.value}",
+            "prefect.resource.role": "source",
+            "prefect.resource.name": view.source.value,
+        }
+    ]
+    if view.file_sha256:  # a file refused before it was stored has no content to name
+        related.append(
+            {
+                "prefect.resource.id": f"importer.file.{view.file_sha256}",
+                "prefect.resource.role": "file",
+                "prefect.resource.name": view.filename,
+            }
+        )
+    if view.flow_run_id is not None:
+        # The flow run's page in the Prefect UI shows the events that name its run.
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.flow-run.{view.flow_run_id}",
+                "prefect.resource.role": "flow-run",
+            }
+        )
+    payload = ImportEventPayload(
+        **view.model_dump(include=set(ImportEventPayload.model_fields) - {"job_url", "page_url"}),
+        job_url=job_api_url(view.job_id, base_url),
+        page_url=job_page_url(view.job_id, base_url),
+    )
+    return JobEvent(name, resource, related, payload)
+
+
+def _status_changed(session: Session, job: ImportJob) -> bool:
+    if job in session.new:
+        return True
+    history = inspect(job).attrs.status.history
+    return bool(history.added) and list(history.added) != list(history.deleted)
+
+
+class JobEvents:
+    """The session listener: notes status changes at flush, sends their events at commit."""
+
+    def __init__(self, send: Callable[[JobEvent], None]) -> None:
+        self.send = send
+        # Each listener keeps its own notes in the session, so two never take each other's.
+        self._key = f"importer.job_events.{id(self)}"
+
+    def attach(self) -> None:
+        """Listen to every session of this process."""
+        event.listen(Session, "after_flush", self._noted)
+        event.listen(Session, "after_commit", self._committed)
+        event.listen(Session, "after_rollback", self._rolled_back)
+
+    def detach(self) -> None:
+        """Stop listening."""
+        event.remove(Session, "after_flush", self._noted)
+        event.remove(Session, "after_commit", self._committed)
+        event.remove(Session, "after_rollback", self._rolled_back)
+
+    def _noted(self, session: Session, _context: Any) -> None:
+        try:
+            pending: dict[uuid.UUID, JobView] = session.info.setdefault(self._key, {})
+            for obj in (*session.new, *session.dirty):
+                if not isinstance(obj, ImportJob):
+                    continue
+                # A job told once in this transaction is seen again as it is at the end.
+                if obj.id in pending or _status_changed(session, obj):
+                    pending[obj.id] = job_view(obj)
+        except Exception:
+            log.warning("could not note a job transition for its event", exc_info=True)
+
+    def _committed(self, session: Session) -> None:
+        pending: dict[uuid.UUID, JobView] = session.info.pop(self._key, {})
+        if not pending:
+            return
+        try:
+            base_url = get_settings().public_base_url()
+            for view in pending.values():
+                if (told := job_event(view, base_url=base_url)) is not None:
+                    self.send(told)
+        except Exception:
+            log.warning("could not send an import event", exc_info=True)
+
+    def _rolled_back(self, session: Session) -> None:
+        session.info.pop(self._key, None)
+
+
+def send_to_prefect(told: JobEvent) -> None:
+    """Queue the event for the configured Prefect server.
+
+    Without `PREFECT_API_URL` there is no server to tell: Prefect would start a temporary
+    one just for the event, so nothing is sent.
+    """
+    if not PREFECT_API_URL.value():
+        return
+    emit_event(
+        event=told.event,
+        resource=told.resource,
+        related=told.related,
+        payload=told.payload.model_dump(mode="json"),
+    )
+
+
+_installed: JobEvents | None = None
+
+
+def install_job_events() -> None:
+    """Send job events to Prefect from this process (idempotent); for processes that have
+    Prefect: the API, workers, flow runs and the CLI."""
+    global _installed
+    if _installed is None:
+        _installed = JobEvents(send_to_prefect)
+        _installed.attach()
+
+
+def flush_events(timeout_s: float = 5.0) -> None:
+    """Deliver queued events before a short-lived process exits (at most `timeout_s`)."""
+    try:
+        EventsWorker.drain_all(timeout=timeout_s)
+    except Exception:
+        log.warning("could not deliver the queued events", exc_info=True)
