@@ -18,6 +18,7 @@ import pytest
 
 from tests.contract.workbooks import write_csv, write_xlsx
 from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
+from tests.e2e.test_events import events_once
 
 pytestmark = pytest.mark.stack
 
@@ -121,6 +122,14 @@ def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_
 
     assert {k: done[k] for k in preview["counts"]} == preview["counts"]
     assert done["status"] == "completed" and done["flow_run_id"] == waiting["flow_run_id"]
+    # Prefect heard each step: the preview began, awaited its review, then the import.
+    said = [e["event"] for e in events_once(stack, [job_id], 4)]
+    assert said == [
+        "importer.import.started",
+        "importer.import.awaiting-review",
+        "importer.import.started",
+        "importer.import.completed",
+    ]
     assert items(stack.data_dir)["R-00000"][1] == 2.5
     assert final_flow_run(stack.prefect_api, done["flow_run_id"]).state.type.value == "COMPLETED"
 
