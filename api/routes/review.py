@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Request, status
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep
+from api.deps import ImportTrigger, JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep
 from api.routes.imports import NOT_FOUND, dispatch_after_answer
 from api.schemas import ErrorOut, PreviewOut, RemapIn, ReviewIn, SavedMappingOut
 from db.repository import get_job
@@ -126,12 +128,12 @@ def saved_mappings(session: ReadSessionDep) -> list[SavedMappingOut]:
 
 
 async def _answer(
-    job_id: Any,
+    job_id: uuid.UUID,
     answer: ReviewAnswer,
     request: Request,
     background: BackgroundTasks,
-    session: Any,
-    trigger: TriggerDep,
+    session: Session,
+    trigger: ImportTrigger,
 ) -> JobView:
     """Hand the answer to the job's suspended run, and apply it to the job.
 
