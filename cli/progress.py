@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -50,3 +51,19 @@ def follow_job(
                 )
             if finished:
                 return
+
+
+def run_followed(
+    job_id: uuid.UUID, run: Callable[[], object], console: Console, *, quiet: bool = False
+) -> None:
+    """Call `run` (a job's flow, in this process) while a bar follows the job."""
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=follow_job, args=(job_id, done, console), kwargs={"quiet": quiet}, daemon=True
+    )
+    watcher.start()
+    try:
+        run()
+    finally:
+        done.set()
+        watcher.join()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import uuid
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.progress import follow_job
+from cli.progress import run_followed
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.header import explicit_mapping
@@ -144,19 +143,10 @@ def run_here(job_id: uuid.UUID, *, as_json: bool) -> None:
     """Carry the job on in this process, with a progress bar."""
     from flows.import_items import import_items
 
-    done = threading.Event()
-    watcher = threading.Thread(
-        target=follow_job,
-        args=(job_id, done, err),
-        kwargs={"quiet": as_json and not err.is_terminal},
-        daemon=True,
-    )
-    watcher.start()
-    try:
-        import_items(job_id=str(job_id), return_state=True)
-    finally:
-        done.set()
-        watcher.join()
+    def run() -> object:
+        return import_items(job_id=str(job_id), return_state=True)
+
+    run_followed(job_id, run, err, quiet=as_json and not err.is_terminal)
 
 
 def view_json(job_id: uuid.UUID, *, errors: int = 100) -> str:
