@@ -176,6 +176,11 @@ class Settings(BaseSettings):
         description="Days after its end that a job keeps its stored file and row errors;"
         " 0 or less keeps them for ever. The job row itself is kept.",
     )
+    undo_days: int = Field(
+        default=30,
+        description="Days after its end that an import keeps the before-images its undo"
+        " needs; after that it can no longer be undone. 0 or less keeps them for ever.",
+    )
     leftover_grace_s: float = Field(
         default=3600.0,
         ge=60,

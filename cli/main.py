@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli import review
+from cli.progress import run_followed
 from db.migrate import upgrade_database
 from db.models import JobSource, JobStatus, OnError
 from db.repository import get_job, list_row_errors
@@ -21,6 +23,7 @@ from itemsheet.importing import JobOptions
 from itemsheet.jobs import JobView, job_view, list_history
 from itemsheet.retention import clean_up
 from itemsheet.review import ReviewAnswer
+from itemsheet.undoing import UndoRefused, create_undo_job
 from itemsheet.uploads import job_for_path
 from settings import apply_prefect_defaults, get_settings
 
@@ -135,6 +138,51 @@ def _after_run(job_id: uuid.UUID, *, as_json: bool) -> None:
     raise typer.Exit(0 if status is JobStatus.COMPLETED else 1)
 
 
+@app.command("undo")
+def undo(
+    job_id: Annotated[uuid.UUID, typer.Argument(help="The import to undo.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore items changed since the import too.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the finished undo job as JSON on the last line.")
+    ] = False,
+) -> None:
+    """Undo an import now, in this process: delete the items it created, restore the rest."""
+    apply_prefect_defaults()
+    from flows.undo_import import undo_import
+
+    _prepare_database()
+    try:
+        with session_scope() as session:
+            undo_id = create_undo_job(
+                session, job_id, force=force, undo_days=get_settings().undo_days
+            ).id
+    except LookupError:
+        raise typer.BadParameter(f"no import job {job_id}") from None
+    except UndoRefused as exc:
+        if as_json:
+            print(json.dumps({"detail": str(exc)}))
+        else:
+            err.print(f"[red]cannot undo:[/] {exc}")
+        raise typer.Exit(1) from None
+    from orchestration.events import flush_events, install_job_events
+
+    install_job_events()
+    try:
+        _run_followed(undo_id, lambda: undo_import(job_id=str(undo_id), return_state=True), as_json)
+    finally:
+        flush_events()
+
+
+def _run_followed(job_id: uuid.UUID, run: Callable[[], object], as_json: bool) -> None:
+    """Run a flow in this process with a progress bar, print the job and exit with 0 when
+    it completed, 1 otherwise."""
+    run_followed(job_id, run, err, quiet=as_json and not err.is_terminal)
+    status = _print_report(job_id, as_json=as_json)
+    raise typer.Exit(0 if status is JobStatus.COMPLETED else 1)
+
+
 def _who() -> str:
     """Who runs the command, for a saved mapping's record."""
     try:
@@ -192,9 +240,12 @@ def _print_report(job_id: uuid.UUID, *, as_json: bool) -> JobStatus:
 
 
 def _print_job(view: dict[str, Any]) -> None:
-    colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(
-        view["status"], "cyan"
-    )
+    colour = {
+        "completed": "green",
+        "failed": "red",
+        "cancelled": "yellow",
+        "undone": "magenta",
+    }.get(view["status"], "cyan")
     out.print(f"[bold]{view['filename']}[/] [{colour}]{view['status']}[/] (job {view['job_id']})")
     out.print(
         f"  rows {view['total_rows'] or 0:,}: created {view['created']:,},"
@@ -202,6 +253,11 @@ def _print_job(view: dict[str, Any]) -> None:
         f" unchanged {view['unchanged']:,}, failed {view['failed']:,}"
         f"{' (dry run: nothing written)' if view['dry_run'] else ''}"
     )
+    if view["undo_of"]:
+        out.print(
+            f"  undo of {view['undo_of']}: deleted {view['deleted']:,}, restored"
+            f" {view['updated']:,}, left alone (changed since) {view['failed']:,}"
+        )
     if view["elapsed_s"] is not None:
         out.print(f"  {view['elapsed_s']:.2f} s, {view['rows_per_s']:,.0f} rows/s")
     if view["error"]:

@@ -1,4 +1,5 @@
-"""Bulk item merges and transaction locks: the one module with dialect SQL.
+"""Bulk item merges and transaction locks: the dialect SQL of writing items (the undo's is
+beside it in `db.undo_store`).
 
 A batch is merged in three steps inside the caller's transaction:
 1. its valid rows go into a temporary staging table (PostgreSQL: one COPY of CSV text
@@ -11,7 +12,9 @@ A batch is merged in three steps inside the caller's transaction:
    database, nulls included (dry runs stop here);
 4. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
    writes new and changed items in SKU order and leaves unchanged rows alone.
-Counts come from the database, never from a guess in Python.
+Counts come from the database, never from a guess in Python. A `WriteHook` (the undo's
+before-image, `db.undo_store`) sees step 4 from inside the same transaction: on
+PostgreSQL the upsert then returns its rows with their old values.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 from sqlalchemy import Connection
@@ -182,6 +185,27 @@ def _changes(conn: Connection, fields: list[str], limit: int) -> tuple[dict[str,
     return tuple(found)
 
 
+class WriteHook(Protocol):
+    """Sees a batch's write from inside its transaction (`db.undo_store.BeforeImage`)."""
+
+    def before(self, conn: Connection, fields: list[str]) -> int | None:
+        """Called once the batch is staged; how many staged rows are new, if it knows."""
+
+    def after(self, conn: Connection, written: tuple[int, str, list[Any]] | None) -> None:
+        """Called once the batch is written; on PostgreSQL with what the upsert returned:
+        the number of new items, their SKUs as a JSON array, and `[sku, old values, new
+        values]` of each updated item (`written_values`)."""
+
+
+def written_values(fields: list[str], row: str) -> str:
+    """PostgreSQL: the JSON array of `fields` of a row alias, prices as exact text."""
+    return (
+        "json_build_array("
+        + ", ".join(f"{row}.{f}::text" if f == "price" else f"{row}.{f}" for f in fields)
+        + ")"
+    )
+
+
 def merge_items(
     session: Session,
     frame: pl.DataFrame,
@@ -189,6 +213,7 @@ def merge_items(
     now: datetime,
     dry_run: bool = False,
     changes: int = 0,
+    hook: WriteHook | None = None,
 ) -> MergeCounts:
     """Create new items and update changed ones from `frame` (sku + imported fields).
 
@@ -197,6 +222,8 @@ def merge_items(
     its name as stored; for a new SKU it is not written and its SKU is in `nameless`.
     With `dry_run`, the counts are computed the same way and nothing is written, and up
     to `changes` of the rows that would change are described.
+    With `dry_run`, the counts are computed the same way and nothing is written; else
+    `hook` sees the write from inside the same transaction.
     """
     if frame.is_empty():
         return MergeCounts(0, 0, 0)
@@ -218,12 +245,18 @@ def merge_items(
     columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
     assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
     stamp = _timestamp(conn, now)
+    new = hook.before(conn, fields) if hook is not None else None
     if _is_sqlite(conn):
-        # SQLite cannot tell an insert from an update in RETURNING; count new SKUs first.
-        created = conn.exec_driver_sql(
-            f"SELECT COUNT(*) FROM {STAGE} s WHERE NOT EXISTS"
-            f" (SELECT 1 FROM item i WHERE i.sku = s.sku)"
-        ).scalar_one()
+        # SQLite cannot tell an insert from an update in RETURNING; count new SKUs first
+        # (the before-image has counted them already).
+        created = (
+            new
+            if new is not None
+            else conn.exec_driver_sql(
+                f"SELECT COUNT(*) FROM {STAGE} s WHERE NOT EXISTS"
+                f" (SELECT 1 FROM item i WHERE i.sku = s.sku)"
+            ).scalar_one()
+        )
         result = conn.exec_driver_sql(
             f"INSERT INTO item ({columns}, created_at, updated_at)"
             f" SELECT {columns}, ?, ? FROM {STAGE} WHERE true ORDER BY sku"
@@ -232,14 +265,36 @@ def merge_items(
             (stamp, stamp),
         )
         written = result.rowcount
+        if hook is not None:
+            hook.after(conn, None)
         return MergeCounts(created, written - created, staged - written, nameless)
-    row = conn.exec_driver_sql(
-        f"WITH merged AS ("
-        f" INSERT INTO item ({columns}, created_at, updated_at)"
+    upsert = (
+        f"INSERT INTO item ({columns}, created_at, updated_at)"
         f" SELECT {columns}, %(now)s, %(now)s FROM {STAGE} ORDER BY sku"
         f" ON CONFLICT (sku) DO UPDATE SET {assignments}"
         f" WHERE {_differs(conn, fields, 'item', 'excluded')}"
-        f" RETURNING (xmax = 0) AS inserted)"
+    )
+    if hook is not None:
+        # A subquery in RETURNING reads the statement's own snapshot, so it still sees the
+        # row as it was before this upsert changed it: the old values cost no other pass.
+        # The new SKUs come back as one JSON text, which is stored as it is.
+        old = written_values(fields, "o")
+        row = conn.exec_driver_sql(
+            f"WITH merged AS ({upsert}"
+            f" RETURNING item.sku, (xmax = 0) AS inserted,"
+            f" CASE WHEN xmax <> 0 THEN (SELECT {old} FROM item o WHERE o.sku = item.sku)"
+            f" END AS old, CASE WHEN xmax <> 0 THEN {written_values(fields, 'item')} END AS new)"
+            f" SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted),"
+            f" COALESCE(json_agg(sku) FILTER (WHERE inserted), '[]')::text,"
+            f" json_agg(json_build_array(sku, old, new)) FILTER (WHERE NOT inserted)"
+            f" FROM merged",
+            {"now": stamp},
+        ).one()
+        created, updated = int(row[0]), int(row[1])
+        hook.after(conn, (created, str(row[2]), list(row[3] or [])))
+        return MergeCounts(created, updated, staged - created - updated, nameless)
+    row = conn.exec_driver_sql(
+        f"WITH merged AS ({upsert} RETURNING (xmax = 0) AS inserted)"
         f" SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted)"
         f" FROM merged",
         {"now": stamp},

@@ -41,11 +41,18 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # An import whose undo completed: its items are as before it, its counts stay.
+    UNDONE = "undone"
 
     @property
     def is_terminal(self) -> bool:
         """True once the job will not change any more (unless retried)."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in (
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.UNDONE,
+        )
 
 
 class OnError(StrEnum):
@@ -61,6 +68,8 @@ class JobSource(StrEnum):
     CLI = "cli"
     UPLOAD = "upload"
     SCHEDULE = "schedule"
+    # The undo of another import (`ImportJob.undo_of`).
+    UNDO = "undo"
 
 
 class ImportJob(Base):
@@ -131,6 +140,15 @@ class ImportJob(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     preview: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Undo (source `undo`): the import it undoes, whether conflicts are overwritten, and
+    # the items it deleted (`updated` counts the items it restored).
+    undo_of: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("import_job.id", ondelete="CASCADE"), index=True
+    )
+    undo_force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deleted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the clean-up removed the import's before-images (IMPORTER_UNDO_DAYS).
+    undo_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Item(Base):
@@ -178,3 +196,24 @@ class ColumnMapping(Base):
     saved_by: Mapped[str] = mapped_column(String(100))
     saved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class ItemUndo(Base):
+    """The before-image of one committed batch of an import: what its undo needs.
+
+    Written in the batch's own transaction. `created` is a JSON list of the SKUs the batch
+    created; `changed` a JSON list of `[sku, {field: [before, after]}]` for each item it
+    updated, with only the fields that changed; `written_at` is the `updated_at` it gave
+    the items, so an undo can tell an item changed since.
+    """
+
+    __tablename__ = "item_undo"
+    __table_args__ = (Index("ix_item_undo_job_id_batch_no", "job_id", "batch_no", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("import_job.id", ondelete="CASCADE"))
+    batch_no: Mapped[int] = mapped_column(Integer)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    entries: Mapped[int] = mapped_column(Integer)
+    created: Mapped[str] = mapped_column(Text)
+    changed: Mapped[str] = mapped_column(Text)

@@ -42,6 +42,8 @@ from orchestration.names import (
     IMPORT_ENTRYPOINT,
     REIMPORT_DEPLOYMENT,
     REIMPORT_ENTRYPOINT,
+    UNDO_DEPLOYMENT,
+    UNDO_ENTRYPOINT,
     WORK_POOL,
 )
 from orchestration.reconcile import start_reconciler
@@ -93,7 +95,15 @@ async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
         work_pool_name=WORK_POOL,
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    return [imports, reimports, cleaning]
+    undo_import: Flow[..., Any] = load_flow_from_entrypoint(UNDO_ENTRYPOINT)
+    undos = await undo_import.ato_deployment(
+        name=UNDO_DEPLOYMENT,
+        description="Undo one import (parameter: job_id, the undo job).",
+        tags=["importer"],
+        work_pool_name=WORK_POOL,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    return [imports, reimports, cleaning, undos]
 
 
 def remove_leftovers_at_start(settings: Settings) -> None:

@@ -9,6 +9,7 @@ this module; here are only the Prefect parts: tasks, retries, artifacts, states,
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger, task
@@ -64,24 +65,37 @@ def _transient(task: Any, task_run: Any, state: State) -> bool:
     return False
 
 
-@task(
+# The task that commits a job's batches, an import's or an undo's: retried after a
+# database hiccup, never cached (each call carries on from the job's last batch).
+writer_task = task(
     name="write-batches",
     cache_policy=NO_CACHE,
     retries=len(WRITE_RETRY_DELAYS_S),
     retry_delay_seconds=WRITE_RETRY_DELAYS_S,
     retry_condition_fn=_transient,
 )
+
+
+@writer_task
 def write_batches(job_id: str, attempt: int, batches: int) -> bool:
     """Commit the remaining batches, showing progress as an artifact; False: cancelled."""
+    return running.write(uuid.UUID(job_id), attempt, batches, progress_bar("Rows committed"))
+
+
+def progress_bar(what: str) -> Callable[[float, int], None]:
+    """`show(percent, total)` for a writer: one progress artifact on the run, made at the
+    first call ("<what> of <total>") and moved on after each batch.
+
+    The bar in the Prefect UI is a courtesy: the job's own progress is in the database, so
+    an artifact call that fails is logged and the run goes on.
+    """
     artifact: uuid.UUID | None = None
 
     def show(percent: float, total: int) -> None:
-        # The bar in the Prefect UI is a courtesy: the job's own progress is in the database,
-        # so an artifact call that fails is logged and the import goes on.
         nonlocal artifact
         try:
             if artifact is None:
-                described = f"Rows committed of {total:,}"
+                described = f"{what} of {total:,}"
                 created = create_progress_artifact(progress=percent, description=described)
                 assert isinstance(created, uuid.UUID)
                 artifact = created
@@ -90,7 +104,7 @@ def write_batches(job_id: str, attempt: int, batches: int) -> bool:
         except Exception as exc:
             get_run_logger().warning("could not show progress in Prefect: %s", exc)
 
-    return running.write(uuid.UUID(job_id), attempt, batches, show)
+    return show
 
 
 def _cancelled(key: uuid.UUID) -> dict[str, Any]:

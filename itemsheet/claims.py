@@ -34,6 +34,7 @@ def facts(job: ImportJob) -> JobFacts:
         processed_rows=job.processed_rows,
         filename=job.filename,
         review_ready_at=job.review_ready_at,
+        undo=job.undo_of is not None,
     )
 
 

@@ -28,6 +28,8 @@ class Waiting:
     filename: str
     run_key: str
     requested_at: datetime
+    # An undo job: its run is of the `undo-import` deployment.
+    undo: bool = False
 
 
 def request_run(job: ImportJob, *, retry: bool = False) -> None:
@@ -51,7 +53,7 @@ def find_waiting(session: Session, *, limit: int = 50) -> list[Waiting]:
         .limit(limit)
     ).all()
     return [
-        Waiting(j.id, j.filename, j.run_key or str(j.id), j.run_requested_at)
+        Waiting(j.id, j.filename, j.run_key or str(j.id), j.run_requested_at, j.undo_of is not None)
         for j in jobs
         if j.run_requested_at is not None
     ]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, delete_row_errors, get_job
+from db.undo_store import keep_before
 from itemsheet.mappings import save_mapping
 from itemsheet.messages import ERROR_CHARS, NAME_CHARS, capped, clip
 from itemsheet.prepare import SheetSummary
@@ -189,6 +190,31 @@ def record_abort(session: Session, job_id: uuid.UUID, rows: pl.DataFrame) -> str
     )
 
 
+def claim_batch(
+    session: Session, job_id: uuid.UUID, *, attempt: int, batch_no: int
+) -> ImportJob | None:
+    """Take the writer's turn and the job for batch `batch_no` of `attempt`, in the caller's
+    transaction: the job, or None when that batch was committed before.
+
+    Raises `StaleAttempt` when a newer attempt owns the job, so an old worker that wakes up
+    late never writes twice, and `CancelRequested` once a cancel was asked. The fence of
+    every batch that writes items: an import's and an undo's.
+    """
+    # Concurrent jobs touching the same items take turns, batch by batch (PostgreSQL;
+    # SQLite's write lock does the same), and write keys in sorted order.
+    lock_for_transaction(session, "items")
+    job = _job(session, job_id, for_update=True)
+    if job.attempt != attempt or job.status != JobStatus.PROCESSING:
+        raise StaleAttempt(f"job {job_id} is owned by attempt {job.attempt} ({job.status})")
+    if job.last_batch >= batch_no:
+        return None
+    if job.cancel_requested:
+        raise CancelRequested(f"job {job_id} was cancelled after {job.processed_rows} rows")
+    if job.last_batch != batch_no - 1:
+        raise RuntimeError(f"batch {batch_no} cannot follow batch {job.last_batch}")
+    return job
+
+
 def apply_batch(
     session: Session,
     job_id: uuid.UUID,
@@ -203,29 +229,20 @@ def apply_batch(
     Raises `StaleAttempt` when a newer attempt owns the job, so an old worker that wakes up
     late never writes twice, and `CancelRequested` (writing nothing) once a cancel was asked.
     """
-    # Concurrent imports touching the same items take turns, batch by batch (PostgreSQL;
-    # SQLite's write lock does the same), and write keys in sorted order.
-    lock_for_transaction(session, "items")
-    job = _job(session, job_id, for_update=True)
-    if job.attempt != attempt or job.status != JobStatus.PROCESSING:
-        raise StaleAttempt(f"job {job_id} is owned by attempt {job.attempt} ({job.status})")
-    if job.last_batch >= batch_no:
+    job = claim_batch(session, job_id, attempt=attempt, batch_no=batch_no)
+    if job is None:
         return None
-    if job.cancel_requested:
-        raise CancelRequested(f"job {job_id} was cancelled after {job.processed_rows} rows")
-    if job.last_batch != batch_no - 1:
-        raise RuntimeError(f"batch {batch_no} cannot follow batch {job.last_batch}")
     fields = list(job.columns)
     failed = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
     valid = rows.filter(pl.col("error_message").is_null())
+    now = now or utcnow()
     # A review's preview pass counts (and describes) what the real pass will write.
     wanted = wanted_changes(job) if job.previewing else 0
+    dry = job.dry_run or job.previewing
+    # The before-image an undo needs commits with the batch; a dry pass writes neither.
+    before = None if dry else keep_before(session, job_id, batch_no, written_at=now)
     counts = merge_items(
-        session,
-        valid.select(fields),
-        now=now or utcnow(),
-        dry_run=job.dry_run or job.previewing,
-        changes=wanted,
+        session, valid.select(fields), now=now, dry_run=dry, changes=wanted, hook=before
     )
     if counts.changes:
         found = {c["sku"] for c in counts.changes}

@@ -24,6 +24,7 @@ from itemsheet.importing import finish_job
 from itemsheet.messages import capped
 from itemsheet.retention import removed_reason
 from itemsheet.review import reset_progress
+from itemsheet.undoing import undo_under_way
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -83,6 +84,14 @@ class JobView(BaseModel):
         default=None, description="The column mapping given (normalised header -> field)."
     )
     header_row: int | None = Field(default=None, description="The header's row, if given.")
+    undo_of: uuid.UUID | None = Field(
+        default=None, description="An undo job (source `undo`): the import it undoes."
+    )
+    deleted: int = Field(
+        default=0,
+        description="An undo job: the items it deleted (those its import created); its"
+        " `updated` counts the items it restored and `failed` those changed since the import.",
+    )
 
 
 def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
@@ -139,6 +148,8 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         review_round=job.review_round,
         mapping=job.mapping,
         header_row=job.header_row,
+        undo_of=job.undo_of,
+        deleted=job.deleted,
     )
 
 
@@ -248,7 +259,9 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
         raise JobConflict(
             f"only a failed or cancelled import can be retried; this one is {job.status}"
         )
-    if not job.file_uri:
+    if undo_under_way(session, job_id):
+        raise JobConflict("an undo of this import is under way; it cannot run again")
+    if not job.file_uri and job.undo_of is None:
         raise JobConflict(
             "this import was refused before its file was stored, so there is nothing to"
             " retry; send the file again"

@@ -80,6 +80,8 @@ class JobFacts:
     filename: str = ""
     # Since when a review's preview waits for a person (`awaiting_review`).
     review_ready_at: datetime | None = None
+    # An undo job, resumed through its own deployment.
+    undo: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ from db.session import session_scope
 from itemsheet.leftovers import Leftovers, Removed, remove_leftovers
 from itemsheet.sizes import human_size
 from itemsheet.storage import discard_aside, put_back, set_aside, stored_size, stored_uri
+from itemsheet.undo_retention import UndoExpired, expire_before_images
 from settings import Settings
 
-ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.UNDONE)
 FILES_PER_READ = 100
 
 
@@ -78,6 +79,9 @@ class CleanUp:
     retention_days: int
     expired: Expired
     leftovers: Leftovers
+    # Before-images past IMPORTER_UNDO_DAYS (`itemsheet.undo_retention`).
+    undo_days: int = 0
+    undo: UndoExpired = field(default_factory=UndoExpired)
 
     @property
     def removed_bytes(self) -> int:
@@ -100,6 +104,10 @@ class CleanUp:
             "unfinished_files": left.unfinished.files,
             "unfinished_bytes": left.unfinished.bytes,
             "removed_bytes": self.removed_bytes,
+            "undo_days": self.undo_days,
+            "undo_imports": self.undo.imports,
+            "undo_batches": self.undo.batches,
+            "undo_bytes": self.undo.bytes,
         }
 
     def lines(self) -> list[str]:
@@ -119,6 +127,8 @@ class CleanUp:
             f"  work files of ended jobs: {verb} {_files(left.work)}",
             f"  unfinished uploads and parses: {verb} {_files(left.unfinished)}",
             f"{verb} {human_size(self.removed_bytes)} in all",
+            f"before-images of imports ended over {self.undo_days} days ago:"
+            f" {verb} {self.undo.imports:,} ({human_size(self.undo.bytes)})",
         ]
 
 
@@ -131,7 +141,8 @@ def clean_up(settings: Settings, *, dry_run: bool = False, now: datetime | None 
     now = now or utcnow()
     expired = expire_jobs(settings, dry_run=dry_run, now=now)
     leftovers = remove_leftovers(settings, dry_run=dry_run, now=now)
-    return CleanUp(dry_run, settings.retention_days, expired, leftovers)
+    undo = expire_before_images(settings, dry_run=dry_run, now=now)
+    return CleanUp(dry_run, settings.retention_days, expired, leftovers, settings.undo_days, undo)
 
 
 def expire_jobs(

@@ -35,7 +35,7 @@ class Starter(Protocol):
     """What the dispatcher needs from Prefect (`PrefectTrigger` in production)."""
 
     async def start_import(
-        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None, undo: bool = False
     ) -> uuid.UUID: ...
 
 
@@ -55,7 +55,9 @@ async def dispatch_once(
 
 async def _dispatch(trigger: Starter, settings: Settings, job: Waiting) -> bool:
     try:
-        run_id = await trigger.start_import(job.job_id, filename=job.filename, key=job.run_key)
+        run_id = await trigger.start_import(
+            job.job_id, filename=job.filename, key=job.run_key, undo=job.undo
+        )
     except TriggerUnavailable as exc:
         give_up = utcnow() - timedelta(seconds=settings.dispatch_timeout_s)
         failed = await run_in_threadpool(_note_waiting, job, str(exc), give_up)

@@ -40,6 +40,7 @@ EVENT_OF: dict[JobStatus, str] = {
     JobStatus.FAILED: "importer.import.failed",
     JobStatus.CANCELLED: "importer.import.cancelled",
     JobStatus.AWAITING_REVIEW: "importer.import.awaiting-review",
+    JobStatus.UNDONE: "importer.import.undone",
 }
 RESOURCE_PREFIX = "importer.job."
 

@@ -6,12 +6,17 @@ IMPORT_FLOW = "import-items"
 IMPORT_DEPLOYMENT = "import-items"
 REIMPORT_DEPLOYMENT = "reimport-items"
 CLEAN_UP_DEPLOYMENT = "clean-up"
+UNDO_FLOW = "undo-import"
+UNDO_DEPLOYMENT = "undo-import"
 # Where the flows are, as module paths: workers load them by these names (as a deployment
 # does), so nothing that serves or triggers runs imports the `flows` package itself.
 IMPORT_ENTRYPOINT = "flows.import_items.import_items"
 REIMPORT_ENTRYPOINT = "flows.reimport_items.reimport_items"
 CLEAN_UP_ENTRYPOINT = "flows.clean_up.clean_up"
-FLOW_MODULES = tuple(e.rpartition(".")[0] for e in (IMPORT_ENTRYPOINT, REIMPORT_ENTRYPOINT))
+UNDO_ENTRYPOINT = "flows.undo_import.undo_import"
+FLOW_MODULES = tuple(
+    e.rpartition(".")[0] for e in (IMPORT_ENTRYPOINT, REIMPORT_ENTRYPOINT, UNDO_ENTRYPOINT)
+)
 # The work pool `importer worker` polls and `prefect.yaml` deploys onto.
 WORK_POOL = "importer"
 

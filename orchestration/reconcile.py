@@ -37,7 +37,7 @@ class Resumer(Protocol):
     async def cancel(self, flow_run_id: uuid.UUID) -> None: ...
 
     async def retry_import(
-        self, job_id: uuid.UUID, *, filename: str, attempt: int
+        self, job_id: uuid.UUID, *, filename: str, attempt: int, undo: bool = False
     ) -> uuid.UUID: ...
 
 
@@ -91,7 +91,9 @@ async def _start_run(resumer: Resumer, job: JobFacts, act: Act) -> bool:
     attempt = job.attempt if act is Act.RESUME else 0
     run_id: uuid.UUID | None = None
     try:
-        run_id = await resumer.retry_import(job.job_id, filename=job.filename, attempt=attempt)
+        run_id = await resumer.retry_import(
+            job.job_id, filename=job.filename, attempt=attempt, undo=job.undo
+        )
     except TriggerUnavailable as exc:
         logger.warning("cannot %s import job %s yet: %s", act, job.job_id, exc)
     with session_scope() as session:

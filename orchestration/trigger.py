@@ -18,7 +18,14 @@ from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 from prefect.states import Cancelled, Cancelling, Crashed
 
 from itemsheet.recovery import RunState
-from orchestration.names import IMPORT_DEPLOYMENT, IMPORT_FLOW, WORK_POOL, qualified
+from orchestration.names import (
+    IMPORT_DEPLOYMENT,
+    IMPORT_FLOW,
+    UNDO_DEPLOYMENT,
+    UNDO_FLOW,
+    WORK_POOL,
+    qualified,
+)
 
 TRY_AGAIN = "; try again shortly"
 # How long a review's answer waits for its run to suspend: 40 looks, 0.25 s apart.
@@ -74,12 +81,17 @@ def reaching_prefect(then: str = "") -> Iterator[None]:
         ) from exc
 
 
+UNDO = qualified(UNDO_FLOW, UNDO_DEPLOYMENT)
+
+
 class PrefectTrigger:
-    """Creates flow runs of the import deployment; the deployment id is looked up once."""
+    """Creates flow runs of the import deployment (of the undo deployment for an undo job);
+    each deployment id is looked up once."""
 
     def __init__(self, deployment: str = qualified(IMPORT_FLOW, IMPORT_DEPLOYMENT)) -> None:
         self.deployment = deployment
         self._deployment_id: uuid.UUID | None = None
+        self._undo_id: uuid.UUID | None = None
         self._client: PrefectClient | None = None
 
     async def _prefect(self) -> PrefectClient:
@@ -104,40 +116,52 @@ class PrefectTrigger:
         return self._deployment_id
 
     async def start_import(
-        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None, undo: bool = False
     ) -> uuid.UUID:
         """Create a flow run for `job_id` under idempotency key `key` (default: the job id).
 
         The same key gives the same run, so two dispatchers racing for one job agree.
         """
-        return await self._start(job_id, filename=filename, key=key or str(job_id))
+        return await self._start(job_id, filename=filename, key=key or str(job_id), undo=undo)
 
-    async def retry_import(self, job_id: uuid.UUID, *, filename: str, attempt: int) -> uuid.UUID:
+    async def retry_import(
+        self, job_id: uuid.UUID, *, filename: str, attempt: int, undo: bool = False
+    ) -> uuid.UUID:
         """A new flow run for a job that ended; it resumes after the last committed batch."""
         # Unique per request: a retry whose run was cancelled before it started must not
         # get that cancelled run back from Prefect's idempotency check.
         key = f"{job_id}-retry-{attempt}-{uuid.uuid4().hex[:8]}"
-        return await self._start(job_id, filename=filename, key=key)
+        return await self._start(job_id, filename=filename, key=key, undo=undo)
 
-    async def _start(self, job_id: uuid.UUID, *, filename: str, key: str) -> uuid.UUID:
+    async def _undo_deployment(self) -> uuid.UUID:
+        if self._undo_id is None:
+            client = await self._prefect()
+            self._undo_id = (await client.read_deployment_by_name(UNDO)).id
+        return self._undo_id
+
+    async def _start(
+        self, job_id: uuid.UUID, *, filename: str, key: str, undo: bool = False
+    ) -> uuid.UUID:
+        # An undo job runs the `undo-import` flow: its first run and its resumes alike.
+        name = UNDO if undo else self.deployment
         try:
             with reaching_prefect():
-                deployment_id = await self._resolve()
+                deployment_id = await (self._undo_deployment() if undo else self._resolve())
                 client = await self._prefect()
                 run = await client.create_flow_run_from_deployment(
                     deployment_id,
                     parameters={"job_id": str(job_id)},
-                    name=f"import {filename}"[:200],
+                    name=(filename if undo else f"import {filename}")[:200],
                     idempotency_key=key,
                 )
         except ObjectNotFound as exc:
-            self._deployment_id = None  # looked up again next time
+            self._deployment_id = self._undo_id = None  # looked up again next time
             raise TriggerUnavailable(
-                f"no worker has registered the deployment '{self.deployment}' with Prefect"
+                f"no worker has registered the deployment '{name}' with Prefect"
                 " yet (start one with `importer worker`)"
             ) from exc
         except TriggerUnavailable:
-            self._deployment_id = None
+            self._deployment_id = self._undo_id = None
             raise
         return run.id
 

@@ -29,6 +29,8 @@ from db.models import JobSource, JobStatus, OnError
 from itemsheet.header import explicit_mapping
 from itemsheet.importing import JobOptions
 from itemsheet.jobs import (
+    JobConflict,
+    JobNotFound,
     JobView,
     job_view,
     list_history,
@@ -37,6 +39,7 @@ from itemsheet.jobs import (
     request_cancel,
 )
 from itemsheet.storage import FileTooLarge
+from itemsheet.undoing import UndoRefused, create_undo_job
 from itemsheet.uploads import DuplicateImport, UnsupportedFile, create_upload_job, store_upload
 from orchestration.trigger import TriggerUnavailable
 
@@ -226,6 +229,36 @@ def requester(request: Request) -> str:
     if token:
         return f"API key ...{token[-4:]}"
     return "web page" if request.headers.get("sec-fetch-mode") == "cors" else "API"
+
+
+@router.post(
+    "/excel/import/{job_id}/undo",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 409: {"model": ErrorOut}},
+)
+async def undo_import(
+    job_id: JobIdPath,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    force: Annotated[
+        bool, Query(description="Restore items changed since the import too.")
+    ] = False,
+) -> JobView:
+    """Undo a finished import as a new job (source `undo`): delete the items it created and
+    restore the values it overwrote; items changed since are reported, unless `force`."""
+    try:
+        undo = await run_in_threadpool(
+            create_undo_job, session, job_id, force=force, undo_days=settings.undo_days
+        )
+    except LookupError:
+        raise JobNotFound(job_id) from None
+    except UndoRefused as exc:
+        raise JobConflict(str(exc)) from None
+    await run_in_threadpool(session.commit)
+    dispatch_after_answer(request, background, undo.id)
+    return job_view(undo)
 
 
 def dispatch_after_answer(request: Request, background: BackgroundTasks, job_id: uuid.UUID) -> None:

@@ -32,15 +32,19 @@ class FakeTrigger:
     # What `resume_review` answers: a suspended run is "resumed" (Prefect: the run starts
     # again), "busy" (already on its way) or "ended".
     resume_answer: str = "resumed"
+    # Jobs whose run was asked of the undo deployment.
+    undos: list[uuid.UUID] = field(default_factory=list)
     is_healthy: bool = True
     # Set on each start, for tests whose dispatcher runs in the app's own task.
     a_run_started: threading.Event = field(default_factory=threading.Event)
 
     async def start_import(
-        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None, undo: bool = False
     ) -> uuid.UUID:
         run = self.keys.setdefault(key or str(job_id), uuid.uuid4())
         self.started.append((job_id, filename, run))
+        if undo:
+            self.undos.append(job_id)
         self.a_run_started.set()
         return run
 
@@ -61,7 +65,7 @@ class UnavailableTrigger:
     """A Prefect that cannot be reached."""
 
     async def start_import(
-        self, job_id: uuid.UUID, *, filename: str, key: str | None = None
+        self, job_id: uuid.UUID, *, filename: str, key: str | None = None, undo: bool = False
     ) -> uuid.UUID:
         raise TriggerUnavailable(UNAVAILABLE)
 

@@ -64,6 +64,7 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "/api/excel/import/{job_id}/preview",
         "/api/excel/import/{job_id}/confirm",
         "/api/excel/import/{job_id}/reject",
+        "/api/excel/import/{job_id}/undo",
         "/api/excel/imports",
         "/api/excel/mappings",
         "/api/health",
@@ -105,6 +106,7 @@ def broken_app(importer_env: Path) -> FastAPI:
     from db.session import session_scope
 
     with session_scope() as session:
+        session.execute(text("DROP TABLE item_undo"))
         session.execute(text("DROP TABLE import_row_error"))
         session.execute(text("DROP TABLE import_job"))
     app = create_app()

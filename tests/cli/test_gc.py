@@ -51,6 +51,10 @@ def test_gc_json_removes_an_expired_jobs_file_errors_and_leftovers_and_counts_th
         "unfinished_files": 1,
         "unfinished_bytes": 100,
         "removed_bytes": 2148,
+        "undo_days": 30,
+        "undo_imports": 0,
+        "undo_batches": 0,
+        "undo_bytes": 0,
     }
     assert not Path(file.uri).exists() and not partial.exists()
     assert error_count(job_id) == 0
@@ -75,5 +79,6 @@ def test_gc_dry_run_says_what_it_would_remove_in_readable_sizes_and_removes_noth
         "  work files of ended jobs: would remove 0 (0 bytes)",
         "  unfinished uploads and parses: would remove 0 (0 bytes)",
         "would remove 3 KiB in all",
+        "before-images of imports ended over 30 days ago: would remove 0 (0 bytes)",
     ]
     assert Path(file.uri).exists() and error_count(job_id) == 2

@@ -6,7 +6,7 @@
 import { describeAnswer, jobPath, openStream, requestJson } from "./api.js";
 
 export const POLL_INTERVAL_MS = 2000;
-export const FINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
+export const FINAL_STATUSES = new Set(["completed", "failed", "cancelled", "undone"]);
 
 /**
  * Start following `jobId`. Callbacks: `onJob(job)` for every known state, `onConnection(mode)`

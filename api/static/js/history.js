@@ -5,7 +5,7 @@ import { byId, el, notify, replaceChildren, show } from "./dom.js";
 import { formatCount, formatDuration, formatTime, statusLabel } from "./format.js";
 
 const PAGE_SIZE = 20;
-const SOURCES = { upload: "Upload", cli: "CLI", schedule: "Schedule" };
+const SOURCES = { upload: "Upload", cli: "CLI", schedule: "Schedule", undo: "Undo" };
 
 /** The history card; `onOpen(jobId)` opens a job, `refresh()` reloads the first page. */
 export function createHistory({ onOpen }) {

@@ -6,6 +6,7 @@ import { createErrorTable } from "./errors.js";
 import { FINAL_STATUSES, followJob } from "./follow.js";
 import { createProgressView } from "./progress.js";
 import { createReview } from "./review.js";
+import { createUndoControls } from "./undo.js";
 
 const CONNECTION_NOTES = {
   live: "",
@@ -14,8 +15,9 @@ const CONNECTION_NOTES = {
   key: "Enter the API key above to follow this import.",
 };
 
-/** The job card; `onChange(job, {statusChanged})` hears every update of the followed job. */
-export function createJobView({ onChange }) {
+/** The job card; `onChange(job, {statusChanged})` hears every update of the followed job,
+ * `onOpen(id)` opens another job (an undo just started). */
+export function createJobView({ onChange, onOpen }) {
   const card = byId("job");
   const cancelButton = byId("cancel-button");
   const retryButton = byId("retry-button");
@@ -31,6 +33,7 @@ export function createJobView({ onChange }) {
           : "Confirmed; the import is being written.");
     },
   });
+  const undo = createUndoControls({ onStarted: (id) => onOpen(id) });
   let jobId = null;
   let stopFollowing = null;
   let lastStatus = null;
@@ -59,6 +62,7 @@ export function createJobView({ onChange }) {
     cancelButton.disabled = Boolean(job.cancel_requested);
     setText(cancelButton, job.cancel_requested ? "Cancelling…" : "Cancel import");
     show(retryButton, job.status === "failed" || job.status === "cancelled");
+    undo.render(job);
     const prefectUrl = safeHttpUrl(job.flow_run_url);
     show(prefectLink, Boolean(prefectUrl));
     if (prefectUrl) prefectLink.href = prefectUrl;
@@ -122,6 +126,7 @@ export function createJobView({ onChange }) {
       notify(byId("job-error"), "");
       show(cancelButton, false);
       show(retryButton, false);
+      undo.hide();
       show(prefectLink, false);
       show(card, false);
     },

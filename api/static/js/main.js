@@ -12,6 +12,7 @@ const history = createHistory({ onOpen: (id) => openJob(id) });
 const HISTORY_REFRESH_MS = 3000;
 let historyRefreshedAt = 0;
 const jobView = createJobView({
+  onOpen: (id) => openJob(id, { focus: true }),
   // The history shows the followed job too: refresh it on news, at most every 3 s.
   onChange: (_job, { statusChanged }) => {
     if (statusChanged || performance.now() - historyRefreshedAt > HISTORY_REFRESH_MS) {

@@ -30,7 +30,9 @@ export function createProgressView() {
   function render(job) {
     current = job;
     receivedAt = performance.now();
-    setText(nodes.title, `Import of ${job.filename}`);
+    // An undo job's file name already says so: "undo of prices.xlsx".
+    const title = job.source === "undo" ? sentenceCase(job.filename) : `Import of ${job.filename}`;
+    setText(nodes.title, title);
     setText(nodes.badge, statusLabel(job.status));
     nodes.badge.dataset.status = job.status;
     setText(nodes.meta, describeJob(job));
@@ -110,6 +112,10 @@ export function createProgressView() {
   return { render, reset, say, destroy: () => clearInterval(clock) };
 }
 
+function sentenceCase(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : "";
+}
+
 /** "Processing 2,500 / 9,713 items" and its siblings for each status. */
 export function progressSentence(job) {
   const done = formatCount(job.processed_rows);
@@ -134,12 +140,15 @@ export function progressSentence(job) {
     case "failed":
       return total === null || job.processed_rows === 0
         ? "Failed before any item was written" : `Stopped at ${of}`;
+    case "undone":
+      return `Processed ${of}; undone since`;
     default:
       return "";
   }
 }
 
 function describeJob(job) {
+  if (job.source === "undo") return job.attempt > 1 ? `Undo · attempt ${job.attempt}` : "Undo";
   const parts = [
     SOURCES[job.source] ?? job.source,
     formatBytes(job.file_size),
@@ -170,6 +179,8 @@ function announcement(job) {
       return `Import cancelled: ${counts}.`;
     case "failed":
       return `Import failed${job.error ? `: ${job.error}` : ""}.`;
+    case "undone":
+      return `Import undone: it had ${counts}.`;
     default:
       return "";
   }
