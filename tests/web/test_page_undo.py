@@ -44,6 +44,13 @@ def test_undo_from_the_page_restores_the_items_and_marks_the_import_undone(
         " 0 left alone (changed since the import)."
     )
     expect(page.get_by_role("button", name="Undo import")).to_be_hidden()  # no undo of an undo
+    # The undo's own cards count what it did, in its words.
+    cards = page.locator("#job-counts")
+    expect(cards.locator(".count-created")).to_have_text(re.compile(r"Deleted\s*50"))
+    expect(cards.locator(".count-updated")).to_have_text(re.compile(r"Restored\s*100"))
+    expect(cards.locator(".count-failed")).to_have_text(re.compile(r"Left alone\s*0"))
+    undo_row = page.locator("#history-body tr").filter(has_text="undo of prices.xlsx")
+    expect(undo_row.locator("td[data-label='Deleted']")).to_have_text("-50")
     screenshot(page, "undo-completed")
     row = page.locator(f"#history-body tr[data-job-id='{import_id}']")
     expect(row).to_contain_text("Undone", timeout=FINISH_MS)
@@ -51,6 +58,7 @@ def test_undo_from_the_page_restores_the_items_and_marks_the_import_undone(
     note.get_by_role("link", name="this import").click()
     expect_finished(page, "undone")
     expect(page.locator("#count-updated")).to_have_text("100")  # its counts stay
+    expect(page.locator("#label-created")).to_have_text("Created")
     expect(page.get_by_role("button", name="Undo import")).to_be_hidden()
     # Asked again anyway (another tab): the server's 409, said as a sentence.
     again = api.post(f"/api/excel/import/{import_id}/undo")

@@ -64,7 +64,8 @@ export function createHistory({ onOpen }) {
       el("td", { "data-label": "Status" },
         el("span", { className: "badge", "data-status": job.status }, statusLabel(job.status))),
       el("td", { "data-label": "Source" }, SOURCES[job.source] ?? job.source),
-      countCell("Created", job.created),
+      // An undo's row shows the items it deleted as a negative number of created ones.
+      job.source === "undo" ? countCell("Deleted", job.deleted ? -job.deleted : 0) : countCell("Created", job.created),
       countCell("Updated", job.updated),
       countCell("Unchanged", job.unchanged),
       countCell("Failed", job.failed),

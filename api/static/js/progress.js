@@ -5,6 +5,9 @@ import { formatBytes, formatCount, formatDuration, formatRate, statusLabel } fro
 
 const SOURCES = { upload: "Uploaded", cli: "Command line", schedule: "Scheduled reimport" };
 
+const IMPORT_LABELS = { created: "Created", updated: "Updated", unchanged: "Unchanged", failed: "Failed" };
+const UNDO_LABELS = { created: "Deleted", updated: "Restored", unchanged: "Unchanged", failed: "Left alone" };
+
 /** A renderer bound to the job card; `render(job)` draws, the clock ticks between updates. */
 export function createProgressView() {
   const nodes = {
@@ -38,7 +41,12 @@ export function createProgressView() {
     setText(nodes.meta, describeJob(job));
     drawBar(job);
     setText(nodes.text, progressSentence(job));
-    setText(byId("count-created"), formatCount(job.created));
+    // An undo deletes what its import created, restores what it updated, and leaves alone
+    // (a row error) what changed since: its cards say so.
+    const undo = job.source === "undo";
+    const labels = undo ? UNDO_LABELS : IMPORT_LABELS;
+    for (const [key, label] of Object.entries(labels)) setText(byId(`label-${key}`), label);
+    setText(byId("count-created"), formatCount(undo ? job.deleted : job.created));
     setText(byId("count-updated"), formatCount(job.updated));
     setText(byId("count-unchanged"), formatCount(job.unchanged));
     setText(byId("count-failed"), formatCount(job.failed));
@@ -161,6 +169,7 @@ function describeJob(job) {
 }
 
 function announcement(job) {
+  if (job.source === "undo") return undoAnnouncement(job);
   const counts = `${formatCount(job.created)} created, ${formatCount(job.updated)} updated, `
     + `${formatCount(job.unchanged)} unchanged, ${formatCount(job.failed)} failed`;
   switch (job.status) {
@@ -181,6 +190,25 @@ function announcement(job) {
       return `Import failed${job.error ? `: ${job.error}` : ""}.`;
     case "undone":
       return `Import undone: it had ${counts}.`;
+    default:
+      return "";
+  }
+}
+
+function undoAnnouncement(job) {
+  const counts = `${formatCount(job.deleted)} deleted, ${formatCount(job.updated)} restored, `
+    + `${formatCount(job.failed)} left alone`;
+  switch (job.status) {
+    case "pending":
+      return "Undo is waiting to start.";
+    case "processing":
+      return "Undoing the import.";
+    case "completed":
+      return `Undo completed: ${counts}.`;
+    case "cancelled":
+      return `Undo cancelled: ${counts}.`;
+    case "failed":
+      return `Undo failed${job.error ? `: ${job.error}` : ""}.`;
     default:
       return "";
   }
