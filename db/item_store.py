@@ -278,7 +278,7 @@ def merge_items(
         # A subquery in RETURNING reads the statement's own snapshot, so it still sees the
         # row as it was before this upsert changed it: the old values cost no other pass.
         # The new SKUs come back as one JSON text, which is stored as it is.
-        old = written_values(fields, "o")
+        old = written_values([*fields, "updated_at"], "o")
         row = conn.exec_driver_sql(
             f"WITH merged AS ({upsert}"
             f" RETURNING item.sku, (xmax = 0) AS inserted,"

@@ -217,3 +217,20 @@ class ItemUndo(Base):
     entries: Mapped[int] = mapped_column(Integer)
     created: Mapped[str] = mapped_column(Text)
     changed: Mapped[str] = mapped_column(Text)
+
+
+class ItemRestored(Base):
+    """An item an undo restored: when, and the `updated_at` it was restored to.
+
+    An undo gives what it restores its own time as `updated_at` (a change that syncs must
+    see), so this row is how the undo of an earlier import can still tell that the item is
+    as that import left it: undoing imports newest first never reports false conflicts.
+    """
+
+    __tablename__ = "item_restored"
+    __table_args__ = (Index("ix_item_restored_sku_restored_at", "sku", "restored_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    restored_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -96,9 +96,11 @@ class BeforeImage:
 
 
 def _changes(fields: list[str], row: Any) -> list[Any]:
-    """`[sku, {field: [old, new]}]` of a row the PostgreSQL upsert updated."""
+    """`[sku, {field: [old, new]}, old updated_at]` of a row the PostgreSQL upsert updated
+    (its old values end with the old `updated_at`)."""
     old, new = row[1], row[2]
-    return [row[0], {f: [old[k], new[k]] for k, f in enumerate(fields) if old[k] != new[k]}]
+    changed = {f: [old[k], new[k]] for k, f in enumerate(fields) if old[k] != new[k]}
+    return [row[0], changed, old[-1]]
 
 
 def _distinct(conn: Connection, left: str, right: str) -> str:
@@ -117,12 +119,14 @@ def _arm_capture(conn: Connection) -> None:
     values = ", ".join(f"old.{f}, new.{f}" for f in FIELDS)
     columns = ", ".join(f"o_{f}, n_{f}" for f in FIELDS)
     if conn.info.get(CAPTURE) is None:
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {CAPTURE} (sku, {columns})")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {CAPTURE} (sku, {columns}, o_updated_at)"
+        )
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {CAPTURE}_on (armed INTEGER)")
         conn.exec_driver_sql(
             f"CREATE TEMP TRIGGER IF NOT EXISTS {CAPTURE} AFTER UPDATE ON main.item"
             f" WHEN EXISTS (SELECT 1 FROM {CAPTURE}_on)"
-            f" BEGIN INSERT INTO {CAPTURE} VALUES (old.sku, {values}); END"
+            f" BEGIN INSERT INTO {CAPTURE} VALUES (old.sku, {values}, old.updated_at); END"
         )
         conn.info[CAPTURE] = True
     conn.exec_driver_sql(f"DELETE FROM {CAPTURE}")
@@ -142,7 +146,7 @@ def _captured(conn: Connection) -> list[list[Any]]:
             for k, name in enumerate(FIELDS)
             if row[1 + 2 * k] != row[2 + 2 * k]
         }
-        changed.append([row[0], values])
+        changed.append([row[0], values, row[-1]])
     return changed
 
 
@@ -170,11 +174,21 @@ class Restored:
 
 
 def _stage_types(conn: Connection) -> str:
-    columns = ["ord BIGINT", "sku VARCHAR(64)", "created INTEGER"]
+    # was_at: the `updated_at` an updated item had before the import (SQLite: its text).
+    stamp = "TEXT" if _is_sqlite(conn) else "TIMESTAMPTZ"
+    columns = ["ord BIGINT", "sku VARCHAR(64)", "created INTEGER", f"was_at {stamp}"]
     for name in FIELDS:
         kind = _STAGE_TYPES[name]
         columns += [f"m_{name} INTEGER", f"b_{name} {kind}", f"a_{name} {kind}"]
     return ", ".join(columns)
+
+
+def _was_at(conn: Connection, entry: list[Any]) -> Any:
+    """The old `updated_at` of a `changed` entry as the stage takes it; None in entries
+    written before it was recorded."""
+    if len(entry) < 3 or entry[2] is None:
+        return None
+    return entry[2] if _is_sqlite(conn) else datetime.fromisoformat(entry[2])
 
 
 def _value(conn: Connection, name: str, value: Any) -> Any:
@@ -196,14 +210,15 @@ def _stage_rows(conn: Connection, image: ItemUndo, first: int) -> None:
     empty = [0, None, None] * len(FIELDS)
     rows: list[tuple[Any, ...]] = []
     for sku in json.loads(image.created):
-        rows.append((first + len(rows), sku, 1, *empty))
-    for sku, values in json.loads(image.changed):
+        rows.append((first + len(rows), sku, 1, None, *empty))
+    for entry in json.loads(image.changed):
+        sku, values = entry[0], entry[1]
         cells: list[Any] = []
         for name in FIELDS:
             before, after = values.get(name, (None, None))
             cells += [int(name in values), _value(conn, name, before), _value(conn, name, after)]
-        rows.append((first + len(rows), sku, 0, *cells))
-    width = 3 + 3 * len(FIELDS)
+        rows.append((first + len(rows), sku, 0, _was_at(conn, entry), *cells))
+    width = 4 + 3 * len(FIELDS)
     marks = ", ".join(["?" if _is_sqlite(conn) else "%s"] * width)
     conn.exec_driver_sql(f"INSERT INTO {UNDO_STAGE} VALUES ({marks})", rows)
 
@@ -213,9 +228,11 @@ def restore(
 ) -> Restored:
     """Undo one batch of an import from its before-image; `first` numbers its entries.
 
-    An item whose `updated_at` is not the one the batch gave it, or whose changed fields
-    no longer hold what the batch wrote, was changed since: it is left alone and reported,
-    unless `force`. An item that no longer exists is reported either way.
+    An item whose changed fields no longer hold what the batch wrote, or whose `updated_at`
+    is neither the one the batch gave it nor that of an undo that restored it to that
+    (`item_restored`), was changed since: it is left alone and reported, unless `force`.
+    An item that no longer exists is reported either way. Each item restored is recorded
+    in `item_restored` with the `updated_at` it had before the import.
     """
     conn = session.connection()
     _stage_rows(conn, image, first)
@@ -224,12 +241,19 @@ def restore(
     wrote = " OR ".join(
         f"(u.m_{f} = 1 AND {_distinct(conn, f'i.{f}', f'u.a_{f}')})" for f in FIELDS
     )
+    # Changed since by its time: not the batch's, and not an undo's that put it back as
+    # the batch left it (undoing a later import, newest first, is no conflict).
+    touched = (
+        f"({_distinct(conn, 'i.updated_at', param)} AND NOT EXISTS (SELECT 1 FROM"
+        f" item_restored r WHERE r.sku = i.sku AND r.restored_at = i.updated_at"
+        f" AND r.as_of = {param}))"
+    )
     found = conn.exec_driver_sql(
         f"SELECT u.ord, u.sku, CASE WHEN i.sku IS NULL THEN 1 ELSE 0 END"
         f" FROM {UNDO_STAGE} u LEFT JOIN item i ON i.sku = u.sku"
-        f" WHERE i.sku IS NULL OR {_distinct(conn, 'i.updated_at', param)} OR {wrote}"
+        f" WHERE i.sku IS NULL OR {touched} OR {wrote}"
         f" ORDER BY u.ord",
-        (stamp,),
+        (stamp, stamp),
     ).all()
     conflicts = [(int(o), str(s), GONE if gone else CHANGED) for o, s, gone in found]
     skipped = [(o,) for o, _, why in conflicts if why == GONE or not force]
@@ -239,10 +263,20 @@ def restore(
         f"DELETE FROM item WHERE sku IN (SELECT sku FROM {UNDO_STAGE} WHERE created = 1)"
     ).rowcount
     sets = ", ".join(f"{f} = CASE WHEN u.m_{f} = 1 THEN u.b_{f} ELSE item.{f} END" for f in FIELDS)
+    when = _timestamp(conn, now)
     restored = conn.exec_driver_sql(
         f"UPDATE item SET {sets}, updated_at = {param} FROM {UNDO_STAGE} u"
         f" WHERE u.created = 0 AND u.sku = item.sku",
-        (_timestamp(conn, now),),
+        (when,),
     ).rowcount
+    # What each restored item was as of: its time before the import, or, when an undo had
+    # restored it then, the time that undo restored it to (so a chain of undos resolves).
+    conn.exec_driver_sql(
+        f"INSERT INTO item_restored (sku, restored_at, as_of)"
+        f" SELECT u.sku, {param}, COALESCE((SELECT MAX(r.as_of) FROM item_restored r"
+        f" WHERE r.sku = u.sku AND r.restored_at = u.was_at), u.was_at)"
+        f" FROM {UNDO_STAGE} u WHERE u.created = 0 AND u.was_at IS NOT NULL",
+        (when,),
+    )
     reported = [c for c in conflicts if c[2] == GONE or not force]
     return Restored(int(deleted), int(restored), reported)

@@ -1,7 +1,8 @@
 """Retention of before-images: an import can be undone for `IMPORTER_UNDO_DAYS` after it ended.
 
 After that its `item_undo` rows are deleted and `undo_removed_at` is set, so its undo is
-refused with that reason (and an undo job that had not begun fails with it). One
+refused with that reason (and an undo job that had not begun fails with it); the records
+of what undos restored (`item_restored`) go after the same time. One
 transaction per import, under its row lock; an import with an undo under way keeps its
 before-images until that undo ends.
 """
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select
 
-from db.models import ImportJob, ItemUndo, JobStatus, utcnow
+from db.models import ImportJob, ItemRestored, ItemUndo, JobStatus, utcnow
 from db.repository import get_job
 from db.session import session_scope
 from itemsheet.undoing import undo_under_way
@@ -51,6 +52,12 @@ def expire_before_images(
         for job_id in ids:
             total += _expire(job_id, cutoff=cutoff, now=now, dry_run=dry_run)
         after = ids[-1]
+    if not dry_run:
+        # What undos restored matters only to undoing imports before them, which are past
+        # retention by now. Kept a little long, a record is harmless; gone early, it would
+        # at worst make such an undo report a conflict: never overwrite silently.
+        with session_scope() as session:
+            session.execute(delete(ItemRestored).where(ItemRestored.restored_at < cutoff))
     return total
 
 

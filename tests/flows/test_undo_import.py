@@ -153,6 +153,27 @@ def test_a_forced_undo_restores_every_item_it_changed_even_those_changed_since(
     assert job(b.id).status is JobStatus.UNDONE
 
 
+def test_undoing_imports_newest_first_reports_no_conflicts_but_still_sees_later_edits(
+    tmp_path: Path,
+) -> None:
+    a = import_file(sheet_a(tmp_path / "a.xlsx"))
+    b = import_file(sheet_b(tmp_path / "b.xlsx"))
+    assert undo(b.id).failed == 0
+    # B's undo gave the 300 items it restored a new updated_at; they are as A left them,
+    # so A's undo restores them all, except the one the application edits now.
+    with session_scope() as session:
+        edited = session.scalars(select(Item).where(Item.sku == SKUS_A[5])).one()
+        edited.description = "edited by hand"
+    done = undo(a.id)
+    assert done.status is JobStatus.COMPLETED, done.error
+    assert (done.deleted, done.updated, done.failed) == (999, 0, 1)
+    with session_scope(write=False) as session:
+        [error] = list_row_errors(session, done.id, limit=10)
+    assert error["message"] == f"item '{SKUS_A[5]}' changed since the import"
+    assert set(catalogue()) == {SKUS_A[5]}
+    assert job(a.id).status is JobStatus.UNDONE
+
+
 def test_dry_runs_and_unchanged_rows_record_no_before_image(tmp_path: Path) -> None:
     a = import_file(sheet_a(tmp_path / "a.xlsx"))
     dry = import_file(sheet_b(tmp_path / "b.xlsx"), dry_run=True)

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from sqlalchemy import select, text
 
-from db.models import ImportJob, Item, ItemUndo, JobSource, JobStatus, utcnow
+from db.models import ImportJob, Item, ItemRestored, ItemUndo, JobSource, JobStatus, utcnow
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.importing import apply_batch, begin_attempt, finish_job
@@ -118,6 +118,12 @@ def images(job_id: uuid.UUID) -> list[tuple[list[str], list[Any]]]:
         return [(json.loads(i.created), json.loads(i.changed)) for i in found]
 
 
+def _stamp(text: str) -> datetime:
+    """A recorded `updated_at` (SQLite's naive UTC text) as an aware time."""
+    found = datetime.fromisoformat(text)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
 A = [{"sku": f"S-{i}", "name": f"Item {i}", "price": Decimal(i)} for i in range(6)]
 
 
@@ -130,7 +136,15 @@ def test_a_batch_records_created_skus_and_only_the_changed_fields_of_updated_ite
     second = run_import([[*changed, {"sku": "N-1", "name": "New", "price": None}]])
     [(created, updates)] = images(second)
     assert created == ["N-1"]
-    by_sku = {sku: fields for sku, fields in updates}
+    by_sku = {sku: fields for sku, fields, _ in updates}
+    # Each updated item also keeps the time it had: the first import's.
+    with session_scope(write=False) as session:
+        [first_image] = session.scalars(
+            select(ItemUndo).where(ItemUndo.job_id == first, ItemUndo.batch_no == 1)
+        ).all()
+    assert {sku: _stamp(was) for sku, _, was in updates} == dict.fromkeys(
+        ("S-0", "S-1"), first_image.written_at
+    )
     assert set(by_sku) == {"S-0", "S-1"}  # unchanged rows record nothing
     assert list(by_sku["S-0"]) == ["price"] and list(by_sku["S-1"]) == ["name"]
     assert Decimal(str(by_sku["S-0"]["price"][0])) == 0
@@ -237,6 +251,25 @@ def test_before_images_past_undo_retention_are_removed_and_the_undo_refused(
     with session_scope() as session, pytest.raises(UndoRefused, match="IMPORTER_UNDO_DAYS"):
         create_undo_job(session, old, force=False, undo_days=30)
     assert run_undo(recent).deleted == 3
+
+
+def test_what_undos_restored_is_recorded_and_let_go_after_undo_retention(
+    importer_env: Path,
+) -> None:
+    run_import([A])
+    later = run_import([[{**a, "price": Decimal(50)} for a in A[:4]]])
+    assert run_undo(later).updated == 4
+    with session_scope(write=False) as session:
+        restored = session.scalars(select(ItemRestored)).all()
+        assert sorted(r.sku for r in restored) == ["S-0", "S-1", "S-2", "S-3"]
+        items = {i.sku: i.updated_at for i in session.scalars(select(Item)).all()}
+    assert all(r.restored_at == items[r.sku] for r in restored)
+    clean_up(get_settings(), now=utcnow() + timedelta(days=29))
+    with session_scope(write=False) as session:
+        assert len(session.scalars(select(ItemRestored)).all()) == 4
+    clean_up(get_settings(), now=utcnow() + timedelta(days=31))
+    with session_scope(write=False) as session:
+        assert session.scalars(select(ItemRestored)).all() == []
 
 
 def test_an_import_whose_undo_is_under_way_keeps_its_before_images(importer_env: Path) -> None:

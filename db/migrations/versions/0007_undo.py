@@ -54,10 +54,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("item_undo", schema=None) as batch_op:
         batch_op.create_index("ix_item_undo_job_id_batch_no", ["job_id", "batch_no"], unique=True)
+    op.create_table(
+        "item_restored",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("sku", sa.String(length=64), nullable=False),
+        sa.Column("restored_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_item_restored")),
+    )
+    with op.batch_alter_table("item_restored", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_item_restored_sku_restored_at", ["sku", "restored_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_item_restored_restored_at"), ["restored_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    with op.batch_alter_table("item_restored", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_item_restored_restored_at"))
+        batch_op.drop_index("ix_item_restored_sku_restored_at")
+    op.drop_table("item_restored")
     with op.batch_alter_table("item_undo", schema=None) as batch_op:
         batch_op.drop_index("ix_item_undo_job_id_batch_no")
     op.drop_table("item_undo")
