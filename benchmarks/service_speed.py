@@ -5,6 +5,8 @@
 Starts `importer up` on free ports with a private data dir (and waits for "ready"), then
   * uploads a 10,000-row workbook `--sequential` times, one at a time, each followed to
     the end: POST latency, POST -> `processing`, POST -> `completed`;
+  * uploads it `--reviews` times with review: POST -> `awaiting_review` (its preview),
+    confirm -> `completed`, and then an undo of it: POST undo -> `completed`;
   * starts two 300,000-row imports and, every 0.2 s until both have ended (and at least
     `--loaded` times), uploads the 10,000-row workbook: POST latency, the slowest included;
   * measures what the worker's warm spare interpreters cost once all is idle: memory
@@ -61,6 +63,14 @@ def follow(client: httpx.Client, job_id: str, posted: float) -> tuple[float, flo
             assert job["status"] == "completed", job
             return to_processing or now, now
         time.sleep(0.05)
+
+
+def wait_status(client: httpx.Client, job_id: str, wanted: str, posted: float) -> float:
+    """Seconds from POST until the job shows `wanted` (polled every 50 ms)."""
+    while (shown := status(client, job_id)) != wanted:
+        assert shown not in ("completed", "failed", "cancelled"), shown
+        time.sleep(0.05)
+    return time.perf_counter() - posted
 
 
 def post(client: httpx.Client, name: str, data: bytes) -> tuple[float, str]:
@@ -197,6 +207,9 @@ def main() -> None:
         "--loaded", type=int, default=30, help="uploads at least, every 0.2 s while big imports run"
     )
     parser.add_argument("--big-rows", type=int, default=300_000)
+    parser.add_argument(
+        "--reviews", type=int, default=5, help="uploads with review, confirmed, then undone"
+    )
     parser.add_argument("--pollers", type=int, default=200)
     parser.add_argument("--poll-seconds", type=float, default=10)
     parser.add_argument("--idle-seconds", type=float, default=20)
@@ -225,6 +238,28 @@ def main() -> None:
             finishes.append(to_done)
             time.sleep(0.5)
         print(f"sequential: processing {starts}, completed {finishes}", file=sys.stderr)
+
+        # 1b. With review: POST -> its preview waits, then confirm -> completed; then an
+        # undo of that import: POST undo -> completed.
+        previews, confirms, undos = [], [], []
+        for _ in range(args.reviews):
+            started = time.perf_counter()
+            job_id = client.post(
+                "/api/excel/import",
+                files={"file": ("items-10k.xlsx", small)},
+                data={"force": "true", "review": "true"},
+            ).json()["job_id"]
+            previews.append(wait_status(client, job_id, "awaiting_review", started))
+            started = time.perf_counter()
+            answer = client.post(f"/api/excel/import/{job_id}/confirm")
+            assert answer.status_code == 202, answer.text
+            confirms.append(follow(client, job_id, started)[1])
+            started = time.perf_counter()
+            undo = client.post(f"/api/excel/import/{job_id}/undo")
+            assert undo.status_code == 202, undo.text
+            undos.append(follow(client, undo.json()["job_id"], started)[1])
+            time.sleep(0.5)
+        print(f"review: preview {previews}, confirm {confirms}, undo {undos}", file=sys.stderr)
 
         # 2. Uploads while two big imports run: both start at once (their parses run side
         # by side; their writes take turns), and the uploads go on while either runs.
@@ -292,6 +327,11 @@ def main() -> None:
             "all_sent": loaded,
             "big_rows": args.big_rows,
         },
+        "review_s": {
+            "post_to_awaiting_review": {"p50": pct(previews, 50), "all": previews},
+            "confirm_to_completed": {"p50": pct(confirms, 50), "all": confirms},
+            "undo_to_completed": {"p50": pct(undos, 50), "all": undos},
+        },
         "idle_spares": idle,
         "progress_poll_ms": storm,
     }
@@ -305,6 +345,11 @@ def main() -> None:
             "POST -> completed p50 / p90",
             f"{pct(finishes, 50):.2f} / {pct(finishes, 90):.2f} s",
         ),
+        (
+            "with review: POST -> awaiting_review / confirm -> completed p50",
+            f"{pct(previews, 50):.2f} / {pct(confirms, 50):.2f} s (n={len(previews)})",
+        ),
+        ("undo of that import: POST undo -> completed p50", f"{pct(undos, 50):.2f} s"),
         (
             f"POST while two {args.big_rows:,}-row imports run: p50 / slowest",
             f"{pct(during, 50):.0f} / {max(during, default=float('nan')):.0f} ms ({len(during)} uploads)",
