@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from db.models import JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
@@ -243,37 +245,61 @@ def write(
     the end. Returns False when the job was cancelled before or between batches. A retry
     starts after the last committed batch, so nothing is written twice.
     """
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        size, total = job.batch_size, job.total_rows or 0
+    rows = read_rows(rows_path(get_settings(), job_id, attempt))
+
+    def commit(session: Session, batch_no: int) -> int:
+        batch = rows.slice((batch_no - 1) * size, size)
+        apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
+        return min(batch_no * size, total)
+
+    return commit_batches(job_id, attempt, batches, show, commit)
+
+
+def commit_batches(
+    job_id: uuid.UUID,
+    attempt: int,
+    batches: int,
+    show: Callable[[float, int], None],
+    commit: Callable[[Session, int], int],
+) -> bool:
+    """The writer's loop of a job, an import's or an undo's: wait for the writer's turn,
+    then `commit(session, batch_no)` each batch after the last committed one, in a
+    transaction of its own, returning the rows done after it; with the heartbeat touched,
+    test holds honoured and `show(percent, total)` at the start, at most every
+    `SHOW_EVERY_S` and at the end. False when the job was cancelled before or between
+    batches.
+    """
     settings = get_settings()
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
         assert job is not None
-        start, size, total = job.last_batch + 1, job.batch_size, job.total_rows or 0
-        filename = job.filename
+        start, total, filename = job.last_batch + 1, job.total_rows or 0, job.filename
+        done = job.processed_rows
 
     def percent(rows: int) -> float:
         return 100.0 * min(rows, total) / max(total, 1)
 
-    rows = read_rows(rows_path(settings, job_id, attempt))
-    show(percent((start - 1) * size), total)
+    show(percent(done), total)
     try:
         wait_for_writer_turn(job_id, attempt, deadline_s=settings.writer_wait_s, on_wait=touch)
     except CancelRequested:
         return False
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
-        hold_if_asked(
-            settings.test_hold_dir, filename, min((batch_no - 1) * size, total), on_wait=touch
-        )
-        batch = rows.slice((batch_no - 1) * size, size)
+        hold_if_asked(settings.test_hold_dir, filename, min(done, total), on_wait=touch)
         try:
             with session_scope() as session:
-                apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
+                done = commit(session, batch_no)
         except CancelRequested:
             return False
         touch()
         time.sleep(BATCH_GAP_S)
         if time.monotonic() - shown >= SHOW_EVERY_S or batch_no == batches:
-            show(percent(batch_no * size), total)
+            show(percent(done), total)
             shown = time.monotonic()
     return True
 

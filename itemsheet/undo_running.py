@@ -7,7 +7,6 @@ commits each remaining batch, and `finish` ends the undo and marks its import `u
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 
@@ -16,13 +15,9 @@ from sqlalchemy.orm import Session
 from db.models import JobStatus
 from db.repository import get_job
 from db.session import session_scope
-from itemsheet.holds import hold_if_asked
-from itemsheet.importing import CancelRequested
 from itemsheet.jobs import JobView, job_view
-from itemsheet.running import BATCH_GAP_S, SHOW_EVERY_S, finish, touch
+from itemsheet.running import commit_batches, finish
 from itemsheet.undoing import apply_undo_batch, finish_undo, plan_undo
-from itemsheet.writer_turn import wait_for_writer_turn
-from settings import get_settings
 
 
 def plan(job_id: uuid.UUID) -> int | None:
@@ -43,35 +38,12 @@ def write(
 
     `show(percent, total)` as for an import. A retry starts after the last committed batch.
     """
-    settings = get_settings()
-    with session_scope(write=False) as session:
-        job = job_view_of(session, job_id)
-        start, total, filename = job.last_batch + 1, job.total_rows or 0, job.filename
-        done = job.processed_rows
 
-    def percent(rows: int) -> float:
-        return 100.0 * min(rows, total) / max(total, 1)
+    def commit(session: Session, batch_no: int) -> int:
+        apply_undo_batch(session, job_id, attempt=attempt, batch_no=batch_no)
+        return job_view_of(session, job_id).processed_rows
 
-    show(percent(done), total)
-    try:
-        wait_for_writer_turn(job_id, attempt, deadline_s=settings.writer_wait_s, on_wait=touch)
-    except CancelRequested:
-        return False
-    shown = time.monotonic()
-    for batch_no in range(start, batches + 1):
-        hold_if_asked(settings.test_hold_dir, filename, done, on_wait=touch)
-        try:
-            with session_scope() as session:
-                apply_undo_batch(session, job_id, attempt=attempt, batch_no=batch_no)
-                done = job_view_of(session, job_id).processed_rows
-        except CancelRequested:
-            return False
-        touch()
-        time.sleep(BATCH_GAP_S)
-        if time.monotonic() - shown >= SHOW_EVERY_S or batch_no == batches:
-            show(percent(done), total)
-            shown = time.monotonic()
-    return True
+    return commit_batches(job_id, attempt, batches, show, commit)
 
 
 def job_view_of(session: Session, job_id: uuid.UUID) -> JobView:
