@@ -179,7 +179,7 @@ def test_an_upload_sent_as_soon_as_health_answers_is_accepted_and_completes(
     tmp_path: Path,
 ) -> None:
     path = write_xlsx(tmp_path / "early.xlsx", catalogue(ROWS, price=6.0))
-    with running_stack(tmp_path / "var", wait_ready=False) as early:
+    with running_stack(tmp_path / "var", wait_ready=False, fresh_prefect=True) as early:
         deadline = time.monotonic() + 240
         with httpx.Client(base_url=early.api, timeout=30) as http:
             while True:  # the first 200 from /api/health, long before a worker is ready
