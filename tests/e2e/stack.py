@@ -59,10 +59,11 @@ def running_stack(
     as soon as it was started, for tests of the start-up itself. `sigint_ignored` starts it
     as a shell starts a background command: with SIGINT ignored.
 
-    A new data dir gets its Prefect home (database and block registry) copied from one
-    Prefect server started once, as the importer's test databases are copied from a
-    migrated template: that saves each stack about 12 s of CPU spent migrating a new
-    Prefect database. `fresh_prefect=True` starts from nothing, as a new user does.
+    A new data dir of a stack given no PREFECT_* settings gets its Prefect home (database
+    and block registry) copied from one Prefect server started once, as the importer's
+    test databases are copied from a migrated template: that saves each stack about 10 s
+    of CPU spent migrating a new Prefect database and registering its block types.
+    `fresh_prefect=True` starts from nothing, as a new user does.
     """
     port, prefect_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
@@ -77,7 +78,8 @@ def running_stack(
     }
     log = data_dir.parent / "stack.log"
     data_dir.mkdir(parents=True, exist_ok=True)
-    own_server = not {"PREFECT_API_URL", "PREFECT_HOME"} & set(extra_env or {})
+    # Only a stack left to its own Prefect server on SQLite (no PREFECT_* settings given).
+    own_server = not any(name.startswith("PREFECT_") for name in extra_env or {})
     if own_server and not fresh_prefect and not (data_dir / "prefect").exists():
         shutil.copytree(prefect_home_template(), data_dir / "prefect")
     with log.open("wb") as out:
