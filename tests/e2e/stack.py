@@ -104,13 +104,7 @@ def running_stack(
         env = env | {"PREFECT_API_URL": prefect_api}
         yield RunningStack(api, prefect_api, data_dir, log, env, holds, proc.pid)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        _interrupt(proc)
 
 
 def prefect_home_template() -> Path:
@@ -165,13 +159,20 @@ def _make_prefect_home(template: Path) -> None:
                 raise RuntimeError("a Prefect server for the template did not start")
             time.sleep(0.2)
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _interrupt(server)
     building.rename(template)
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process group started with `start_new_session` as Ctrl-C does (SIGKILL after
+    60 s); nothing to do if its leader has already exited."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _ignore_sigint() -> None:
