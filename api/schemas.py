@@ -86,8 +86,24 @@ class HealthOut(BaseModel):
     waiting_for: str | None = Field(description="Why the service is not ready, in words.")
 
 
-class ReviewIn(BaseModel):
-    """An answer to a review: optionally another column mapping."""
+class ReadingIn(BaseModel):
+    """Reading choices a review may change: null keeps the import's, "" detects again."""
+
+    encoding: str | None = Field(
+        default=None,
+        max_length=40,
+        description="A text file's encoding (windows-1252, utf-16, shift_jis, ...).",
+    )
+    delimiter: str | None = Field(
+        default=None, max_length=9, description="A text file's delimiter: , ; tab or |."
+    )
+    decimal: str | None = Field(
+        default=None, max_length=1, description="The decimal mark of numbers written as text."
+    )
+
+
+class ReviewIn(ReadingIn):
+    """An answer to a review: optionally another column mapping or reading."""
 
     mapping: dict[str, str | None] | None = Field(
         default=None,
@@ -98,10 +114,11 @@ class ReviewIn(BaseModel):
     )
 
 
-class RemapIn(BaseModel):
-    """Another column mapping to preview the import under."""
+class RemapIn(ReadingIn):
+    """Another column mapping or reading to preview the import under."""
 
-    mapping: dict[str, str | None] = Field(
+    mapping: dict[str, str | None] | None = Field(
+        default=None,
         max_length=500,
         description="Sheet header -> field (sku, name, ...), or null to ignore the column.",
     )
@@ -152,6 +169,11 @@ class PreviewOut(BaseModel):
     errors: list[RowErrorOut] = Field(description="The first row errors.")
     on_error: str
     expires_at: str | None = Field(description="When an unanswered review is cancelled.")
+    reading: dict[str, dict[str, str]] | None = Field(
+        default=None,
+        description="How the file was read: encoding, delimiter (text files) and decimal"
+        " mark, each with `value` and `how`; change them with /preview or /confirm.",
+    )
 
 
 class SavedMappingOut(BaseModel):

@@ -77,6 +77,9 @@ def import_file(
         bool,
         typer.Option("--review", help="Show what would change, and write only once confirmed."),
     ] = False,
+    encoding: review.EncodingOption = None,
+    delimiter: review.DelimiterOption = None,
+    decimal: review.DecimalOption = None,
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     apply_prefect_defaults()
@@ -95,6 +98,7 @@ def import_file(
         batch_size=batch_size or settings.rows_per_batch(),
         mapping=review.parse_maps(maps),
         header_row=header_row,
+        **review.parse_choices(encoding, delimiter, decimal),
         review=with_review,
         requested_by=_who(),
     )
@@ -195,14 +199,25 @@ def _who() -> str:
 def confirm(
     job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")],
     maps: review.MapOption = None,
+    encoding: review.EncodingOption = None,
+    delimiter: review.DelimiterOption = None,
+    decimal: review.DecimalOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Write an import that awaits its review (another --map is previewed first)."""
+    """Write an import that awaits its review (another --map, --encoding, --delimiter or
+    --decimal is previewed first)."""
     apply_prefect_defaults()
     from orchestration.events import flush_events, install_job_events
 
     _prepare_database()
-    answer = ReviewAnswer(confirm=True, mapping=review.parse_maps(maps))
+    review.parse_choices(encoding, delimiter, decimal)
+    answer = ReviewAnswer(
+        confirm=True,
+        mapping=review.parse_maps(maps),
+        encoding=encoding,
+        delimiter=delimiter,
+        decimal=decimal,
+    )
     install_job_events()
     try:
         if review.answer_review(job_id, answer):

@@ -17,7 +17,14 @@ from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.header import explicit_mapping
 from itemsheet.jobs import job_view
-from itemsheet.review import ReviewAnswer, ReviewConflict, accept, check_answerable
+from itemsheet.review import (
+    ReviewAnswer,
+    ReviewConflict,
+    accept,
+    check_answerable,
+    reading_text,
+)
+from itemsheet.text import check_choices
 
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
@@ -29,6 +36,37 @@ MapOption = Annotated[
         help='A column mapping, "Header=field" (repeatable); "Header=" ignores the column.',
     ),
 ]
+
+
+EncodingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="A text file's encoding (windows-1252, utf-16, shift_jis, ...); default: detected.",
+    ),
+]
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option("--delimiter", help="A text file's delimiter: , ; tab or |; default: detected."),
+]
+DecimalOption = Annotated[
+    str | None,
+    typer.Option(
+        "--decimal",
+        help="The decimal mark of numbers written as text, . or ,; default: the file's values"
+        " decide.",
+    ),
+]
+
+
+def parse_choices(
+    encoding: str | None, delimiter: str | None, decimal: str | None
+) -> dict[str, str | None]:
+    """`--encoding`, `--delimiter`, `--decimal` checked; BadParameter says what is wrong."""
+    try:
+        return check_choices(encoding, delimiter, decimal)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def parse_maps(given: list[str] | None) -> dict[str, str | None] | None:
@@ -54,9 +92,12 @@ def print_preview(job_id: uuid.UUID) -> dict[str, Any]:
         assert job is not None
         preview = dict(job.preview or {})
         filename = job.filename
+        read = reading_text(job.reading)
     out.print(f"[bold]{filename}[/] [cyan]awaiting review[/] (job {job_id}): nothing written yet")
     if preview.get("problem"):
         out.print(f"  [red]problem:[/] {preview['problem']}")
+    if read:
+        out.print(f"  read as: {read} (change with --encoding, --delimiter, --decimal)")
     columns = Table("header", "field", "from", "samples", title="Columns")
     for c in preview.get("columns") or []:
         columns.add_row(
@@ -107,12 +148,13 @@ def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> bool:
             raise typer.BadParameter(f"no import job {job_id}")
         try:
             check_answerable(job)
-        except ReviewConflict as exc:
+            answer.choices()
+        except (ReviewConflict, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from None
         round_, run_id = job.review_round, job.flow_run_id
     resumed = "ended"
     if run_id is not None and answer.confirm:
-        form = {"confirm": True, "mapping": answer.mapping, "preview_only": False}
+        form = answer.to_form()
 
         async def resume() -> str:
             trigger = PrefectTrigger()

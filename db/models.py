@@ -129,6 +129,12 @@ class ImportJob(Base):
     mapping: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
     header_row: Mapped[int | None] = mapped_column(Integer)
     header_map: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Reading: the encoding, delimiter and decimal mark a person chose (null: detect), and
+    # how the file was read ({"encoding"|"delimiter"|"decimal": {"value", "how", ...}}).
+    encoding: Mapped[str | None] = mapped_column(String(40))
+    delimiter: Mapped[str | None] = mapped_column(String(1))
+    decimal: Mapped[str | None] = mapped_column(String(1))
+    reading: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     requested_by: Mapped[str | None] = mapped_column(String(100))
     # Review: a preview pass (a dry run that also notes the changes) runs first; the job
     # then waits `awaiting_review` (since `review_ready_at`) until a person confirms
@@ -193,6 +199,8 @@ class ColumnMapping(Base):
     header_key: Mapped[str] = mapped_column(String(32), unique=True)
     headers: Mapped[list[str]] = mapped_column(JSON)
     columns: Mapped[dict[str, str | None]] = mapped_column(JSON)
+    # The reading choices (encoding, delimiter, decimal) a person made with the mapping.
+    reading: Mapped[dict[str, str] | None] = mapped_column(JSON)
     saved_by: Mapped[str] = mapped_column(String(100))
     saved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -201,6 +201,19 @@ class ReviewInput(RunInput):
     preview_only: bool = Field(
         default=False, description="Only show a new preview under the mapping; wait again."
     )
+    encoding: str | None = Field(
+        default=None,
+        description="Read the text file in this encoding (windows-1252, utf-16, ...);"
+        " empty: detect it.",
+    )
+    delimiter: str | None = Field(
+        default=None, description="Split the text file at , ; tab or |; empty: detect it."
+    )
+    decimal: str | None = Field(
+        default=None,
+        description="Read numbers written as text with this decimal mark, . or ,; empty:"
+        " let the file's values decide.",
+    )
 
 
 def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
@@ -225,7 +238,12 @@ def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
         raise
     assert answer is not None
     return ReviewAnswer(
-        confirm=answer.confirm, mapping=answer.mapping, preview_only=answer.preview_only
+        confirm=answer.confirm,
+        mapping=answer.mapping,
+        preview_only=answer.preview_only,
+        encoding=answer.encoding,
+        delimiter=answer.delimiter,
+        decimal=answer.decimal,
     )
 
 

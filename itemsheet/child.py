@@ -32,6 +32,7 @@ from itemsheet.formats import PackageLimits
 from itemsheet.header import MappingChoice
 from itemsheet.prepare import SheetSummary, prepare, write_rows
 from itemsheet.processes import alive
+from itemsheet.reader import TextOptions
 from itemsheet.sizes import human_size
 from itemsheet.warm import lower_priority
 
@@ -179,9 +180,12 @@ def prepare_in_child(
     package: PackageLimits,
     limits: ChildLimits,
     choice: MappingChoice | None = None,
+    options: TextOptions | None = None,
     on_poll: Callable[[], None] = lambda: None,
 ) -> SheetSummary:
     """Prepare `source` into `out` in a child process; raise `SheetError` on any failure.
+
+    A text file in another encoding than UTF-8 is transcoded beside `out` while it is read.
 
     `on_poll` is called at each look at the child (it is alive and within its limits).
     """
@@ -200,6 +204,8 @@ def prepare_in_child(
         args.append(f"--filename={filename}")
     if sheet is not None:
         args.append(f"--sheet={sheet}")
+    if options is not None and options != TextOptions():
+        args.append(f"--options={json.dumps(options.to_json())}")
     out.parent.mkdir(parents=True, exist_ok=True)
     mapping_path = out.with_suffix(".mapping.json")
     if choice is not None:
@@ -300,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--address-space", type=int, default=None)
     parser.add_argument("--mapping", type=Path, default=None)
+    parser.add_argument("--options", default=None)
     args = parser.parse_args(argv)
     lower_priority(args.nice)
     if args.address_space:
@@ -314,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             sheet=args.sheet,
             limits=PackageLimits(**json.loads(args.limits)),
             choice=choice,
+            options=TextOptions.from_json(json.loads(args.options)) if args.options else None,
+            scratch=args.out.parent,
         )
         write_rows(validated, args.out)
     except MappingNeeded as exc:

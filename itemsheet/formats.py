@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
@@ -10,11 +11,12 @@ from enum import StrEnum
 
 from itemsheet.errors import SheetError
 from itemsheet.sizes import human_size
+from itemsheet.text import decide_encoding
 
 OLE2_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
-ACCEPTED = ".xlsx, .xlsm, .xlsb, .xls, .ods or .csv (UTF-8)"
+ACCEPTED = ".xlsx, .xlsm, .xlsb, .xls, .ods or delimited text (.csv, .txt, .tsv)"
 UNSUPPORTED = f"this file is not a spreadsheet we can read; accepted formats: {ACCEPTED}"
 PASSWORD_PROTECTED = "workbook is password-protected"  # noqa: S105  (a message, not a secret)
 SNIFF_BYTES = 64 * 1024
@@ -51,31 +53,51 @@ class PackageLimits:
     max_cells: int
 
 
-def sniff_container(head: bytes) -> Container | None:
-    """Classify the first bytes of a file; None when it cannot be a spreadsheet or CSV."""
+def sniff_container(head: bytes, encoding: str | None = None) -> Container | None:
+    """Classify the first bytes of a file; None when it cannot be a spreadsheet or text.
+
+    `encoding` is the one a person named for a text file, if any.
+    """
     if head.startswith(ZIP_MAGICS):
         return Container.ZIP
     if head.startswith(OLE2_MAGIC):
         return Container.OLE2
-    if _looks_like_utf8_text(head[:SNIFF_BYTES]):
+    if _looks_like_text(head[:SNIFF_BYTES], encoding):
         return Container.TEXT
     return None
 
 
-def _looks_like_utf8_text(sample: bytes) -> bool:
-    if not sample or b"\x00" in sample:
+# Past this share of control characters (other than tab, line breaks, form feed and the
+# DOS end-of-file mark) decoded bytes are binary data, whatever encoding reads them.
+_CONTROL_SHARE = 0.05
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x19\x1b-\x1f\x7f]")
+
+
+def _looks_like_text(sample: bytes, encoding: str | None) -> bool:
+    """The sample decodes in the encoding given or decided, with no NUL and few controls."""
+    if not sample:
         return False
     try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A sample may end inside a multi-byte character; anything else is not UTF-8.
-        return exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data"
-    return True
+        chosen = decide_encoding(sample, encoding)
+    except ValueError:
+        return False
+    decoder = codecs.getincrementaldecoder(chosen.codec)()
+    try:
+        # Not final: the sample may end inside a multi-byte character.
+        text = decoder.decode(sample[chosen.bom :], final=False)
+    except UnicodeDecodeError:
+        return False
+    if not text or "\x00" in text:
+        return False
+    return len(_CONTROLS.findall(text)) <= _CONTROL_SHARE * len(text)
 
 
-def detect_format(data: bytes, *, filename: str | None = None) -> FileFormat:
-    """The format of a whole file, from its bytes; the file name only tells xlsx from xlsm."""
-    container = sniff_container(data[:SNIFF_BYTES])
+def detect_format(
+    data: bytes, *, filename: str | None = None, encoding: str | None = None
+) -> FileFormat:
+    """The format of a whole file, from its bytes; the file name only tells xlsx from xlsm.
+    A text file is `CSV` whatever its delimiter."""
+    container = sniff_container(data[:SNIFF_BYTES], encoding)
     if container is Container.ZIP:
         return _zip_format(data, filename)
     if container is Container.OLE2:

@@ -29,6 +29,10 @@ class SavedMapping:
     columns: dict[str, str | None]
     saved_by: str
     saved_at: str
+    # The reading choices a person made with this mapping, if any.
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,11 @@ class JobOptions:
     # `header.explicit_mapping`) and the header's row number as the user sees it.
     mapping: dict[str, str | None] | None = None
     header_row: int | None = None
+    # Reading: a text file's encoding and delimiter, the decimal mark of numbers written
+    # as text; None: detected from the file.
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
     # Wait for a person to confirm a preview before writing.
     review: bool = False
     requested_by: str | None = None
@@ -82,6 +87,9 @@ def create_job(
         columns=[],
         mapping=options.mapping or None,
         header_row=options.header_row,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+        decimal=options.decimal,
         review=options.review,
         previewing=options.review,
         requested_by=clip(options.requested_by, 100) if options.requested_by else None,
@@ -154,6 +162,7 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
     job.file_format = summary.file_format
     job.columns = list(summary.fields)
     job.warnings = capped(summary.warnings)
+    job.reading = summary.reading or None
     job.header_map = {
         "key": summary.header_key,
         "source": summary.mapping_source,

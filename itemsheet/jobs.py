@@ -84,6 +84,24 @@ class JobView(BaseModel):
         default=None, description="The column mapping given (normalised header -> field)."
     )
     header_row: int | None = Field(default=None, description="The header's row, if given.")
+    encoding: str | None = Field(
+        default=None, description="The text file's encoding a person chose; null: detected."
+    )
+    delimiter: str | None = Field(
+        default=None, description="The text file's delimiter a person chose; null: detected."
+    )
+    decimal: str | None = Field(
+        default=None,
+        description="The decimal mark a person chose for numbers written as text; null: the"
+        " file's values decide it.",
+    )
+    reading: dict[str, dict[str, str]] | None = Field(
+        default=None,
+        description="How the file was read: `encoding` and `delimiter` (text files),"
+        " `decimal` (sheets with prices or quantities); each with `value` and `how` it was"
+        " chosen (given, saved with the mapping, byte order mark, valid UTF-8, detected,"
+        " decided by the values, default).",
+    )
     undo_of: uuid.UUID | None = Field(
         default=None, description="An undo job (source `undo`): the import it undoes."
     )
@@ -148,6 +166,10 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         review_round=job.review_round,
         mapping=job.mapping,
         header_row=job.header_row,
+        encoding=job.encoding,
+        delimiter=job.delimiter,
+        decimal=job.decimal,
+        reading=job.reading,
         undo_of=job.undo_of,
         deleted=job.deleted,
     )

@@ -11,6 +11,7 @@ from itemsheet.header import MappingChoice, SavedMapping
 
 # More than any catalogue has layouts; the newest are offered to the parse.
 SAVED_MAPPINGS_READ = 1000
+READING_CHOICES = ("encoding", "delimiter", "decimal")
 
 
 def mapping_choice(session: Session, job: ImportJob) -> MappingChoice:
@@ -20,17 +21,28 @@ def mapping_choice(session: Session, job: ImportJob) -> MappingChoice:
     ).all()
     saved = {
         row.header_key: SavedMapping(
-            columns=dict(row.columns), saved_by=row.saved_by, saved_at=row.saved_at.isoformat()
+            columns=dict(row.columns),
+            saved_by=row.saved_by,
+            saved_at=row.saved_at.isoformat(),
+            **{k: v for k, v in (row.reading or {}).items() if k in READING_CHOICES},
         )
         for row in rows
     }
     return MappingChoice(dict(job.mapping or {}), saved, job.header_row)
 
 
+def reading_choices(job: ImportJob) -> dict[str, str]:
+    """The reading choices a person made for `job` (encoding, delimiter, decimal)."""
+    return {k: v for k in READING_CHOICES if (v := getattr(job, k))}
+
+
 def save_mapping(session: Session, job: ImportJob) -> ColumnMapping | None:
-    """Keep the mapping a completed import was read with, if a person gave one."""
+    """Keep the mapping a completed import was read with and the reading choices made with
+    it, if a person gave either."""
     used = job.header_map or {}
-    if job.dry_run or not job.mapping or used.get("source") != "explicit" or not used.get("key"):
+    explicit = bool(job.mapping) and used.get("source") == "explicit"
+    chosen = reading_choices(job)
+    if job.dry_run or not used.get("key") or not (explicit or chosen):
         return None
     row = session.scalars(
         select(ColumnMapping).where(ColumnMapping.header_key == used["key"])
@@ -40,6 +52,7 @@ def save_mapping(session: Session, job: ImportJob) -> ColumnMapping | None:
         session.add(row)
     row.headers = list(used.get("headers") or [])
     row.columns = dict(used.get("mapping") or {})
+    row.reading = chosen or None
     row.saved_by = (job.requested_by or job.source.value)[:100]
     row.saved_at = utcnow()
     row.job_id = job.id

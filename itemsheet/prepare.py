@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +10,10 @@ import polars as pl
 
 from itemsheet.errors import SheetError
 from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
-from itemsheet.header import MappingChoice, find_header
+from itemsheet.header import MappingChoice, SavedMapping, find_header
 from itemsheet.messages import quoted
-from itemsheet.reader import read_grid
+from itemsheet.reader import Grid, TextOptions, read_grid
+from itemsheet.text import DELIMITER_NAMES, How, check_encoding_name
 from itemsheet.validate import Validated, unnamed, validate
 
 NO_DATA_ROWS = "the sheet has no data rows below its header"
@@ -37,6 +38,9 @@ class SheetSummary:
     header_key: str = ""
     mapping: dict[str, str | None] = field(default_factory=dict)
     columns: list[dict[str, Any]] = field(default_factory=list)
+    # How the file was read: `encoding`, `delimiter` (text files) and `decimal` (sheets
+    # with numbers), each {"value", "how", ...}.
+    reading: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def prepare(
@@ -46,9 +50,16 @@ def prepare(
     sheet: str | None,
     limits: PackageLimits,
     choice: MappingChoice | None = None,
+    options: TextOptions | None = None,
+    scratch: Path | None = None,
 ) -> tuple[Validated, SheetSummary]:
-    """Read and validate a whole file; raise `SheetError` with a one-line reason if it can't be."""
-    fmt = detect_format(data, filename=filename)
+    """Read and validate a whole file; raise `SheetError` with a one-line reason if it can't be.
+
+    `options` are a person's choices of encoding, delimiter and decimal mark; `scratch` is
+    where a text file in another encoding than UTF-8 is transcoded while it is read.
+    """
+    options = options or TextOptions()
+    fmt = detect_format(data, filename=filename, encoding=options.encoding)
     error_cells = True
     if fmt in (FileFormat.XLSX, FileFormat.XLSM, FileFormat.XLSB, FileFormat.ODS):
         report = check_package(data, limits)
@@ -60,14 +71,27 @@ def prepare(
             f"a CSV file has a single sheet; the sheet option {quoted(sheet)} was ignored"
         )
         sheet = None
-    grid = read_grid(data, fmt, sheet=sheet, error_cells=error_cells)
+    grid = read_grid(
+        data, fmt, sheet=sheet, error_cells=error_cells, options=options, scratch=scratch
+    )
     if grid.frame.height * max(grid.frame.width, 1) > limits.max_cells:
         raise SheetError(
             f"the sheet holds {grid.frame.height * grid.frame.width:,} cells;"
             f" the limit is {limits.max_cells:,}"
         )
     header = find_header(grid.frame, grid.rows, choice)
-    validated = validate(grid, header)
+    saved = choice.saved.get(header.key) if choice else None
+    if saved is not None:
+        remembered = _with_saved(options, saved)
+        if grid.text is not None and _reads_otherwise(grid, remembered):
+            # The layout was read before with other choices: read it as it was then.
+            grid = read_grid(data, fmt, options=remembered, scratch=scratch)
+            header = find_header(grid.frame, grid.rows, choice)
+        options = remembered
+    decimal, decimal_how = options.decimal, options.how("decimal")
+    validated = validate(grid, header, decimal=decimal, decimal_how=decimal_how)
+    reading = _reading(grid, validated)
+    warnings.extend(_reading_warnings(grid, validated))
     warnings.extend(header.warnings)
     total = validated.frame.height
     if total == 0:
@@ -86,8 +110,66 @@ def prepare(
         header.key,
         header.mapping,
         header.described,
+        reading,
     )
     return validated, summary
+
+
+def _with_saved(options: TextOptions, saved: SavedMapping) -> TextOptions:
+    """`options`, with the choices saved with a mapping where this import made none."""
+    filled = {
+        name: getattr(saved, name)
+        for name in ("encoding", "delimiter", "decimal")
+        if getattr(options, name) is None and getattr(saved, name)
+    }
+    if not filled:
+        return options
+    return replace(options, **filled, saved=options.saved | frozenset(filled))
+
+
+def _reads_otherwise(grid: Grid, options: TextOptions) -> bool:
+    """A text file read with other choices than `options` names."""
+    layout = grid.text
+    assert layout is not None
+    other_encoding = options.encoding is not None and (
+        check_encoding_name(options.encoding) != layout.encoding.codec
+    )
+    return other_encoding or options.delimiter not in (None, layout.delimiter)
+
+
+def _reading(grid: Grid, validated: Validated) -> dict[str, dict[str, str]]:
+    """How the file was read, for the job and its review."""
+    found: dict[str, dict[str, str]] = {}
+    if grid.text is not None:
+        encoding = grid.text.encoding
+        found["encoding"] = {
+            "value": encoding.codec,
+            "label": encoding.label,
+            "how": str(encoding.how),
+        }
+        found["delimiter"] = {
+            "value": grid.text.delimiter,
+            "label": DELIMITER_NAMES[grid.text.delimiter],
+            "how": str(grid.text.delimiter_how),
+        }
+    if validated.numbers is not None:
+        found["decimal"] = validated.numbers.to_json()
+    return found
+
+
+def _reading_warnings(grid: Grid, validated: Validated) -> list[str]:
+    """`read as Windows-1252 (detected), ';'-separated` when a text file is not UTF-8 and
+    ','; the decimal mark when a person should know it."""
+    found: list[str] = []
+    layout = grid.text
+    if layout is not None and (layout.encoding.codec != "utf-8" or layout.delimiter != ","):
+        how = "" if layout.encoding.how is How.VALID_UTF8 else f" ({layout.encoding.how})"
+        found.append(
+            f"read as {layout.encoding.label}{how}, {DELIMITER_NAMES[layout.delimiter]}-separated"
+        )
+    if validated.numbers is not None:
+        found.extend(validated.numbers.warnings())
+    return found
 
 
 def write_rows(validated: Validated, path: Path) -> None:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import ctypes
-import io
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import fastexcel
 import polars as pl
 
 from itemsheet.errors import SheetError
-from itemsheet.fields import field_for_header
 from itemsheet.formats import PASSWORD_PROTECTED, FileFormat
-from itemsheet.header import HEADER_SEARCH_ROWS
+from itemsheet.text import (
+    Encoding,
+    How,
+    decide_encoding,
+    head_text,
+    sniff_layout,
+    utf8_source,
+)
 
 ERROR_CODES = {
     "Div0": "#DIV/0!",
@@ -28,8 +35,56 @@ ERROR_CODES = {
     "GettingData": "#GETTING_DATA",
 }
 _ERROR_DETAIL = re.compile(r"Error\((\w+)\)")
-_DELIMITERS = (",", ";", "\t")
-_SNIFF_LINES = 50
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How a person asked for a file to be read, where detection would otherwise decide:
+    a text file's encoding (a Python codec name) and delimiter, and the decimal mark of
+    numbers written as text (`.` or `,`)."""
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+    # The names of the choices above that come from a saved mapping, not from this import.
+    saved: frozenset[str] = frozenset()
+
+    def how(self, name: str) -> How:
+        """How the choice `name` was made, when it was made."""
+        return How.SAVED if name in self.saved else How.GIVEN
+
+    def to_json(self) -> dict[str, str | list[str] | None]:
+        """As plain JSON values (for the parse child)."""
+        return {
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "decimal": self.decimal,
+            "saved": sorted(self.saved),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TextOptions:
+        """The inverse of `to_json`."""
+        return cls(
+            data.get("encoding"),
+            data.get("delimiter"),
+            data.get("decimal"),
+            frozenset(data.get("saved") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """How a text file was read: its encoding, and its delimiter and how that was chosen."""
+
+    encoding: Encoding
+    delimiter: str
+    delimiter_how: How
+
+
+# Given grid column numbers, a frame with one boolean column per number, in that order:
+# whether each sheet row's cell there is a number (not text) in the workbook.
+NumericCells = Callable[[list[int]], pl.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -37,7 +92,9 @@ class Grid:
     """A sheet as text cells: `frame` has string columns `c0..cN`, one row per sheet row.
 
     `rows` holds the row number a user sees for each frame row (Excel row, CSV line);
-    `error_cells` lists cells that hold a spreadsheet error: (index, col, code).
+    `error_cells` lists cells that hold a spreadsheet error: (index, col, code). A text
+    file says how it was read (`text`); a workbook can tell its number cells from its
+    text cells (`numeric_cells`), at the cost of parsing those columns again.
     """
 
     frame: pl.DataFrame
@@ -45,18 +102,27 @@ class Grid:
     error_cells: pl.DataFrame
     sheet_name: str | None
     spreadsheet: bool
+    text: TextLayout | None = None
+    numeric_cells: NumericCells | None = None
 
 
 def read_grid(
-    data: bytes, fmt: FileFormat, *, sheet: str | None = None, error_cells: bool = True
+    data: bytes,
+    fmt: FileFormat,
+    *,
+    sheet: str | None = None,
+    error_cells: bool = True,
+    options: TextOptions | None = None,
+    scratch: Path | None = None,
 ) -> Grid:
-    """Read the chosen sheet (default: the first visible one) or the CSV text.
+    """Read the chosen sheet (default: the first visible one) or the delimited text.
 
     `error_cells=False` says the workbook holds no error values (its package was
-    searched), so the reader skips collecting them.
+    searched), so the reader skips collecting them. A text file in another encoding than
+    UTF-8 is transcoded into a file in `scratch` while it is read.
     """
     if fmt is FileFormat.CSV:
-        return _read_csv(data)
+        return _read_csv(data, options or TextOptions(), scratch)
     return _read_workbook(data, sheet, error_cells=error_cells)
 
 
@@ -148,58 +214,65 @@ def _read_sheet(data: bytes, sheet: str | None, *, error_cells: bool) -> Grid:
         if records:
             errors = pl.DataFrame(records, schema=errors.schema, orient="row")
     rows = pl.int_range(1, frame.height + 1, eager=True, dtype=pl.Int64).alias("row")
-    return Grid(frame, rows, errors, str(reader.sheet_names[index]), spreadsheet=True)
+    return Grid(
+        frame,
+        rows,
+        errors,
+        str(reader.sheet_names[index]),
+        spreadsheet=True,
+        numeric_cells=_numeric_cells(data, index, frame.height),
+    )
 
 
-def _decode_csv(data: bytes) -> str:
+def _numeric_cells(data: bytes, index: int, height: int) -> NumericCells:
+    """Which cells of some columns hold numbers: the sheet is parsed again for them with
+    those columns as booleans, which a number cell converts to and a text cell does not
+    (as floats, fastexcel would read the text '2.500' as a number too), so only a sheet
+    with numbers written as text pays for it. The workbook is opened anew: keeping the first
+    reader would keep its string table through validation."""
+
+    def numeric(columns: list[int]) -> pl.DataFrame:
+        reader = _open_workbook(data)
+        try:
+            loaded = reader.load_sheet(
+                index,
+                header_row=None,
+                skip_rows=0,
+                use_columns=columns,
+                dtypes=dict.fromkeys(columns, "boolean"),
+            )
+            frame = pl.from_arrow(loaded.to_arrow())
+        except Exception as exc:
+            raise _reader_failure(exc) from exc
+        assert isinstance(frame, pl.DataFrame)
+        flags = frame.select(pl.col(c).is_not_null() for c in frame.columns)
+        flags.columns = [f"n{c}" for c in columns]
+        if flags.height < height:
+            padding = pl.DataFrame({c: [False] * (height - flags.height) for c in flags.columns})
+            flags = pl.concat([flags, padding])
+        return flags.head(height)
+
+    return numeric
+
+
+def _read_csv(data: bytes, options: TextOptions, scratch: Path | None) -> Grid:
+    encoding = decide_encoding(data, options.encoding)
+    if options.encoding:
+        encoding = replace(encoding, how=options.how("encoding"))
+    source = utf8_source(data, encoding, scratch)
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SheetError(
-            f"the CSV file is not UTF-8 text (bad byte at offset {exc.start});"
-            " save it as 'CSV UTF-8' and upload it again"
-        ) from exc
+        return _parse_csv(source, encoding, options)
+    finally:
+        if isinstance(source, Path):
+            source.unlink(missing_ok=True)
 
 
-def _has_sku_cell(record: list[str]) -> bool:
-    return any(field_for_header(cell) == "sku" for cell in record)
-
-
-def _sniff_layout(text: str) -> tuple[str, int]:
-    """Pick the delimiter and the widest line among the first lines.
-
-    The delimiter that splits out a recognisable SKU header wins (widest header first);
-    otherwise the one that splits most lines into the same number of fields.
-    """
-    sample = [line for line in text.splitlines()[: _SNIFF_LINES * 4] if line.strip()]
-    sample = sample[:_SNIFF_LINES]
-    # Python's csv module refuses fields over 128 KiB by default; a header line that long
-    # is still legal CSV (polars reads it), so the sniffer may read any line it was given.
-    longest = max((len(line) for line in sample), default=0)
-    csv.field_size_limit(max(csv.field_size_limit(), longest + 1))
-    best, best_score, width = ",", (-1, -1, -1, -1), 1
-    for delimiter in _DELIMITERS:
-        records = list(csv.reader(sample, delimiter=delimiter))
-        headers = (r for r in records[:HEADER_SEARCH_ROWS] if _has_sku_cell(r))
-        header = next(headers, [])
-        counts = [len(r) for r in records if len(r) > 1]
-        mode = max(set(counts), key=counts.count) if counts else 1
-        score = (len(header), counts.count(mode), mode, -_DELIMITERS.index(delimiter))
-        if score > best_score:
-            best, best_score = delimiter, score
-            width = max((len(r) for r in records), default=1)
-    return best, max(width, 1)
-
-
-def _read_csv(data: bytes) -> Grid:
-    text = _decode_csv(data)
-    if "\x00" in text:
-        raise SheetError("the CSV file contains NUL bytes; it is probably not a text file")
-    delimiter, width = _sniff_layout(text)
+def _parse_csv(source: bytes | Path, encoding: Encoding, options: TextOptions) -> Grid:
+    delimiter, width = sniff_layout(head_text(source), options.delimiter)
     schema = {f"c{i}": pl.String for i in range(width)}
     try:
         frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            source,
             has_header=False,
             schema=schema,
             separator=delimiter,
@@ -221,4 +294,6 @@ def _read_csv(data: bytes) -> Grid:
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64) + breaks.cum_sum().shift(1, fill_value=0)
         ).alias("row")
     ).to_series()
-    return Grid(frame, rows, _no_errors(), None, spreadsheet=False)
+    how = options.how("delimiter") if options.delimiter else How.DETECTED
+    layout = TextLayout(encoding, delimiter, how)
+    return Grid(frame, rows, _no_errors(), None, spreadsheet=False, text=layout)

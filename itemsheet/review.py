@@ -23,8 +23,10 @@ from db.repository import delete_row_errors, get_job, list_row_errors
 from itemsheet.errors import MappingNeeded
 from itemsheet.fields import FIELDS
 from itemsheet.header import explicit_mapping
+from itemsheet.mappings import READING_CHOICES
 from itemsheet.messages import ERROR_CHARS, clip
 from itemsheet.recovery import CANCELLED_REASON
+from itemsheet.text import check_choices
 
 PREVIEW_CHANGES = 50
 PREVIEW_ERRORS = 10
@@ -40,14 +42,36 @@ class ReviewConflict(Exception):
 class ReviewAnswer:
     """A person's answer to a preview.
 
-    `confirm`: write the import (after a new preview pass if `mapping` changes the
-    columns); otherwise reject it, unless `preview_only`: show a new preview under
-    `mapping` and wait again. `mapping` is header -> field name or None, as given.
+    `confirm`: write the import (after a new preview pass if `mapping` or a reading
+    choice changes what is read); otherwise reject it, unless `preview_only`: show a new
+    preview and wait again. `mapping` is header -> field name or None, as given.
+    `encoding`, `delimiter`, `decimal`: None keeps the job's choice, "" goes back to
+    detection, anything else is the new choice.
     """
 
     confirm: bool = True
     mapping: dict[str, str | None] | None = None
     preview_only: bool = False
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+
+    def choices(self) -> dict[str, str | None]:
+        """The reading choices this answer changes, checked (`ValueError` otherwise)."""
+        given = {k: v for k in READING_CHOICES if (v := getattr(self, k)) is not None}
+        checked = check_choices(given.get("encoding"), given.get("delimiter"), given.get("decimal"))
+        return {k: checked[k] for k in given}
+
+    def to_form(self) -> dict[str, Any]:
+        """As the run's resume form takes it (`flows.import_items.ReviewInput`)."""
+        return {
+            "confirm": self.confirm,
+            "mapping": self.mapping,
+            "preview_only": self.preview_only,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "decimal": self.decimal,
+        }
 
 
 def pause_key(job: ImportJob) -> str:
@@ -167,14 +191,19 @@ def accept(session: Session, job_id: uuid.UUID, *, round_: int, answer: ReviewAn
         return True
     new_mapping = explicit_mapping(answer.mapping) if answer.mapping is not None else None
     remap = new_mapping is not None and new_mapping != (job.mapping or {})
+    choices = answer.choices()
+    reread = any(getattr(job, k) != v for k, v in choices.items())
     reset_progress(session, job)
     job.status = JobStatus.PENDING
     job.review_ready_at = None
     job.updated_at = now
-    if remap or answer.preview_only or (job.preview or {}).get("problem"):
-        # A new mapping (or none yet that finds the SKU) is previewed before anything is
-        # written; a confirmed one is then written at once by the same run.
+    if remap or reread or answer.preview_only or (job.preview or {}).get("problem"):
+        # A new mapping or reading (or no mapping yet that finds the SKU) is previewed
+        # before anything is written; a confirmed one is then written at once by the
+        # same run.
         job.mapping = new_mapping if new_mapping is not None else job.mapping
+        for name, value in choices.items():
+            setattr(job, name, value)
         job.review_round += 1
         job.previewing = True
         job.total_rows = None
@@ -207,6 +236,8 @@ def review_text(job: ImportJob) -> str:
             f" {counts['updated']:,} to update, {counts['unchanged']:,} unchanged,"
             f" {counts['failed']:,} failing"
         )
+    if read := reading_text(job.reading):
+        lines += ["", f"Read as: {read}"]
     columns = [f"{c['header']} → {c['field'] or '(ignored)'}" for c in preview.get("columns") or []]
     if columns:
         lines += ["", "Columns: " + "; ".join(columns)]
@@ -214,6 +245,20 @@ def review_text(job: ImportJob) -> str:
         fields = ", ".join(f"{f}: {b} → {a}" for f, (b, a) in change["fields"].items())
         lines.append(f"- row {change['row']} {change['action']} {change['sku']}: {fields}")
     return "\n".join(lines)
+
+
+def reading_text(reading: dict[str, dict[str, str]] | None) -> str:
+    """How a file was read, in one line: 'Windows-1252 (detected); ';' (detected); decimal
+    ',' (decided by '9,99' and 3 more)'."""
+    reading = reading or {}
+    parts = []
+    if encoding := reading.get("encoding"):
+        parts.append(f"{encoding.get('label', encoding['value'])} ({encoding['how']})")
+    if delimiter := reading.get("delimiter"):
+        parts.append(f"{delimiter.get('label', delimiter['value'])}-separated ({delimiter['how']})")
+    if decimal := reading.get("decimal"):
+        parts.append(f"decimal mark '{decimal['value']}' ({decimal.get('detail', decimal['how'])})")
+    return "; ".join(parts)
 
 
 def check_answerable(job: ImportJob) -> None:

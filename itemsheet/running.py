@@ -43,6 +43,7 @@ from itemsheet.importing import (
 from itemsheet.jobs import JobView, job_view
 from itemsheet.mappings import mapping_choice
 from itemsheet.prepare import read_rows
+from itemsheet.reader import TextOptions
 from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
 from itemsheet.retention import removed_reason
 from itemsheet.review import (
@@ -188,6 +189,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         removed_at = job.files_removed_at
         previewing = job.previewing
         choice = mapping_choice(session, job)
+        options = TextOptions(job.encoding, job.delimiter, job.decimal)
     if removed_at is not None:  # a retry from the Prefect UI of a job past retention
         finish(job_id, JobStatus.FAILED, reason=removed_reason(removed_at))
         return None
@@ -206,6 +208,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
             ),
             limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
             choice=choice,
+            options=options,
             on_poll=touch,
         )
     except MappingNeeded as exc:

@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from db.item_store import lock_for_transaction
 from db.models import ImportJob, JobSource, JobStatus
@@ -41,17 +41,20 @@ class DuplicateImport(Exception):
         )
 
 
-def sniff_upload(head: bytes) -> Container:
-    """The container the first bytes announce; `UnsupportedFile` names the accepted formats."""
-    container = sniff_container(head)
+def sniff_upload(head: bytes, encoding: str | None = None) -> Container:
+    """The container the first bytes announce (a text file's in the encoding a person
+    named, if any); `UnsupportedFile` names the accepted formats."""
+    container = sniff_container(head, encoding)
     if container is None:
         raise UnsupportedFile(UNSUPPORTED)
     return container
 
 
-def store_upload(stream: BinaryIO, *, base_url: str, max_bytes: int) -> StoredFile:
+def store_upload(
+    stream: BinaryIO, *, base_url: str, max_bytes: int, encoding: str | None = None
+) -> StoredFile:
     """Sniff a seekable upload, then store it under its sha256 (`FileTooLarge` past the limit)."""
-    sniff_upload(stream.read(SNIFF_BYTES))
+    sniff_upload(stream.read(SNIFF_BYTES), encoding)
     stream.seek(0)
     return store_stream(stream, base_url, max_bytes=max_bytes)
 
@@ -63,11 +66,14 @@ def display_filename(raw: str | None) -> str:
     return name[:255] or DEFAULT_FILENAME
 
 
+def _same(column: InstrumentedAttribute[str | None], value: str | None) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
 def find_active_duplicate(
     session: Session, *, sha256: str, options: JobOptions
 ) -> ImportJob | None:
     """The newest pending or processing job of the same file with the same options, if any."""
-    sheet = ImportJob.sheet.is_(None) if options.sheet is None else ImportJob.sheet == options.sheet
     query = (
         select(ImportJob)
         .where(
@@ -75,7 +81,10 @@ def find_active_duplicate(
             ImportJob.status.in_(ACTIVE_STATUSES),
             ImportJob.on_error == options.on_error,
             ImportJob.dry_run == options.dry_run,
-            sheet,
+            _same(ImportJob.sheet, options.sheet),
+            _same(ImportJob.encoding, options.encoding),
+            _same(ImportJob.delimiter, options.delimiter),
+            _same(ImportJob.decimal, options.decimal),
         )
         .order_by(ImportJob.created_at.desc())
         .limit(1)

@@ -8,15 +8,26 @@ import polars as pl
 
 from itemsheet.fields import FIELDS_BY_NAME, Kind
 from itemsheet.header import Header
+from itemsheet.numbers import (
+    PRICE_DTYPE as PRICE_DTYPE,
+)
+from itemsheet.numbers import (
+    NumberReading,
+    decide_decimal,
+    main_currency,
+    needs_cell_types,
+    read_number,
+)
 from itemsheet.reader import Grid
+from itemsheet.text import How
 
-PRICE_DTYPE = pl.Decimal(18, 4)
 VALUE_MAX_CHARS = 200
 ERROR_COLUMNS = ("error_column", "error_value", "error_message")
 
 _CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
-_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
-_WHOLE = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.0*)?"
+# How a number cell of a workbook reads as text (fastexcel writes no grouping, no
+# trailing zeros).
+_CELL_NUMBER = r"^-?\d+(?:\.\d+)?$"
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class Validated:
 
     frame: pl.DataFrame
     fields: list[str]
+    numbers: NumberReading | None = None
 
 
 _STRIPPABLE = "".join(map(chr, [*range(0x21), 0x7F]))
@@ -53,50 +65,24 @@ def _clean_text(frame: pl.DataFrame, column: str, *, spreadsheet: bool) -> pl.Ex
     return pl.when(text.str.len_chars() > 0).then(text)
 
 
-def _field_checks(field: str, text: pl.Expr, code: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def _field_checks(
+    field: str, text: pl.Expr, code: pl.Expr, numbers: _Numbers
+) -> tuple[pl.Expr, pl.Expr]:
     """(typed value, error message or null) for one field."""
     spec = FIELDS_BY_NAME[field]
-    has_error_value = code.is_not_null()
     error_value = pl.format("{} holds the error value {}", pl.lit(field), code)
-    if spec.kind is Kind.PRICE:
-        plain = text.str.replace_all(",", "", literal=True)
-        value = pl.when(text.str.contains(f"^(?:{_NUMBER})$")).then(
-            plain.cast(PRICE_DTYPE, strict=False)
+    if spec.kind in (Kind.PRICE, Kind.QUANTITY):
+        value, message = read_number(
+            text,
+            spec.kind,
+            decimal=numbers.reading.decimal,
+            cell_is_number=numbers.cell_is_number.get(field),
+            currency=numbers.currency,
         )
-        message = (
-            pl.when(has_error_value)
-            .then(error_value)
-            .when(text.is_null())
-            .then(None)
-            .when(text.str.contains(f"^-(?:{_NUMBER})$"))
-            .then(pl.lit("price must not be negative"))
-            .when(~text.str.contains(f"^(?:{_NUMBER})$"))
-            .then(pl.lit("price is not a number"))
-            .when(value.is_null())
-            .then(pl.lit("price is too large"))
-        )
-        return value, message
-    if spec.kind is Kind.QUANTITY:
-        whole = text.str.replace_all(",", "", literal=True).str.replace(r"\.0*$", "")
-        value = pl.when(text.str.contains(f"^(?:{_WHOLE})$")).then(
-            whole.cast(pl.Int64, strict=False)
-        )
-        message = (
-            pl.when(has_error_value)
-            .then(error_value)
-            .when(text.is_null())
-            .then(None)
-            .when(text.str.contains(f"^-(?:{_NUMBER})$"))
-            .then(pl.lit("quantity must not be negative"))
-            .when(~text.str.contains(f"^(?:{_WHOLE})$"))
-            .then(pl.lit("quantity must be a whole number"))
-            .when(value.is_null())
-            .then(pl.lit("quantity is too large"))
-        )
-        return value, message
+        return value, pl.when(code.is_not_null()).then(error_value).otherwise(message)
     assert spec.max_len is not None
     message = (
-        pl.when(has_error_value)
+        pl.when(code.is_not_null())
         .then(error_value)
         .when(text.is_null())
         .then(pl.lit(f"{field} is required") if spec.required else None)
@@ -104,6 +90,48 @@ def _field_checks(field: str, text: pl.Expr, code: pl.Expr) -> tuple[pl.Expr, pl
         .then(pl.lit(f"{field} is longer than {spec.max_len} characters"))
     )
     return text, message
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """How a sheet's numbers are read: its decimal mark, which cells are a workbook's
+    number cells (by field; none for a text file), the prices' main currency."""
+
+    reading: NumberReading
+    cell_is_number: dict[str, pl.Expr | None]
+    currency: str | None
+
+
+def _decide_numbers(
+    data: pl.DataFrame, grid: Grid, header: Header, decimal: str | None, decimal_how: How
+) -> tuple[pl.DataFrame, _Numbers]:
+    """Decide the decimal mark; a workbook's number cells are told from its text cells
+    first by how they read, and by the workbook itself only where that could differ."""
+    kinds = {
+        f: FIELDS_BY_NAME[f].kind
+        for f in header.columns
+        if FIELDS_BY_NAME[f].kind in (Kind.PRICE, Kind.QUANTITY)
+    }
+    guessed: dict[str, pl.Expr | None] = {}
+    if grid.spreadsheet:
+        guessed = {f: pl.col(f"text_{f}").str.contains(_CELL_NUMBER) for f in kinds}
+    else:
+        guessed = dict.fromkeys(kinds)
+    reading = decide_decimal(
+        data, kinds, given=decimal, given_how=decimal_how, cell_is_number=guessed
+    )
+    cells = guessed
+    if grid.numeric_cells is not None and kinds and needs_cell_types(data, list(kinds), reading):
+        columns = [int(header.columns[f][1:]) for f in kinds]
+        flags = grid.numeric_cells(columns).with_row_index("index")
+        flags = flags.with_columns(pl.col("index").cast(pl.Int64))
+        data = data.join(flags, on="index", how="left")
+        cells = {f: pl.col(f"n{header.columns[f][1:]}").fill_null(False) for f in kinds}
+        reading = decide_decimal(
+            data, kinds, given=decimal, given_how=decimal_how, cell_is_number=cells
+        )
+    currency = main_currency(data, "text_price") if "price" in kinds else None
+    return data, _Numbers(reading, cells, currency)
 
 
 def _error_codes(grid: Grid, header: Header) -> pl.DataFrame:
@@ -119,8 +147,14 @@ def _error_codes(grid: Grid, header: Header) -> pl.DataFrame:
     return wide
 
 
-def validate(grid: Grid, header: Header) -> Validated:
-    """Type every non-empty data row below the header and attach its first error, if any."""
+def validate(
+    grid: Grid, header: Header, *, decimal: str | None = None, decimal_how: How = How.GIVEN
+) -> Validated:
+    """Type every non-empty data row below the header and attach its first error, if any.
+
+    `decimal` is the decimal mark a person chose for numbers written as text (`decimal_how`
+    says how); without one, the file's values decide it.
+    """
     fields = list(header.columns)
     data = grid.frame.with_columns(
         grid.rows.alias("row"), pl.int_range(pl.len(), dtype=pl.Int64).alias("index")
@@ -138,6 +172,7 @@ def validate(grid: Grid, header: Header) -> Validated:
         _clean_text(data, header.columns[f], spreadsheet=grid.spreadsheet).alias(f"text_{f}")
         for f in fields
     )
+    data, numbers = _decide_numbers(data, grid, header, decimal, decimal_how)
     typed: list[pl.Expr] = []
     messages: list[pl.Expr] = []
     values: list[pl.Expr] = []
@@ -146,7 +181,7 @@ def validate(grid: Grid, header: Header) -> Validated:
         code = (
             pl.col(f"code_{field}") if f"code_{field}" in data.columns else pl.lit(None, pl.String)
         )
-        value, message = _field_checks(field, text, code)
+        value, message = _field_checks(field, text, code, numbers)
         typed.append(value.alias(field))
         messages.append(message.alias(f"msg_{field}"))
         values.append(pl.coalesce(code, text).alias(f"raw_{field}"))
@@ -178,7 +213,8 @@ def validate(grid: Grid, header: Header) -> Validated:
         value_chain.str.slice(0, VALUE_MAX_CHARS).alias("error_value"),
         pl.when(message.str.len_chars() > 0).then(message).alias("error_message"),
     )
-    return Validated(data.select("row", *fields, *ERROR_COLUMNS), fields)
+    reading = numbers.reading if any(f in ("price", "quantity") for f in fields) else None
+    return Validated(data.select("row", *fields, *ERROR_COLUMNS), fields, reading)
 
 
 def unnamed(rows: pl.DataFrame) -> pl.DataFrame:

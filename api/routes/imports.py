@@ -39,6 +39,7 @@ from itemsheet.jobs import (
     request_cancel,
 )
 from itemsheet.storage import FileTooLarge
+from itemsheet.text import check_choices
 from itemsheet.undoing import UndoRefused, create_undo_job
 from itemsheet.uploads import DuplicateImport, UnsupportedFile, create_upload_job, store_upload
 from orchestration.trigger import TriggerUnavailable
@@ -87,6 +88,26 @@ async def upload_import(
     review: Annotated[
         bool, Form(description="Preview first; write only once confirmed (`/confirm`).")
     ] = False,
+    encoding: Annotated[
+        str | None,
+        Form(
+            max_length=40,
+            description="A text file's encoding (any name Python knows: windows-1252, utf-16,"
+            " shift_jis); empty: detected from the bytes.",
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        Form(max_length=9, description="A text file's delimiter: , ; tab or |; empty: detected."),
+    ] = None,
+    decimal: Annotated[
+        str | None,
+        Form(
+            max_length=1,
+            description="The decimal mark of numbers written as text, . or ,; empty: decided"
+            " by the file's values.",
+        ),
+    ] = None,
 ) -> ImportAccepted | JSONResponse:
     """Store the file and start its import; the workbook is read by the flow run, not here."""
     if review and dry_run:
@@ -94,6 +115,10 @@ async def upload_import(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "a dry run writes nothing, so it needs no review; choose one of the two",
         )
+    try:
+        choices = check_choices(encoding, delimiter, decimal)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     options = JobOptions(
         sheet=sheet or None,
         on_error=on_error,
@@ -101,6 +126,7 @@ async def upload_import(
         batch_size=settings.rows_per_batch(),
         mapping=_mapping_form(mapping),
         header_row=header_row,
+        **choices,
         review=review,
         requested_by=requester(request),
     )
@@ -110,6 +136,7 @@ async def upload_import(
             file.file,
             base_url=settings.resolved_storage_url(),
             max_bytes=settings.max_upload_bytes,
+            encoding=options.encoding,
         )
     except UnsupportedFile as exc:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.reason) from None

@@ -66,6 +66,7 @@ def import_preview(job_id: JobIdPath, session: ReadSessionDep, settings: Setting
             "errors": preview.get("errors") or [],
             "on_error": job.on_error.value,
             "expires_at": until.isoformat() if until else None,
+            "reading": job.reading,
         }
     )
 
@@ -79,8 +80,15 @@ async def confirm_import(
     trigger: TriggerDep,
     body: Answer = None,
 ) -> JobView:
-    """Write the previewed import (a changed `mapping` is previewed again first)."""
-    answer = ReviewAnswer(confirm=True, mapping=body.mapping if body else None)
+    """Write the previewed import (a changed `mapping` or reading is previewed again first)."""
+    given = body or ReviewIn()
+    answer = ReviewAnswer(
+        confirm=True,
+        mapping=given.mapping,
+        encoding=given.encoding,
+        delimiter=given.delimiter,
+        decimal=given.decimal,
+    )
     return await _answer(job_id, answer, request, background, session, trigger)
 
 
@@ -93,8 +101,15 @@ async def repreview_import(
     trigger: TriggerDep,
     body: Annotated[RemapIn, Body()],
 ) -> JobView:
-    """Preview the import again under another column mapping; it then waits again."""
-    answer = ReviewAnswer(confirm=False, mapping=body.mapping, preview_only=True)
+    """Preview the import again under another column mapping or reading; it then waits again."""
+    answer = ReviewAnswer(
+        confirm=False,
+        mapping=body.mapping,
+        preview_only=True,
+        encoding=body.encoding,
+        delimiter=body.delimiter,
+        decimal=body.decimal,
+    )
     return await _answer(job_id, answer, request, background, session, trigger)
 
 
@@ -147,6 +162,7 @@ async def _answer(
         check_answerable(job)
         if answer.mapping is not None:
             explicit_mapping(answer.mapping)
+        answer.choices()
     except ReviewConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except ValueError as exc:
@@ -154,10 +170,8 @@ async def _answer(
     round_, run_id = job.review_round, job.flow_run_id
     resumed = "ended"
     if run_id is not None and (answer.confirm or answer.preview_only):
-        form = {"confirm": answer.confirm, "mapping": answer.mapping}
-        form["preview_only"] = answer.preview_only
         try:
-            resumed = await trigger.resume_review(run_id, form)
+            resumed = await trigger.resume_review(run_id, answer.to_form())
         except TriggerUnavailable as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     applied = await run_in_threadpool(accept, session, job_id, round_=round_, answer=answer)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from db.models import ColumnMapping, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.review import REJECTED_REASON
+from itemsheet.review import REJECTED_REASON, ReviewAnswer
 from tests.api.helpers import UNAVAILABLE, FakeTrigger, UnavailableTrigger, add_job, read_job
 
 PREVIEW: dict[str, Any] = {
@@ -92,7 +92,7 @@ def test_confirm_resumes_the_suspended_run_with_the_answer(
     response = client.post(f"/api/excel/import/{job_id}/confirm")
 
     assert response.status_code == 202
-    assert trigger.resumed == [(run, {"confirm": True, "mapping": None, "preview_only": False})]
+    assert trigger.resumed == [(run, ReviewAnswer(confirm=True).to_form())]
     job = read_job(job_id)
     # Written from its first batch: the preview's progress is gone, its counts are kept.
     assert (job.status, job.previewing, job.processed_rows, job.created) == ("pending", False, 0, 0)

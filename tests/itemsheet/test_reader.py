@@ -74,9 +74,10 @@ def test_csv_delimiter_is_detected(tmp_path: Path, delimiter: str) -> None:
     assert rows[2][:3] == ["SKU", "Name", "Price"]
 
 
-def test_csv_that_is_not_utf8_is_refused_with_advice(tmp_path: Path) -> None:
-    with pytest.raises(SheetError, match="not UTF-8"):
-        read_grid("SKU;Name\nA;Müller\n".encode("cp1252"), FileFormat.CSV)
+def test_csv_in_a_windows_code_page_reads_as_its_writer_saw_it() -> None:
+    grid = read_grid("SKU;Name\nA;Müller\n".encode("cp1252"), FileFormat.CSV)
+    assert grid.frame.row(1) == ("A", "Müller")
+    assert grid.text is not None and grid.text.encoding.label == "Windows-1252"
 
 
 def test_first_visible_sheet_is_the_default_and_sheets_can_be_chosen(tmp_path: Path) -> None:
