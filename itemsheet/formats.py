@@ -74,9 +74,15 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x19\x1b-\x1f\x7f]")
 
 
 def _looks_like_text(sample: bytes, encoding: str | None) -> bool:
-    """The sample decodes in the encoding given or decided, with no NUL and few controls."""
+    """The sample decodes, with no NUL and few controls: in the encoding a person named
+    or, failing that, in the one the bytes show (a file saved in another encoding than
+    named is text all the same: its import fails naming the byte that does not decode)."""
     if not sample:
         return False
+    return any(_decodes_as_text(sample, e) for e in dict.fromkeys((encoding, None)))
+
+
+def _decodes_as_text(sample: bytes, encoding: str | None) -> bool:
     try:
         chosen = decide_encoding(sample, encoding)
     except ValueError:
