@@ -80,8 +80,12 @@ _ISO = re.compile(r"^iso8859-(\d+)$")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 # Bytes where Windows-1252 has printable characters and ISO-8859-15 has C1 controls.
 _C1 = re.compile(rb"[\x80-\x9f]")
-# Where ISO-8859-15 has the euro sign, Windows-1252 has the rarely meant '¤'.
-_LATIN9_EURO = 0xA4
+# ISO-8859-15 differs from Windows-1252 in eight bytes: where it has € Š š Ž ž Œ œ Ÿ,
+# Windows-1252 has ¤ ¦ ¨, an acute accent, a cedilla and ¼ ½ ¾. '¤' is never meant; the others
+# are Latin-9 letters beside a letter ("œil"), and Windows-1252 signs beside digits ("1½").
+_LATIN9_ONLY = re.compile(
+    rb"\xa4|[A-Za-z\xc0-\xff][\xa6\xa8\xb4\xb8\xbc-\xbe]|[\xa6\xa8\xb4\xb8\xbc-\xbe][A-Za-z\xc0-\xff]"
+)
 
 
 class How(StrEnum):
@@ -201,9 +205,10 @@ def _detect(data: bytes) -> str:
     detector.feed(b"", last=True)
     guess = detector.guess(tld=None, allow_utf8=False).lower()
     codec = codecs.lookup(_WEB_TO_PYTHON.get(guess, guess)).name
-    # Windows-1252 and ISO-8859-15 differ in eight bytes the detector does not weigh: a
-    # file with the Latin-9 euro sign and none of Windows-1252's own bytes is Latin-9.
-    if codec == "cp1252" and _LATIN9_EURO in data and _C1.search(data) is None:
+    # The detector does not weigh the eight bytes where Windows-1252 and ISO-8859-15
+    # differ: a file with one of them used as Latin-9 uses it, and none of the bytes only
+    # Windows-1252 has (0x80-0x9F: € „ “ ” … in it), is Latin-9.
+    if codec == "cp1252" and _LATIN9_ONLY.search(data) and _C1.search(data) is None:
         return "iso8859_15"
     return codec
 
