@@ -1,15 +1,20 @@
 """Numbers written by people: the decimal mark a file uses, and each price and quantity
-read with it (vectorised: polars expressions over whole columns, no per-row Python).
+read with it (vectorised: polars expressions, no per-row Python).
 
 A value may carry group separators, a decimal mark `,` or `.`, a leading `+` and (prices)
 a currency sign or ISO code. The decimal mark is decided once per file from every value
 that can be read only one way (`9,99`, `1.234,56` say `,`; `9.99`, `1,234.50` say `.`);
 `1,234` and `1.000` decide nothing and are read with the mark decided. A number cell of a
 workbook is a number already: it neither votes nor is read with the file's mark.
+
+The work is done once per distinct value of a column, with how often it occurs, and
+joined back to the rows: a catalogue repeats its prices and quantities, so a million
+rows are a few thousand values to read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +29,14 @@ DECIMALS = (".", ",")
 FORMAT_SAMPLE = {".": "1,234.56", ",": "1.234,56"}
 # Group separators besides `.` and `,`: apostrophes (Swiss), spaces of every width.
 _OTHER_GROUPS = ("'", "\u2019", " ", "\u00a0", "\u202f", "\u2009")
+_SPACE = "[ \\t\\x{00A0}\\x{202F}\\x{2009}]"
 _CURRENCY = r"(?:\p{Sc}|[A-Z]{3})"
-_CURRENCY_PREFIX = rf"^({_CURRENCY})\s*"
-_CURRENCY_SUFFIX = rf"\s*({_CURRENCY})$"
-# How a number cell of a workbook reads as text.
-_CELL_NUMBER = r"^-?\d+(?:\.\d+)?$"
-_AMBIGUOUS_CELL = r"^[1-9]\d{0,2}\.\d{3}$"
+_CURRENCY_PREFIX = f"^({_CURRENCY}){_SPACE}*"
+_CURRENCY_SUFFIX = f"{_SPACE}*({_CURRENCY})$"
+# How a number cell of a workbook reads as text (fastexcel writes no grouping and no
+# trailing zeros).
+CELL_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?$"
+_AMBIGUOUS_CELL = r"^[1-9][0-9]{0,2}\.[0-9]{3}$"
 _SYMBOL_CODES = {
     "€": "EUR",
     "$": "USD",
@@ -57,9 +64,9 @@ def _pattern(mark: str) -> str:
     in threes by one separator (the other mark, an apostrophe or a space), then a
     fraction; or a bare fraction (`,5`)."""
     groups = [g for g in (*DECIMALS, *_OTHER_GROUPS) if g != mark]
-    grouped = "|".join(f"[1-9]\\d{{0,2}}(?:{_char(g)}\\d{{3}})+" for g in groups)
+    grouped = "|".join(f"[1-9][0-9]{{0,2}}(?:{_char(g)}[0-9]{{3}})+" for g in groups)
     m = _char(mark)
-    return f"^(?:(?:\\d+|{grouped})(?:{m}\\d*)?|{m}\\d+)$"
+    return f"^(?:(?:[0-9]+|{grouped})(?:{m}[0-9]*)?|{m}[0-9]+)$"
 
 
 _VALID = {mark: _pattern(mark) for mark in DECIMALS}
@@ -100,14 +107,77 @@ class NumberReading:
             return f"decided by {quoted(self.example or '')}{others}"
         return str(self.how)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, str]:
         """For the job and its review."""
         return {"value": self.decimal, "how": str(self.how), "detail": self.explained()}
 
 
-def number_columns(fields: list[str], kinds: dict[str, Kind]) -> list[str]:
-    """The fields read as numbers."""
-    return [f for f in fields if kinds[f] in (Kind.PRICE, Kind.QUANTITY)]
+# Given the fields, whether each row's cell of a field is a workbook's number cell: a
+# frame with a boolean column `cell_<field>` per field and the rows' `index`.
+CellTypes = Callable[[list[str]], pl.DataFrame]
+
+
+def read_numbers(
+    data: pl.DataFrame,
+    kinds: dict[str, Kind],
+    *,
+    given: str | None,
+    given_how: How,
+    spreadsheet: bool,
+    cell_types: CellTypes | None = None,
+) -> tuple[pl.DataFrame, NumberReading | None]:
+    """`data` with `num_<field>` (the typed value) and `nummsg_<field>` (why it cannot be
+    read) for each number field in `kinds`, whose text is `text_<field>`; and how.
+
+    In a workbook (`spreadsheet`), a value that reads like a number cell is taken for one
+    unless the file's mark would read it otherwise; then `cell_types` tells.
+    """
+    if not kinds:
+        return data, None
+    cells = {
+        f: pl.col(f"text_{f}").str.contains(CELL_NUMBER) if spreadsheet else pl.lit(False)
+        for f in kinds
+    }
+    tables = {f: _distinct(data, f, kind, cells[f]) for f, kind in kinds.items()}
+    reading = _decide(tables, given, given_how)
+    if cell_types is not None and _needs_cell_types(tables, reading):
+        data = data.join(cell_types(list(kinds)), on="index", how="left")
+        cells = {f: pl.col(f"cell_{f}").fill_null(False) for f in kinds}
+        tables = {f: _distinct(data, f, kind, cells[f]) for f, kind in kinds.items()}
+        reading = _decide(tables, given, given_how)
+    for field, kind in kinds.items():
+        table = tables[field]
+        currency = _main_currency(table) if kind is Kind.PRICE else None
+        read = table.select("text", "cell", *_read(kind, reading.decimal, currency, field))
+        data = data.join(
+            read,
+            left_on=[pl.col(f"text_{field}"), cells[field]],
+            right_on=["text", "cell"],
+            how="left",
+        )
+    return data, reading
+
+
+def _distinct(data: pl.DataFrame, field: str, kind: Kind, cell: pl.Expr) -> pl.DataFrame:
+    """Each distinct (text, is a number cell) of a field, how often it occurs, and how it
+    could be read."""
+    table = (
+        data.filter(pl.col(f"text_{field}").is_not_null())
+        .group_by(pl.col(f"text_{field}").alias("text"), cell.alias("cell"), maintain_order=True)
+        .agg(pl.len().alias("times"))
+    )
+    text = pl.col("text")
+    core = _without_currency(text, kind)
+    unsigned = core.str.replace(r"^\((.*)\)$", "$1").str.replace(f"^[-+]{_SPACE}*", "")
+    table = table.with_columns(
+        unsigned.alias("core"),
+        (core.str.starts_with("-") | core.str.contains(r"^\(.*\)$")).alias("negative"),
+        _currency_of(text).alias("currency") if kind is Kind.PRICE else pl.lit(None, pl.String),
+    )
+    return table.with_columns(
+        pl.col("core").str.contains(_VALID["."]).alias("dot"),
+        pl.col("core").str.contains(_VALID[","]).alias("comma"),
+    )
 
 
 def _without_currency(text: pl.Expr, kind: Kind) -> pl.Expr:
@@ -118,136 +188,95 @@ def _without_currency(text: pl.Expr, kind: Kind) -> pl.Expr:
     return pl.when(before == text).then(text.str.replace(_CURRENCY_SUFFIX, "")).otherwise(before)
 
 
-def _unsigned(text: pl.Expr, kind: Kind) -> pl.Expr:
-    """The value without its currency (prices), parentheses or sign."""
-    core = _without_currency(text, kind)
-    return core.str.replace(r"^\((.*)\)$", "$1").str.replace(r"^[-+]\s*", "")
+def _currency_of(text: pl.Expr) -> pl.Expr:
+    """The currency a price names (a sign as its ISO code where it is clear), or null."""
+    named = pl.coalesce(
+        text.str.extract(_CURRENCY_PREFIX, 1), text.str.extract(_CURRENCY_SUFFIX, 1)
+    )
+    return named.replace(_SYMBOL_CODES)
 
 
-def _negative(text: pl.Expr, kind: Kind) -> pl.Expr:
-    core = _without_currency(text, kind)
-    return core.str.starts_with("-") | core.str.contains(r"^\(.*\)$")
-
-
-def _person_written(text: pl.Expr, cell_is_number: pl.Expr | None) -> pl.Expr:
-    """The value is text a person wrote (not a workbook's number cell). Without the cell
-    types, a workbook value that reads like a number cell is taken for one."""
-    if cell_is_number is None:
-        return pl.lit(True)
-    return ~cell_is_number
-
-
-def decide_decimal(
-    frame: pl.DataFrame,
-    kinds: dict[str, Kind],
-    *,
-    given: str | None,
-    given_how: How = How.GIVEN,
-    cell_is_number: dict[str, pl.Expr | None],
-) -> NumberReading:
+def _decide(tables: dict[str, pl.DataFrame], given: str | None, given_how: How) -> NumberReading:
     """The file's decimal mark: the given one, else the one most values that read only one
-    way use, else `.`. `frame` has a column `text_<field>` per number field."""
+    way use (a tie goes to `.`), else `.`."""
     if given:
         return NumberReading(given, given_how)
-    votes = {mark: 0 for mark in DECIMALS}
-    examples: dict[str, str | None] = {mark: None for mark in DECIMALS}
-    ambiguous, ambiguous_example = 0, None
-    for field, kind in kinds.items():
-        text = pl.col(f"text_{field}")
-        core = _unsigned(text, kind)
-        dot, comma = core.str.contains(_VALID["."]), core.str.contains(_VALID[","])
-        person = text.is_not_null() & _person_written(text, cell_is_number.get(field))
-        row = frame.select(
-            (person & dot & ~comma).alias("."),
-            (person & comma & ~dot).alias(","),
-            (person & dot & comma & core.str.contains("[.,]")).alias("?"),
-            core.alias("core"),
-        )
-        for mark in DECIMALS:
-            hits = row.filter(pl.col(mark))
-            votes[mark] += hits.height
-            if examples[mark] is None and hits.height:
-                examples[mark] = hits.item(0, "core")
-        unsure = row.filter(pl.col("?"))
-        ambiguous += unsure.height
-        if ambiguous_example is None and unsure.height:
-            ambiguous_example = unsure.item(0, "core")
-    if not votes["."] and not votes[","]:
+    person = ~pl.col("cell")
+    votes = {
+        ".": person & pl.col("dot") & ~pl.col("comma"),
+        ",": person & pl.col("comma") & ~pl.col("dot"),
+    }
+    unsure = person & pl.col("dot") & pl.col("comma") & pl.col("core").str.contains("[.,]")
+    counts: dict[str, int] = {}
+    examples: dict[str, str | None] = {}
+    for name, condition in [*votes.items(), ("?", unsure)]:
+        hits = pl.concat([t.filter(condition).select("core", "times") for t in tables.values()])
+        counts[name] = int(hits.get_column("times").sum())
+        examples[name] = hits.item(0, "core") if hits.height else None
+    if not counts["."] and not counts[","]:
         return NumberReading(
-            ".", How.DEFAULT, ambiguous=ambiguous, ambiguous_example=ambiguous_example
+            ".", How.DEFAULT, ambiguous=counts["?"], ambiguous_example=examples["?"]
         )
-    # The mark most deciding values use wins; a tie goes to '.'.
-    mark = "," if votes[","] > votes["."] else "."
-    return NumberReading(mark, How.DECIDED, votes[mark], examples[mark])
+    mark = "," if counts[","] > counts["."] else "."
+    return NumberReading(mark, How.DECIDED, counts[mark], examples[mark])
 
 
-def needs_cell_types(frame: pl.DataFrame, fields: list[str], reading: NumberReading) -> bool:
+def _needs_cell_types(tables: dict[str, pl.DataFrame], reading: NumberReading) -> bool:
     """A workbook whose number cells and text cells would read differently: with a `,`
     file, a number cell `1.5` is one and a half while the text `1.5` contradicts the file;
     with an undecided one, only a text `1.234` is ambiguous."""
     if reading.decimal == ",":
-        shape = r"^-?\d+\.\d+$"
+        shape = r"^-?[0-9]+\.[0-9]+$"
     elif reading.how is How.DEFAULT:
         shape = _AMBIGUOUS_CELL
     else:
         return False  # '.' decided or given: a number cell and its text read alike
-    return bool(
-        frame.select(
-            pl.any_horizontal(pl.col(f"text_{f}").str.contains(shape) for f in fields).any()
-        ).item()
+    return any(t.get_column("text").str.contains(shape).any() for t in tables.values())
+
+
+def _main_currency(table: pl.DataFrame) -> str | None:
+    """The currency most prices of a column name, if any names one."""
+    named = (
+        table.filter(pl.col("currency").is_not_null())
+        .group_by("currency")
+        .agg(pl.col("times").sum())
+        .sort(["times", "currency"], descending=[True, False])
     )
+    return str(named.item(0, "currency")) if named.height else None
 
 
-def read_number(
-    text: pl.Expr,
-    kind: Kind,
-    *,
-    decimal: str,
-    cell_is_number: pl.Expr | None,
-    currency: str | None,
-) -> tuple[pl.Expr, pl.Expr]:
-    """(the value, or null; the message for a value that cannot be read, or null).
-
-    Prices are `PRICE_DTYPE`, quantities `Int64`.
-    """
-    field = str(kind)
-    person = _person_written(text, cell_is_number)
-    core = _unsigned(text, kind)
-    valid_person = core.str.contains(_VALID[decimal])
+def _read(kind: Kind, decimal: str, currency: str | None, field: str) -> list[pl.Expr]:
+    """The typed value and the message of each distinct value."""
+    name = str(kind)
+    text, cell, core = pl.col("text"), pl.col("cell"), pl.col("core")
+    valid_person = pl.col("dot" if decimal == "." else "comma")
+    other = pl.col("comma" if decimal == "." else "dot")
     plain = core.str.replace_all(_STRIP[decimal], "")
     if decimal == ",":
         plain = plain.str.replace(",", ".", literal=True)
-    if cell_is_number is None:
-        # A workbook's number cell reads like '12.5'; a text file has none.
-        valid = valid_person
-        canonical = plain
-    else:
-        valid = pl.when(person).then(valid_person).otherwise(text.str.contains(_CELL_NUMBER))
-        canonical = pl.when(person).then(plain).otherwise(text.str.strip_prefix("-"))
-    negative = pl.when(person).then(_negative(text, kind)).otherwise(text.str.starts_with("-"))
-    other = "," if decimal == "." else "."
-    contradicts = person & ~valid_person & core.str.contains(_VALID[other])
-    message = (
-        pl.when(text.is_null())
-        .then(None)
-        .when(negative & (valid | contradicts))
-        .then(pl.lit(f"{field} must not be negative"))
+    valid = pl.when(cell).then(text.str.contains(CELL_NUMBER)).otherwise(valid_person)
+    canonical = pl.when(cell).then(text.str.strip_prefix("-")).otherwise(plain)
+    negative = pl.when(cell).then(text.str.starts_with("-")).otherwise(pl.col("negative"))
+    contradicts = ~cell & ~valid_person & other
+    # A when/then chain grows a case at a time (its type changes after the first).
+    message: Any = pl.when(negative & (valid | contradicts)).then(
+        pl.lit(f"{name} must not be negative")
     )
-    if kind is Kind.PRICE and currency is not None:
-        named = _currency_of(text)
-        message = message.when(person & named.is_not_null() & (named != currency)).then(
+    if currency is not None:
+        named = pl.col("currency")
+        message = message.when(~cell & named.is_not_null() & (named != currency)).then(
             pl.format(
                 "price is in {}; the other prices in this file are in {}", named, pl.lit(currency)
             )
         )
     message = message.when(contradicts).then(
         pl.format(
-            f"{field} '{{}}' does not match this file's number format ({FORMAT_SAMPLE[decimal]})",
+            f"{name} '{{}}' does not match this file's number format ({FORMAT_SAMPLE[decimal]})",
             text,
         )
     )
     if kind is Kind.QUANTITY:
-        whole = canonical.str.contains(r"^\d+(?:\.0*)?$")
+        whole = canonical.str.contains(r"^[0-9]+(?:\.0*)?$")
         value = pl.when(valid & whole & ~negative).then(
             canonical.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
         )
@@ -265,21 +294,4 @@ def read_number(
             .when(value.is_null())
             .then(pl.lit("price is too large"))
         )
-    return value, message
-
-
-def _currency_of(text: pl.Expr) -> pl.Expr:
-    """The currency a price names (a sign as its ISO code where it is clear), or null."""
-    named = pl.coalesce(
-        text.str.extract(_CURRENCY_PREFIX, 1), text.str.extract(_CURRENCY_SUFFIX, 1)
-    )
-    return named.replace(_SYMBOL_CODES)
-
-
-def main_currency(frame: pl.DataFrame, column: str) -> str | None:
-    """The currency most prices of a column name, if any names one."""
-    named = frame.select(_currency_of(pl.col(column)).alias("c")).get_column("c").drop_nulls()
-    if named.is_empty():
-        return None
-    counts = named.value_counts(sort=True)
-    return str(counts.item(0, "c"))
+    return [value.alias(f"num_{field}"), message.alias(f"nummsg_{field}")]

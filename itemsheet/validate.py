@@ -8,16 +8,8 @@ import polars as pl
 
 from itemsheet.fields import FIELDS_BY_NAME, Kind
 from itemsheet.header import Header
-from itemsheet.numbers import (
-    PRICE_DTYPE as PRICE_DTYPE,
-)
-from itemsheet.numbers import (
-    NumberReading,
-    decide_decimal,
-    main_currency,
-    needs_cell_types,
-    read_number,
-)
+from itemsheet.numbers import PRICE_DTYPE as PRICE_DTYPE
+from itemsheet.numbers import CellTypes, NumberReading, read_numbers
 from itemsheet.reader import Grid
 from itemsheet.text import How
 
@@ -25,9 +17,7 @@ VALUE_MAX_CHARS = 200
 ERROR_COLUMNS = ("error_column", "error_value", "error_message")
 
 _CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
-# How a number cell of a workbook reads as text (fastexcel writes no grouping, no
-# trailing zeros).
-_CELL_NUMBER = r"^-?\d+(?:\.\d+)?$"
+NUMBER_KINDS = (Kind.PRICE, Kind.QUANTITY)
 
 
 @dataclass(frozen=True)
@@ -65,21 +55,16 @@ def _clean_text(frame: pl.DataFrame, column: str, *, spreadsheet: bool) -> pl.Ex
     return pl.when(text.str.len_chars() > 0).then(text)
 
 
-def _field_checks(
-    field: str, text: pl.Expr, code: pl.Expr, numbers: _Numbers
-) -> tuple[pl.Expr, pl.Expr]:
-    """(typed value, error message or null) for one field."""
+def _field_checks(field: str, text: pl.Expr, code: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, error message or null) for one field; a number field's were read
+    before (`read_numbers`)."""
     spec = FIELDS_BY_NAME[field]
     error_value = pl.format("{} holds the error value {}", pl.lit(field), code)
-    if spec.kind in (Kind.PRICE, Kind.QUANTITY):
-        value, message = read_number(
-            text,
-            spec.kind,
-            decimal=numbers.reading.decimal,
-            cell_is_number=numbers.cell_is_number.get(field),
-            currency=numbers.currency,
+    if spec.kind in NUMBER_KINDS:
+        message = pl.col(f"nummsg_{field}")
+        return pl.col(f"num_{field}"), pl.when(code.is_not_null()).then(error_value).otherwise(
+            message
         )
-        return value, pl.when(code.is_not_null()).then(error_value).otherwise(message)
     assert spec.max_len is not None
     message = (
         pl.when(code.is_not_null())
@@ -92,46 +77,21 @@ def _field_checks(
     return text, message
 
 
-@dataclass(frozen=True)
-class _Numbers:
-    """How a sheet's numbers are read: its decimal mark, which cells are a workbook's
-    number cells (by field; none for a text file), the prices' main currency."""
+def _cell_types(grid: Grid, header: Header) -> CellTypes | None:
+    """Which cells of number fields are a workbook's number cells, by frame index."""
+    numeric = grid.numeric_cells
+    if numeric is None:
+        return None
 
-    reading: NumberReading
-    cell_is_number: dict[str, pl.Expr | None]
-    currency: str | None
-
-
-def _decide_numbers(
-    data: pl.DataFrame, grid: Grid, header: Header, decimal: str | None, decimal_how: How
-) -> tuple[pl.DataFrame, _Numbers]:
-    """Decide the decimal mark; a workbook's number cells are told from its text cells
-    first by how they read, and by the workbook itself only where that could differ."""
-    kinds = {
-        f: FIELDS_BY_NAME[f].kind
-        for f in header.columns
-        if FIELDS_BY_NAME[f].kind in (Kind.PRICE, Kind.QUANTITY)
-    }
-    guessed: dict[str, pl.Expr | None] = {}
-    if grid.spreadsheet:
-        guessed = {f: pl.col(f"text_{f}").str.contains(_CELL_NUMBER) for f in kinds}
-    else:
-        guessed = dict.fromkeys(kinds)
-    reading = decide_decimal(
-        data, kinds, given=decimal, given_how=decimal_how, cell_is_number=guessed
-    )
-    cells = guessed
-    if grid.numeric_cells is not None and kinds and needs_cell_types(data, list(kinds), reading):
-        columns = [int(header.columns[f][1:]) for f in kinds]
-        flags = grid.numeric_cells(columns).with_row_index("index")
-        flags = flags.with_columns(pl.col("index").cast(pl.Int64))
-        data = data.join(flags, on="index", how="left")
-        cells = {f: pl.col(f"n{header.columns[f][1:]}").fill_null(False) for f in kinds}
-        reading = decide_decimal(
-            data, kinds, given=decimal, given_how=decimal_how, cell_is_number=cells
+    def types(fields: list[str]) -> pl.DataFrame:
+        columns = [int(header.columns[f][1:]) for f in fields]
+        flags = numeric(columns)
+        return flags.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("index"),
+            *(pl.col(f"n{c}").alias(f"cell_{f}") for f, c in zip(fields, columns, strict=True)),
         )
-    currency = main_currency(data, "text_price") if "price" in kinds else None
-    return data, _Numbers(reading, cells, currency)
+
+    return types
 
 
 def _error_codes(grid: Grid, header: Header) -> pl.DataFrame:
@@ -172,7 +132,15 @@ def validate(
         _clean_text(data, header.columns[f], spreadsheet=grid.spreadsheet).alias(f"text_{f}")
         for f in fields
     )
-    data, numbers = _decide_numbers(data, grid, header, decimal, decimal_how)
+    kinds = {f: FIELDS_BY_NAME[f].kind for f in fields if FIELDS_BY_NAME[f].kind in NUMBER_KINDS}
+    data, numbers = read_numbers(
+        data,
+        kinds,
+        given=decimal,
+        given_how=decimal_how,
+        spreadsheet=grid.spreadsheet,
+        cell_types=_cell_types(grid, header),
+    )
     typed: list[pl.Expr] = []
     messages: list[pl.Expr] = []
     values: list[pl.Expr] = []
@@ -181,7 +149,7 @@ def validate(
         code = (
             pl.col(f"code_{field}") if f"code_{field}" in data.columns else pl.lit(None, pl.String)
         )
-        value, message = _field_checks(field, text, code, numbers)
+        value, message = _field_checks(field, text, code)
         typed.append(value.alias(field))
         messages.append(message.alias(f"msg_{field}"))
         values.append(pl.coalesce(code, text).alias(f"raw_{field}"))
@@ -213,8 +181,7 @@ def validate(
         value_chain.str.slice(0, VALUE_MAX_CHARS).alias("error_value"),
         pl.when(message.str.len_chars() > 0).then(message).alias("error_message"),
     )
-    reading = numbers.reading if any(f in ("price", "quantity") for f in fields) else None
-    return Validated(data.select("row", *fields, *ERROR_COLUMNS), fields, reading)
+    return Validated(data.select("row", *fields, *ERROR_COLUMNS), fields, numbers)
 
 
 def unnamed(rows: pl.DataFrame) -> pl.DataFrame:
