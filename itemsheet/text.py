@@ -83,6 +83,7 @@ _C1 = re.compile(rb"[\x80-\x9f]")
 # ISO-8859-15 differs from Windows-1252 in eight bytes: where it has € Š š Ž ž Œ œ Ÿ,
 # Windows-1252 has ¤ ¦ ¨, an acute accent, a cedilla and ¼ ½ ¾. '¤' is never meant; the others
 # are Latin-9 letters beside a letter ("œil"), and Windows-1252 signs beside digits ("1½").
+_LATIN9_BYTES = (0xA4, 0xA6, 0xA8, 0xB4, 0xB8, 0xBC, 0xBD, 0xBE)
 _LATIN9_ONLY = re.compile(
     rb"\xa4|[A-Za-z\xc0-\xff][\xa6\xa8\xb4\xb8\xbc-\xbe]|[\xa6\xa8\xb4\xb8\xbc-\xbe][A-Za-z\xc0-\xff]"
 )
@@ -130,7 +131,7 @@ def check_encoding_name(name: str) -> str:
     """The codec a person named, or `ValueError` with a sentence."""
     try:
         codec = codecs.lookup(name.strip())
-        b"".decode(codec.name)  # a bytes-to-bytes codec (base64) raises LookupError here
+        "".encode(codec.name)  # a codec that is not for text (base64) raises LookupError
     except (LookupError, ValueError):
         raise ValueError(
             f"{name[:60]!r} is not an encoding Python knows; use a name such as"
@@ -208,9 +209,17 @@ def _detect(data: bytes) -> str:
     # The detector does not weigh the eight bytes where Windows-1252 and ISO-8859-15
     # differ: a file with one of them used as Latin-9 uses it, and none of the bytes only
     # Windows-1252 has (0x80-0x9F: € „ “ ” … in it), is Latin-9.
-    if codec == "cp1252" and _LATIN9_ONLY.search(data) and _C1.search(data) is None:
+    if codec == "cp1252" and _latin9_only(data):
         return "iso8859_15"
     return codec
+
+
+def _latin9_only(data: bytes) -> bool:
+    """A Latin-9 letter where Windows-1252 has a sign, and no byte only Windows-1252 has.
+    (`bytes.find` first: scanning 50 MiB with a regular expression takes seconds.)"""
+    if not any(data.find(bytes([b])) >= 0 for b in _LATIN9_BYTES):
+        return False
+    return _C1.search(data) is None and _LATIN9_ONLY.search(data) is not None
 
 
 def decode_failure(data: bytes, encoding: Encoding, exc: UnicodeDecodeError, at: int) -> SheetError:

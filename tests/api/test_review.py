@@ -186,6 +186,58 @@ def test_a_second_answer_to_the_same_preview_is_refused(
     assert client.post(f"/api/excel/import/{job_id}/reject").status_code == 409
 
 
+def test_the_preview_says_how_the_file_was_read(client: TestClient) -> None:
+    reading = {
+        "encoding": {"value": "cp1252", "label": "Windows-1252", "how": "detected"},
+        "decimal": {"value": ".", "how": "default", "detail": "default"},
+    }
+    job_id = waiting_job(run=uuid.uuid4(), reading=reading)
+    assert client.get(f"/api/excel/import/{job_id}/preview").json()["reading"] == reading
+
+
+def test_confirm_with_another_decimal_mark_previews_it_before_writing(
+    client: TestClient, trigger: FakeTrigger
+) -> None:
+    job_id = waiting_job(run=uuid.uuid4(), encoding="cp1250")
+
+    response = client.post(
+        f"/api/excel/import/{job_id}/confirm", json={"decimal": ",", "encoding": ""}
+    )
+
+    assert response.status_code == 202, response.text
+    assert trigger.resumed[0][1]["decimal"] == ","
+    job = read_job(job_id)
+    assert (job.status, job.previewing, job.review_round) == ("pending", True, 1)
+    # "" goes back to detection; the mapping is kept as it was.
+    assert (job.decimal, job.encoding, job.mapping) == (",", None, None)
+    assert job.reviewed_at is not None
+
+
+def test_a_new_preview_takes_reading_choices_without_a_mapping(client: TestClient) -> None:
+    job_id = waiting_job(run=uuid.uuid4())
+    response = client.post(
+        f"/api/excel/import/{job_id}/preview", json={"delimiter": ";", "encoding": "latin-1"}
+    )
+    assert response.status_code == 202, response.text
+    job = read_job(job_id)
+    assert (job.delimiter, job.encoding, job.previewing, job.reviewed_at) == (
+        ";",
+        "iso8859-1",
+        True,
+        None,
+    )
+
+
+def test_a_reading_choice_that_is_not_valid_is_refused_and_nothing_changes(
+    client: TestClient,
+) -> None:
+    job_id = waiting_job(run=uuid.uuid4())
+    response = client.post(f"/api/excel/import/{job_id}/confirm", json={"decimal": ";"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "the decimal mark must be '.' or ','"
+    assert read_job(job_id).status == "awaiting_review"
+
+
 def test_a_mapping_naming_no_field_is_refused_and_nothing_changes(client: TestClient) -> None:
     job_id = waiting_job(run=uuid.uuid4())
 

@@ -111,6 +111,63 @@ def test_csv_upload_is_accepted(client: TestClient, tmp_path: Path) -> None:
     assert post_file(client, path).status_code == 202
 
 
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [("cp1252", b""), ("shift_jis", b""), ("utf-16-le", b"\xff\xfe"), ("gb18030", b"")],
+)
+def test_text_in_any_encoding_is_accepted_and_binary_is_not(
+    client: TestClient, tmp_path: Path, codec: str, bom: bytes
+) -> None:
+    text = "SKU;Name;Price\r\nA-1;Größe Schraube;9,99\r\n"
+    if codec != "cp1252" and not codec.startswith("utf"):
+        text = "SKU;Name;Price\r\nA-1;六角ボルト;120\r\n" if codec == "shift_jis" else text
+        text = "SKU;Name;Price\r\nA-1;六角螺栓;120\r\n" if codec == "gb18030" else text
+    file = tmp_path / "items.csv"
+    file.write_bytes(bom + text.encode(codec))
+    assert post_file(client, file).status_code == 202
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(bytes(range(1, 32)) * 500)
+    response = post_file(client, junk)
+    assert response.status_code == 415
+    assert ACCEPTED in response.json()["detail"]
+
+
+def test_reading_choices_are_kept_on_the_job_and_bad_ones_refused_with_422(
+    client: TestClient, tmp_path: Path
+) -> None:
+    file = tmp_path / "items.csv"
+    file.write_bytes("SKU;Name\r\nA;Größe\r\n".encode("cp1252"))
+    response = post_file(client, file, encoding="Windows-1252", delimiter="tab", decimal=",")
+    assert response.status_code == 202, response.text
+    job = read_job(uuid.UUID(response.json()["job_id"]))
+    assert (job.encoding, job.delimiter, job.decimal) == ("cp1252", "\t", ",")
+    progress = client.get(response.json()["progress_url"]).json()
+    assert (progress["encoding"], progress["delimiter"], progress["decimal"]) == (
+        "cp1252",
+        "\t",
+        ",",
+    )
+    for field, value, says in [
+        ("encoding", "no-such-codec", "not an encoding Python knows"),
+        ("encoding", "base64", "not an encoding Python knows"),
+        ("delimiter", ":", "delimiter must be one of"),
+        ("decimal", "x", "decimal mark must be"),
+    ]:
+        bad = post_file(client, file, force=True, **{field: value})
+        assert bad.status_code == 422, (field, bad.text)
+        assert says in bad.json()["detail"]
+
+
+def test_the_same_file_with_another_encoding_is_not_a_duplicate(
+    client: TestClient, tmp_path: Path
+) -> None:
+    file = tmp_path / "items.csv"
+    file.write_bytes("SKU;Name\r\nA;Größe\r\n".encode("cp1252"))
+    assert post_file(client, file).status_code == 202
+    assert post_file(client, file).status_code == 409
+    assert post_file(client, file, encoding="cp1250").status_code == 202
+
+
 def test_png_is_refused_with_415_naming_the_accepted_formats(
     client: TestClient, tmp_path: Path, importer_env: Path, trigger: FakeTrigger
 ) -> None:
