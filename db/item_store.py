@@ -135,7 +135,13 @@ def nameless_new_skus(session: Session, skus: pl.Series) -> frozenset[str]:
 
 
 def _differs(conn: Connection, fields: list[str], stored: str, new: str) -> str:
-    """SQL that is true when any of `fields` differs between two row aliases, nulls included."""
+    """SQL that is true when any of `fields` differs between two row aliases, nulls included.
+
+    No fields (a sheet of SKUs alone) never differ: every stored item is unchanged, and
+    the upsert's `DO UPDATE ... WHERE` writes none of them.
+    """
+    if not fields:
+        return "false"
     if _is_sqlite(conn):
         return " OR ".join(f"{stored}.{f} IS NOT {new}.{f}" for f in fields)
     left = ", ".join(f"{stored}.{f}" for f in fields)
@@ -163,10 +169,10 @@ def _shown(field: str, value: Any) -> Any:
 
 def _changes(conn: Connection, fields: list[str], limit: int) -> tuple[dict[str, Any], ...]:
     """Up to `limit` staged rows that would create or change an item, field by field."""
-    stored = ", ".join(f"i.{f}" for f in fields)
-    staged = ", ".join(f"s.{f}" for f in fields)
+    stored, staged = [f"i.{f}" for f in fields], [f"s.{f}" for f in fields]
+    columns = ", ".join(["s.sku", "i.sku IS NULL", *stored, *staged])
     rows = conn.exec_driver_sql(
-        f"SELECT s.sku, i.sku IS NULL, {stored}, {staged}"
+        f"SELECT {columns}"
         f" FROM {STAGE} s LEFT JOIN item i ON i.sku = s.sku"
         f" WHERE i.sku IS NULL OR ({_differs(conn, fields, 'i', 's')})"
         f" ORDER BY s.sku LIMIT {int(limit)}"
@@ -217,13 +223,13 @@ def merge_items(
 ) -> MergeCounts:
     """Create new items and update changed ones from `frame` (sku + imported fields).
 
-    Only the columns in `frame` are compared and written; SKUs must be unique in it.
+    Only the columns in `frame` are compared and written; SKUs must be unique in it, and
+    it may hold no other column (a sheet of SKUs alone: stored items are unchanged).
     A row without a name (null, or no name column) updates an existing item and leaves
     its name as stored; for a new SKU it is not written and its SKU is in `nameless`.
     With `dry_run`, the counts are computed the same way and nothing is written, and up
-    to `changes` of the rows that would change are described.
-    With `dry_run`, the counts are computed the same way and nothing is written; else
-    `hook` sees the write from inside the same transaction.
+    to `changes` of the rows that would change are described; else `hook` sees the
+    write from inside the same transaction.
     """
     if frame.is_empty():
         return MergeCounts(0, 0, 0)
@@ -240,7 +246,7 @@ def merge_items(
     staged = frame.height - len(nameless)
     if dry_run:
         created, updated = _count(conn, fields)
-        described = _changes(conn, fields, changes) if changes > 0 and fields else ()
+        described = _changes(conn, fields, changes) if changes > 0 else ()
         return MergeCounts(created, updated, staged - created - updated, nameless, described)
     columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
     assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])

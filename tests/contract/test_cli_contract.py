@@ -1502,6 +1502,36 @@ def test_dry_run_counts_new_skus_without_name_as_failed_and_writes_nothing(
     assert raw_items(data_dir) == before
 
 
+def test_a_sheet_of_skus_alone_checks_which_items_exist_and_writes_nothing(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    assert_completed(importer(write_xlsx(tmp_path / "v1.xlsx", [HEADER, *DATA])), created=3)
+    before = raw_items(data_dir)
+    skus = write_csv(tmp_path / "skus.csv", [["SKU"], ["A-001"], ["NEW-1"], ["A-003"]])
+    for args in (("--dry-run",), ()):
+        run = importer(skus, *args)
+        assert_completed(run, unchanged=2, failed=1)
+        message = assert_row_error(run, 3, "name")["message"]
+        assert message == "name is required to create item 'NEW-1'"
+    # A report whose only item column is "Code", below a block of titles, as published
+    # statistics workbooks are: the same check.
+    report = [
+        ["Title:", "Attendances, monthly statistics"],
+        [],
+        ["Period:", "December 2022"],
+        [],
+        [None, None, "Attendances"],
+        ["Code", "System", "Total attendances"],
+        ["A-002", "North", 1437681],
+        ["QJG", "East", 22031],
+        ["A-001", "South", 36592],
+    ]
+    run = importer(write_xls(tmp_path / "report.xls", report))
+    assert_completed(run, unchanged=2, failed=1)
+    assert assert_row_error(run, 8, "name")["message"] == "name is required to create item 'QJG'"
+    assert raw_items(data_dir) == before  # not even `updated_at` moved
+
+
 @pytest.mark.parametrize("fmt", ["csv-comma"])
 @BOTH_DATABASES
 def test_empty_cell_in_a_present_optional_column_clears_the_stored_value(

@@ -267,3 +267,23 @@ def test_a_dry_run_describes_the_changes_it_counts_field_by_field(db: None) -> N
         limited = merge_items(session, frame(batch), now=T1, dry_run=True, changes=1)
     assert [c["sku"] for c in limited.changes] == ["A"]
     assert items()["A"]["name"] == "Alpha"  # still nothing written
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_batch_of_skus_alone_compares_no_field_and_writes_nothing(
+    dry_run: bool, db: None
+) -> None:
+    """A sheet with only a SKU column asks which items exist: the stored ones are
+    unchanged (their `updated_at` stays), the new ones cannot be created without a name."""
+    merge(BASE)
+    before = items()
+    with session_scope() as session:
+        counts = merge_items(
+            session,
+            frame([{"sku": "A"}, {"sku": "N"}, {"sku": "C"}]),
+            now=T1,
+            dry_run=dry_run,
+            changes=10,
+        )
+    assert counts == MergeCounts(0, 0, 2, frozenset({"N"}))
+    assert items() == before

@@ -40,11 +40,8 @@ def database(request: pytest.FixtureRequest) -> str:
 
 def rows(items: list[dict[str, Any]], start: int = 2) -> pl.DataFrame:
     """Validated rows as the reader hands them to `apply_batch`."""
-    frame = pl.DataFrame(
-        items,
-        schema={"sku": pl.String, "name": pl.String, "price": pl.Decimal(18, 4)},
-        orient="row",
-    )
+    types = {"sku": pl.String, "name": pl.String, "price": pl.Decimal(18, 4)}
+    frame = pl.DataFrame(items, schema={c: types[c] for c in items[0]}, orient="row")
     return frame.with_columns(
         pl.int_range(start, start + frame.height).alias("row"),
         *(pl.lit(None, pl.String).alias(c) for c in ("error_column", "error_value")),
@@ -52,8 +49,10 @@ def rows(items: list[dict[str, Any]], start: int = 2) -> pl.DataFrame:
     )
 
 
-def run_import(batches: list[list[dict[str, Any]]], *, dry_run: bool = False) -> uuid.UUID:
-    """An import of `batches` (sku, name, price), written batch by batch and completed."""
+def start_import(
+    *, dry_run: bool = False, columns: tuple[str, ...] = ("sku", "name", "price")
+) -> tuple[uuid.UUID, int]:
+    """A new import of `columns` under its first attempt: its id and attempt number."""
     with session_scope() as session:
         job = ImportJob(
             source=JobSource.CLI,
@@ -63,7 +62,7 @@ def run_import(batches: list[list[dict[str, Any]]], *, dry_run: bool = False) ->
             file_uri="memory://ab",
             batch_size=100,
             dry_run=dry_run,
-            columns=["sku", "name", "price"],
+            columns=list(columns),
             warnings=[],
         )
         session.add(job)
@@ -72,6 +71,17 @@ def run_import(batches: list[list[dict[str, Any]]], *, dry_run: bool = False) ->
     with session_scope() as session:
         attempt = begin_attempt(session, job_id, flow_run_id=None)
     assert attempt is not None
+    return job_id, attempt
+
+
+def run_import(
+    batches: list[list[dict[str, Any]]],
+    *,
+    dry_run: bool = False,
+    columns: tuple[str, ...] = ("sku", "name", "price"),
+) -> uuid.UUID:
+    """An import of `batches` (of `columns`), written batch by batch and completed."""
+    job_id, attempt = start_import(dry_run=dry_run, columns=columns)
     for number, batch in enumerate(batches, start=1):
         with session_scope() as session:
             apply_batch(session, job_id, attempt=attempt, batch_no=number, rows=rows(batch))
@@ -157,6 +167,27 @@ def test_a_dry_run_and_a_batch_that_changes_nothing_record_nothing(importer_env:
     dry = run_import([[{**A[0], "price": Decimal(7)}]], dry_run=True)
     same = run_import([A])
     assert images(dry) == [] and images(same) == []
+
+
+def test_an_import_of_skus_alone_records_nothing_and_its_undo_changes_nothing(
+    importer_env: Path,
+) -> None:
+    first = run_import([A])
+    before = catalogue()
+    skus = [{"sku": a["sku"]} for a in A[:4]]
+    checked = run_import([skus[:2], [*skus[2:], {"sku": "N-1"}]], columns=("sku",))
+    assert images(checked) == []
+    undo = run_undo(checked)
+    assert undo.status is JobStatus.COMPLETED
+    assert (undo.deleted, undo.updated, undo.failed, undo.processed_rows) == (0, 0, 0, 0)
+    assert catalogue() == before
+    with session_scope(write=False) as session:
+        job = get_job(session, checked)
+        assert job is not None and job.status is JobStatus.UNDONE
+    # The check wrote nothing, not even `updated_at`: the first import's undo finds every
+    # item as that import left it.
+    undo = run_undo(first)
+    assert (undo.deleted, undo.failed) == (6, 0) and catalogue() == {}
 
 
 def test_undo_restores_and_deletes_and_leaves_items_changed_since_unless_forced(
