@@ -111,24 +111,25 @@ def _distinct(conn: Connection, left: str, right: str) -> str:
 # item the upsert updates, while it updates it: no second pass over the batch, and only
 # changed items cost anything (a join before the write added 25-40 % to it). It is made
 # once per connection and switched on only around an import's upsert (a schema change per
-# batch would make SQLite prepare every statement again).
+# batch would make SQLite prepare every statement again). Each batch asks for it with
+# `IF NOT EXISTS`, which changes no schema once it is there: a mark on the connection
+# would outlive a rollback of the batch that made it, which takes the trigger and its
+# tables away again, and the batch's retry on that connection would fail.
 CAPTURE = "item_undo_capture"
 
 
 def _arm_capture(conn: Connection) -> None:
     values = ", ".join(f"old.{f}, new.{f}" for f in FIELDS)
     columns = ", ".join(f"o_{f}, n_{f}" for f in FIELDS)
-    if conn.info.get(CAPTURE) is None:
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {CAPTURE} (sku, {columns}, o_updated_at)"
-        )
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {CAPTURE}_on (armed INTEGER)")
-        conn.exec_driver_sql(
-            f"CREATE TEMP TRIGGER IF NOT EXISTS {CAPTURE} AFTER UPDATE ON main.item"
-            f" WHEN EXISTS (SELECT 1 FROM {CAPTURE}_on)"
-            f" BEGIN INSERT INTO {CAPTURE} VALUES (old.sku, {values}, old.updated_at); END"
-        )
-        conn.info[CAPTURE] = True
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {CAPTURE} (sku, {columns}, o_updated_at)"
+    )
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {CAPTURE}_on (armed INTEGER)")
+    conn.exec_driver_sql(
+        f"CREATE TEMP TRIGGER IF NOT EXISTS {CAPTURE} AFTER UPDATE ON main.item"
+        f" WHEN EXISTS (SELECT 1 FROM {CAPTURE}_on)"
+        f" BEGIN INSERT INTO {CAPTURE} VALUES (old.sku, {values}, old.updated_at); END"
+    )
     conn.exec_driver_sql(f"DELETE FROM {CAPTURE}")
     conn.exec_driver_sql(f"INSERT INTO {CAPTURE}_on VALUES (1)")
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from db.models import ImportJob, Item, ItemRestored, ItemUndo, JobSource, JobStatus, utcnow
 from db.repository import get_job, list_row_errors
-from db.session import session_scope
+from db.session import reset_engines, session_scope
 from itemsheet.importing import apply_batch, begin_attempt, finish_job
 from itemsheet.retention import clean_up
 from itemsheet.undoing import (
@@ -188,6 +188,30 @@ def test_an_import_of_skus_alone_records_nothing_and_its_undo_changes_nothing(
     # item as that import left it.
     undo = run_undo(first)
     assert (undo.deleted, undo.failed) == (6, 0) and catalogue() == {}
+
+
+def test_a_first_batch_rolled_back_records_its_before_image_when_run_again(
+    importer_env: Path,
+) -> None:
+    """A database hiccup rolls back a batch, which is run again on the same connection:
+    what the batch set up on that connection to record its before-image went with it."""
+    run_import([A])
+    reset_engines()  # a new connection, as a new process has
+    job_id, attempt = start_import()
+    batch = rows([{**A[1], "price": Decimal(7)}])
+
+    class Hiccup(Exception):
+        pass
+
+    with pytest.raises(Hiccup), session_scope() as session:
+        apply_batch(session, job_id, attempt=attempt, batch_no=1, rows=batch)
+        raise Hiccup
+    assert images(job_id) == []
+    with session_scope() as session:
+        apply_batch(session, job_id, attempt=attempt, batch_no=1, rows=batch)
+    [(created, [(sku, fields, _)])] = images(job_id)
+    assert created == [] and sku == "S-1" and list(fields) == ["price"]
+    assert [Decimal(str(v)) for v in fields["price"]] == [1, 7]
 
 
 def test_undo_restores_and_deletes_and_leaves_items_changed_since_unless_forced(
