@@ -443,7 +443,7 @@ def test_every_control_has_a_label_and_the_keyboard_reaches_them(page: Page) -> 
     )
     assert unlabelled == []
     order = []
-    for _ in range(12):
+    for _ in range(15):
         page.keyboard.press("Tab")
         order.append(
             page.evaluate(
@@ -453,6 +453,9 @@ def test_every_control_has_a_label_and_the_keyboard_reaches_them(page: Page) -> 
     expected = [
         "file-input",
         "sheet-input",
+        "encoding-select",
+        "delimiter-select",
+        "decimal-select",
         "on-error-select",
         "review-input",
         "dry-run-input",
@@ -520,7 +523,7 @@ def test_review_maps_a_column_shows_the_changes_and_confirms_to_the_full_bar(
     preis = page.get_by_label("Field for the column Preis")
     expect(preis).to_have_value("")  # ignored
     preis.select_option("price")
-    page.get_by_role("button", name="Preview with these columns").click()
+    page.get_by_role("button", name="Preview with these settings").click()
 
     expect(page.locator("#review-summary")).to_contain_text(
         "3 rows: 1 to create, 1 to update, 1 unchanged", timeout=FINISH_MS

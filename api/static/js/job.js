@@ -29,7 +29,7 @@ export function createJobView({ onChange, onOpen }) {
   const review = createReview({
     onAnswered: (action) => {
       progress.say(action === "reject" ? "Import cancelled; nothing was written."
-        : action === "remap" ? "Previewing again with the new columns…"
+        : action === "remap" ? "Previewing again with the new settings…"
           : "Confirmed; the import is being written.");
     },
   });

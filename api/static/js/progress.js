@@ -2,6 +2,7 @@
 
 import { byId, el, notify, replaceChildren, setText, show } from "./dom.js";
 import { formatBytes, formatCount, formatDuration, formatRate, statusLabel } from "./format.js";
+import { readingLine } from "./reading.js";
 
 const SOURCES = { upload: "Uploaded", cli: "Command line", schedule: "Scheduled reimport" };
 
@@ -23,6 +24,7 @@ export function createProgressView() {
     error: byId("job-error"),
     warnings: byId("job-warnings"),
     warningList: byId("job-warnings-list"),
+    reading: byId("job-reading"),
     announcer: byId("job-announcer"),
   };
   let current = null;
@@ -56,6 +58,8 @@ export function createProgressView() {
     nodes.error.classList.toggle("notice-error", job.status === "failed");
     notify(nodes.error, ended && job.error ? `${job.status === "failed" ? "Why it failed" : "Why it stopped"}: ${job.error}` : "");
     drawWarnings(job.warnings ?? []);
+    // A review shows the reading with its selects.
+    notify(nodes.reading, job.status === "awaiting_review" ? "" : readingLine(job.reading));
     announce(job);
   }
 

@@ -1,11 +1,15 @@
-// The review of an import started with "Review before importing": its columns (one select
-// each), the counts and changes a confirmed import would make, and Confirm / Cancel.
+// The review of an import started with "Review before importing": how the file was read
+// and its columns (one select each), the counts and changes a confirmed import would make,
+// and Confirm / Cancel.
 
 import { describeAnswer, jobPath, requestJson, sentence } from "./api.js";
 import { byId, el, notify, replaceChildren, setText, show } from "./dom.js";
 import { formatCount } from "./format.js";
+import { changedChoices, choiceValue, describeReading, fillSelect } from "./reading.js";
 
 const IGNORE = "";
+// A text file whose reading was not recorded (its columns were not found) is known by name.
+const TEXT_NAME = /\.(csv|tsv|txt)$/i;
 
 /** The review panel; `onAnswered(action)` hears a confirm, a new preview or a reject. */
 export function createReview({ onAnswered }) {
@@ -15,7 +19,13 @@ export function createReview({ onAnswered }) {
   const confirmButton = byId("review-confirm");
   const rejectButton = byId("review-reject");
   const message = byId("review-message");
+  const readingSelects = {
+    encoding: byId("review-encoding"),
+    delimiter: byId("review-delimiter"),
+    decimal: byId("review-decimal"),
+  };
   let jobId = null;
+  let job = null;
   let shownRound = null;
   let columns = [];
   let loading = false;
@@ -30,9 +40,41 @@ export function createReview({ onAnswered }) {
     return mapping;
   }
 
-  function changed() {
+  function mappingChanged() {
     const mapping = chosenMapping();
     return columns.some((c) => (mapping[c.key] ?? null) !== (c.field ?? null));
+  }
+
+  function changed() {
+    return mappingChanged() || Object.keys(changedChoices(readingSelects)).length > 0;
+  }
+
+  function noteChange() {
+    const dirty = changed();
+    show(applyButton, dirty);
+    setText(confirmButton, dirty ? "Preview and import" : "Confirm import");
+  }
+
+  /** The selects of how the file was read, each showing the value used and how it was
+   * decided; going back to detection is offered where a person had chosen. */
+  function drawReading(preview) {
+    const reading = preview.reading ?? {};
+    // Recorded only once the columns were found; before that, the file name tells.
+    const text = preview.reading ? Boolean(reading.encoding || reading.delimiter)
+      : TEXT_NAME.test(job?.filename ?? "");
+    for (const [name, select] of Object.entries(readingSelects)) {
+      const given = job?.[name] ?? null;
+      fillSelect(select, name, {
+        used: reading[name] ?? null,
+        detect: given !== null,
+        initial: choiceValue(name, given),
+      });
+    }
+    show(byId("review-encoding-field"), text);
+    show(byId("review-delimiter-field"), text);
+    // In words too: a narrow screen cuts a select's text short.
+    const words = describeReading(preview.reading);
+    notify(byId("review-reading-text"), words ? `${words}.` : "");
   }
 
   function drawColumns(preview) {
@@ -46,11 +88,7 @@ export function createReview({ onAnswered }) {
           el("option", { value: f.name }, f.required ? `${f.name} (required)` : f.name)),
       );
       select.value = column.field ?? IGNORE;
-      select.addEventListener("change", () => {
-        const dirty = changed();
-        show(applyButton, dirty);
-        setText(confirmButton, dirty ? "Preview and import" : "Confirm import");
-      });
+      select.addEventListener("change", noteChange);
       return el("tr", {},
         el("th", { scope: "row" }, column.header),
         el("td", {}, select),
@@ -97,6 +135,7 @@ export function createReview({ onAnswered }) {
     hasProblem = Boolean(preview.problem);
     notify(byId("review-problem"), preview.problem ? sentence(preview.problem) : "");
     show(byId("review-changes-title"), counts !== null);
+    drawReading(preview);
     drawColumns(preview);
     drawChanges(preview);
     drawErrors(preview);
@@ -130,16 +169,21 @@ export function createReview({ onAnswered }) {
   }
 
   async function send(action) {
-    if (action !== "reject" && (changed() || action === "remap" || hasProblem)) {
+    const reading = changedChoices(readingSelects);
+    // Another encoding or delimiter gives other columns: the server finds them anew.
+    const newColumns = "encoding" in reading || "delimiter" in reading;
+    if (action !== "reject" && !newColumns
+        && (mappingChanged() || action === "remap" || hasProblem)) {
       const problem = mappingProblem();
       if (problem) {
         notify(message, problem);
         return;
       }
     }
-    const mapping = changed() ? chosenMapping() : null;
+    const mapping = mappingChanged() ? chosenMapping() : null;
     const path = action === "remap" ? "preview" : action;
-    const body = action === "reject" ? undefined : { mapping };
+    // Only what the person changed is sent; the server keeps the rest as it was.
+    const body = action === "reject" ? undefined : { mapping, ...reading };
     confirmButton.disabled = true;
     rejectButton.disabled = true;
     applyButton.disabled = true;
@@ -157,13 +201,15 @@ export function createReview({ onAnswered }) {
     onAnswered(action);
   }
 
+  for (const select of Object.values(readingSelects)) select.addEventListener("change", noteChange);
   applyButton.addEventListener("click", () => send("remap"));
   confirmButton.addEventListener("click", () => send("confirm"));
   rejectButton.addEventListener("click", () => send("reject"));
 
   return {
     /** Show the job's preview when it awaits its review; hide the panel otherwise. */
-    update(job) {
+    update(latest) {
+      job = latest;
       if (job.job_id !== jobId) {
         jobId = job.job_id;
         shownRound = null;
@@ -178,6 +224,7 @@ export function createReview({ onAnswered }) {
       show(panel, false);
       notify(message, "");
       jobId = null;
+      job = null;
       shownRound = null;
     },
   };

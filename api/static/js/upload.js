@@ -3,6 +3,9 @@
 import { describeAnswer, uploadImport } from "./api.js";
 import { byId, el, notify, replaceChildren, setText } from "./dom.js";
 import { formatBytes } from "./format.js";
+import { DETECT, fillSelect } from "./reading.js";
+
+const READING_SELECTS = { encoding: "encoding-select", delimiter: "delimiter-select", decimal: "decimal-select" };
 
 /**
  * Wire the form. `onStarted(jobId)` follows an accepted upload; `onOpenJob(jobId)` opens the
@@ -19,6 +22,7 @@ export function setUpUpload({ onStarted, onOpenJob }) {
   const message = byId("upload-message");
   let chosen = null;
   let busy = false;
+  for (const [name, id] of Object.entries(READING_SELECTS)) fillSelect(byId(id), name);
 
   function choose(file, note = "") {
     chosen = file;
@@ -87,6 +91,11 @@ export function setUpUpload({ onStarted, onOpenJob }) {
     body.append("dry_run", dryRun ? "true" : "false");
     // A dry run writes nothing, so there is nothing to review.
     body.append("review", byId("review-input").checked && !dryRun ? "true" : "false");
+    // Left at "Detect", the server decides from the file.
+    for (const [name, id] of Object.entries(READING_SELECTS)) {
+      const value = byId(id).value;
+      if (value !== DETECT) body.append(name, value);
+    }
     if (force) body.append("force", "true");
     const answer = await uploadImport(body, (sent, total) => {
       const percent = Math.floor((100 * sent) / total);
