@@ -257,7 +257,10 @@ def _watch(
         raise SheetError(memory_reason(limits.memory_bytes))
     if "columns" in answer:
         raise MappingNeeded(
-            answer["error"], columns=answer["columns"], header_row=answer.get("header_row")
+            answer["error"],
+            columns=answer["columns"],
+            header_row=answer.get("header_row"),
+            reading=answer.get("reading"),
         )
     if "error" in answer:
         raise SheetError(answer["error"])
@@ -330,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             "error": exc.reason,
             "columns": exc.columns,
             "header_row": exc.header_row,
+            "reading": exc.reading,
         }
     except SheetError as exc:
         answer = {"error": exc.reason}

@@ -20,11 +20,18 @@ class SheetError(Exception):
 class MappingNeeded(SheetError):
     """The columns cannot be read as mapped (no SKU column, or two columns for one field);
     `columns` are the header row's cells (the likeliest row when no SKU was found), so a
-    person can map them: a review shows them instead of failing the job."""
+    person can map them: a review shows them instead of failing the job. `reading` says how
+    a text file was read (a wrong delimiter or encoding is a likely cause)."""
 
     def __init__(
-        self, reason: str, *, columns: list[dict[str, Any]], header_row: int | None
+        self,
+        reason: str,
+        *,
+        columns: list[dict[str, Any]],
+        header_row: int | None,
+        reading: dict[str, dict[str, str]] | None = None,
     ) -> None:
         super().__init__(reason)
         self.columns = columns
         self.header_row = header_row
+        self.reading = reading

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from itemsheet.errors import SheetError
+from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
 from itemsheet.header import MappingChoice, SavedMapping, find_header
 from itemsheet.messages import quoted
@@ -79,7 +79,11 @@ def prepare(
             f"the sheet holds {grid.frame.height * grid.frame.width:,} cells;"
             f" the limit is {limits.max_cells:,}"
         )
-    header = find_header(grid.frame, grid.rows, choice)
+    try:
+        header = find_header(grid.frame, grid.rows, choice)
+    except MappingNeeded as exc:
+        exc.reading = _reading(grid, None)
+        raise
     saved = choice.saved.get(header.key) if choice else None
     if saved is not None:
         remembered = _with_saved(options, saved)
@@ -137,7 +141,7 @@ def _reads_otherwise(grid: Grid, options: TextOptions) -> bool:
     return other_encoding or options.delimiter not in (None, layout.delimiter)
 
 
-def _reading(grid: Grid, validated: Validated) -> dict[str, dict[str, str]]:
+def _reading(grid: Grid, validated: Validated | None) -> dict[str, dict[str, str]]:
     """How the file was read, for the job and its review."""
     found: dict[str, dict[str, str]] = {}
     if grid.text is not None:
@@ -152,7 +156,7 @@ def _reading(grid: Grid, validated: Validated) -> dict[str, dict[str, str]]:
             "label": DELIMITER_NAMES[grid.text.delimiter],
             "how": str(grid.text.delimiter_how),
         }
-    if validated.numbers is not None:
+    if validated is not None and validated.numbers is not None:
         found["decimal"] = validated.numbers.to_json()
     return found
 

@@ -130,6 +130,7 @@ def await_answer(session: Session, job_id: uuid.UUID) -> ImportJob | None:
 def record_problem(session: Session, job_id: uuid.UUID, problem: MappingNeeded) -> None:
     """A sheet whose columns cannot be read as mapped waits for a person to map them."""
     job = _job(session, job_id)
+    job.reading = problem.reading or None
     job.preview = {
         "round": job.review_round,
         "header_row": problem.header_row,
@@ -204,6 +205,7 @@ def accept(session: Session, job_id: uuid.UUID, *, round_: int, answer: ReviewAn
         job.mapping = new_mapping if new_mapping is not None else job.mapping
         for name, value in choices.items():
             setattr(job, name, value)
+        job.reading = None  # the new preview says how it read the file
         job.review_round += 1
         job.previewing = True
         job.total_rows = None

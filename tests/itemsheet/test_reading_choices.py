@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from db.models import ImportJob, JobSource, JobStatus
 from db.session import session_scope
+from itemsheet.errors import MappingNeeded
 from itemsheet.formats import PackageLimits
 from itemsheet.header import MappingChoice, SavedMapping, header_key
 from itemsheet.mappings import mapping_choice, save_mapping
@@ -107,3 +110,15 @@ def test_a_choice_of_this_import_wins_over_the_saved_one() -> None:
     )
     assert validated.frame.get_column("price").to_list() == [Decimal(1)]
     assert summary.reading["decimal"]["how"] == "given"
+
+
+def test_a_sheet_without_an_sku_column_still_says_how_it_was_read() -> None:
+    # Read at ',' the header has no SKU cell: the review shows the reading with the columns,
+    # since a wrong delimiter or encoding is the likely cause.
+    data = "Artikelnummer;Größe\r\nA-1;M6\r\n".encode("cp1252")
+    with pytest.raises(MappingNeeded) as raised:
+        prepare(data, filename="a.csv", sheet=None, limits=PACKAGE)
+    reading = raised.value.reading
+    assert reading is not None
+    assert reading["encoding"]["label"] == "Windows-1252"
+    assert reading["delimiter"]["value"] == ";"
