@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import IO
 
 from chardetng_py.detector import EncodingDetector
 
@@ -259,7 +260,7 @@ def utf8_source(data: bytes, encoding: Encoding, scratch: Path | None) -> bytes 
 NUL_REASON = "the file holds NUL characters, so it is not a text file we can read"
 
 
-def _transcode_to(data: bytes, encoding: Encoding, sink: object) -> None:
+def _transcode_to(data: bytes, encoding: Encoding, sink: IO[bytes] | None) -> None:
     """Decode `data` chunk by chunk, writing UTF-8 to `sink` (None: only check)."""
     decoder = codecs.getincrementaldecoder(encoding.codec)()
     view = memoryview(data)
@@ -276,7 +277,7 @@ def _transcode_to(data: bytes, encoding: Encoding, sink: object) -> None:
         if "\x00" in text:
             raise SheetError(NUL_REASON)
         if sink is not None:
-            sink.write(text.encode("utf-8"))  # type: ignore[attr-defined]
+            sink.write(text.encode("utf-8"))
 
 
 def _exact_failure(
