@@ -252,7 +252,9 @@ def test_german_numbers_read_as_meant_and_1000_is_a_thousand(
         pytest.param(["CHF 1'234.50", "CHF 9.90"], ["1234.5", "9.9"], id="ch-chf"),
         pytest.param(["€ 9,99", "12,50 €"], ["9.99", "12.5"], id="euro-sign"),
         pytest.param(["1.299,00 EUR", "EUR 5,00"], ["1299", "5"], id="euro-code"),
-        pytest.param(["$12.50", "+1,234.50"], ["12.5", "1234.5"], id="us-dollar-plus"),
+        pytest.param(
+            ["$12.50", "+1,234.50", "0.5"], ["12.5", "1234.5", "0.5"], id="us-dollar-plus"
+        ),
         pytest.param(["1.234.567,89", "3,1"], ["1234567.89", "3.1"], id="de-millions"),
     ],
 )
