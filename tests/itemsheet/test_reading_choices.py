@@ -4,6 +4,7 @@ the same layout where its own import made none."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ HEADERS = ["SKU", "Bezeichnung", "Preis"]
 MAPPING: dict[str, str | None] = {"sku": "sku", "bezeichnung": "name", "preis": "price"}
 
 
-def test_a_completed_import_saves_its_reading_choices_with_its_mapping() -> None:
+def test_a_completed_import_saves_its_reading_choices_with_its_mapping(importer_env: Path) -> None:
     with session_scope() as session:
         job = ImportJob(
             status=JobStatus.COMPLETED,
@@ -47,7 +48,7 @@ def test_a_completed_import_saves_its_reading_choices_with_its_mapping() -> None
     assert choice.saved["k1"].delimiter is None
 
 
-def test_reading_choices_alone_are_saved_too() -> None:
+def test_reading_choices_alone_are_saved_too(importer_env: Path) -> None:
     with session_scope() as session:
         job = ImportJob(
             status=JobStatus.COMPLETED,
