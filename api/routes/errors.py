@@ -63,7 +63,7 @@ def import_errors(
     responses={200: {"content": {"text/csv": {}}, "description": "row,column,value,message"}},
 )
 def import_errors_csv(job_id: JobIdPath, session: ReadSessionDep) -> StreamingResponse:
-    """Download the job's row errors as CSV; cells a spreadsheet would run start with `'`."""
+    """Download the job's row errors as CSV: every cell quoted, formula-like ones with `'`."""
     load_job(session, job_id)
     return StreamingResponse(
         iter_errors_csv(job_id),

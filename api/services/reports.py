@@ -61,7 +61,9 @@ def neutralise_cell(text: str | None) -> str:
 def iter_errors_csv(job_id: uuid.UUID, *, page_rows: int = CSV_PAGE_ROWS) -> Iterator[str]:
     """A job's row errors as CSV text, page by page, each page read in a short transaction."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    # Every cell quoted: Excel in locales whose list separator is `;` (de, fr, nl) reads a
+    # comma CSV at `;` and would split an unquoted `x;=HYPERLINK(...)` into a formula cell.
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(ERROR_RECORD_COLUMNS)
     yield UTF8_BOM + _drain(buffer)
     after: tuple[int, int] | None = None

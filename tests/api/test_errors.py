@@ -124,6 +124,43 @@ def test_error_csv_prefixes_cells_a_spreadsheet_would_run_as_formulas(
     assert rows[-1] == ["9", "'=cmd", "plain", "a - b is fine inside"]
 
 
+def _split_outside_quotes(line: str, separator: str) -> list[str]:
+    """A line cut at `separator` where it stands outside double quotes, as Excel reads it."""
+    cells, cell, quoted = [], "", False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            cells.append(cell)
+            cell = ""
+            continue
+        cell += char
+    return [*cells, cell]
+
+
+def test_error_csv_quotes_every_cell_so_a_semicolon_locale_does_not_split_one(
+    client: TestClient,
+) -> None:
+    # Excel in de, fr, nl, ... reads a CSV at `;`: an unquoted cell would become a formula.
+    job_id = add_job()
+    sneaky = 'x;=HYPERLINK("https://evil.example","click")'
+    add_row_errors(job_id, [(2, "a;@b", sneaky, "price; -1 is not a number")])
+
+    text = client.get(f"/api/excel/import/{job_id}/errors.csv").content.decode("utf-8-sig")
+
+    lines = text.split("\r\n")[:-1]
+    for line in lines:
+        cells = _split_outside_quotes(line, ",")
+        assert all(cell.startswith('"') and cell.endswith('"') for cell in cells), line
+        assert _split_outside_quotes(line, ";") == [line], line
+    assert list(csv.reader(io.StringIO(text)))[1] == [
+        "2",
+        "a;@b",
+        sneaky,
+        "price; -1 is not a number",
+    ]
+
+
 def test_error_csv_holds_every_error_of_a_large_report(client: TestClient) -> None:
     job_id = add_job()
     add_row_errors(job_id, [(row, "sku", None, "sku is empty") for row in range(2, 5002)])
