@@ -74,8 +74,11 @@ def foreign_site(scope: Scope, allowed_origins: tuple[str, ...]) -> bool:
     """A request (or WebSocket handshake) a browser sent on behalf of another site."""
     origin = _header(scope, b"origin")
     if origin is not None and origin != "null":
-        parts = urlsplit(origin)
-        own = parts.netloc.lower() == (_header(scope, b"host") or "").strip().lower()
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:  # `http://[`: no browser sends it, and it names no site of ours
+            return True
+        own = netloc.lower() == (_header(scope, b"host") or "").strip().lower()
         return not (own or origin.rstrip("/").lower() in allowed_origins)
     if origin == "null":  # a sandboxed frame or a file: page; never the service's own
         return True
