@@ -57,7 +57,10 @@ def _report(job_id: uuid.UUID) -> tuple[JobView, list[dict[str, Any]]]:
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(help="The spreadsheet or CSV file to import.")],
-    sheet: Annotated[str | None, typer.Option(help="Sheet name or 0-based index.")] = None,
+    sheet: Annotated[
+        str | None,
+        typer.Option(help="Sheet name, or 0-based index in the digits 0-9; a name wins."),
+    ] = None,
     on_error: Annotated[
         OnError,
         typer.Option(help="skip: import valid rows; abort: import nothing if any row is invalid."),

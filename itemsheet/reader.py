@@ -155,13 +155,19 @@ def _resolve_sheet(reader: fastexcel.ExcelReader, sheet: str | None) -> tuple[in
             if str(loaded.visible) == "visible":
                 return index, loaded
         raise SheetError("the workbook has no visible worksheet; choose one with the sheet option")
-    if sheet in names:
-        index = names.index(sheet)
-    elif sheet.strip().isdigit() and int(sheet) < len(names):
-        index = int(sheet)
-    else:
+    chosen = names.index(sheet) if sheet in names else _sheet_index(sheet)
+    if chosen is None or chosen >= len(names):
         raise SheetError(f"sheet '{sheet}' not found; sheets: {', '.join(names)}")
-    return index, _load(reader, index)
+    return chosen, _load(reader, chosen)
+
+
+def _sheet_index(sheet: str) -> int | None:
+    """The 0-based index a sheet option gives in the digits 0-9; None when it is a name."""
+    digits = sheet.strip()
+    # isdigit() alone takes "²", which int() refuses, and Arabic-Indic or fullwidth digits,
+    # which int() reads: only ASCII digits are an index, anything else is a name, so a
+    # sheet is never guessed from a character that merely looks like a number.
+    return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
 def _load(reader: fastexcel.ExcelReader, index: int) -> fastexcel.ExcelSheet:

@@ -69,7 +69,11 @@ async def upload_import(
     sheet: Annotated[
         str | None,
         # No control characters: no sheet has them, and PostgreSQL text cannot hold NUL.
-        Form(max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$", description="Name or 0-based index."),
+        Form(
+            max_length=255,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Name, or 0-based index in the digits 0-9; a name wins.",
+        ),
     ] = None,
     on_error: Annotated[OnError, Form()] = OnError.SKIP,
     dry_run: Annotated[bool, Form()] = False,

@@ -97,6 +97,27 @@ def test_first_visible_sheet_is_the_default_and_sheets_can_be_chosen(tmp_path: P
         grid_rows(path, "Nope")
 
 
+def test_a_sheet_option_is_an_index_only_in_the_digits_0_to_9(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "book.xlsx",
+        sheets={"Main": [["SKU", "Name"], ["M", "m"]], "Other": [["SKU", "Name"], ["O", "o"]]},
+    )
+    assert grid_rows(path, " 1 ")[1][1] == ["O", "o"]
+    # "²" passes isdigit() but int() refuses it; an Arabic-Indic or fullwidth one int() reads
+    # as 1. Each is a name, and no sheet has it: the reason says so, no crash, no sheet 1.
+    for option in ("²", "\u0661", "\uff11"):
+        with pytest.raises(SheetError, match=rf"^sheet '{option}' not found; sheets: Main, Other$"):
+            grid_rows(path, option)
+
+
+def test_a_sheet_named_like_a_digit_is_chosen_by_its_name(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "book.xlsx",
+        sheets={"Main": [["SKU", "Name"], ["M", "m"]], "²": [["SKU", "Name"], ["S", "s"]]},
+    )
+    assert grid_rows(path, "²")[1][1] == ["S", "s"]
+
+
 def test_error_cells_are_reported_with_their_excel_code(tmp_path: Path) -> None:
     path = write_raw_xlsx(
         tmp_path / "e.xlsx", [["SKU", "Name", "Price"], ["A", "a", ErrorValue("#N/A")]]
