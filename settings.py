@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -249,6 +250,29 @@ class Settings(BaseSettings):
     def work_dir(self) -> Path:
         """Scratch space for parsed sheets between the flow's tasks."""
         return (self.data_dir / "work").resolve()
+
+
+# The data dir holds the uploaded catalogues, the database and the rows being imported: no
+# other local user may read them, whatever umask the process was started with (022 leaves
+# new files readable by everyone). Folders and files are created with these modes.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create `path` and each missing parent 0700; a folder that exists keeps its mode."""
+    for folder in reversed([path, *path.parents]):
+        if folder.is_dir():
+            continue
+        # `mkdir(parents=True)` would give the parents the umask's mode, not ours.
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            folder.mkdir(PRIVATE_DIR)
+    return path
+
+
+def private_opener(path: str, flags: int) -> int:
+    """For `open(..., opener=private_opener)`: a file it creates is 0600, whatever the umask."""
+    return os.open(path, flags, PRIVATE_FILE)
 
 
 @lru_cache

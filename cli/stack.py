@@ -19,7 +19,7 @@ import httpx
 from rich.console import Console
 
 from itemsheet.processes import alive, group_alive
-from settings import Settings
+from settings import Settings, make_private_dir
 
 STARTUP_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 30.0
@@ -161,8 +161,8 @@ def run_stack(settings: Settings, console: Console) -> int:
     # `--host` and `--port` reach the processes' links (events, artifacts) through this.
     env.setdefault("IMPORTER_PUBLIC_URL", settings.public_base_url())
     bin_dir = Path(sys.executable).parent
-    run_dir = settings.data_dir.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Created here first, before any of its files: no other local user may look inside.
+    run_dir = make_private_dir(settings.data_dir.resolve())
     stack = Stack(console, pid_file=run_dir / "stack.json")
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
@@ -170,8 +170,7 @@ def run_stack(settings: Settings, console: Console) -> int:
         if replaced := stack.replace_stale():
             console.print(f"stopped {replaced} process group(s) a killed `importer up` left")
         if "PREFECT_API_URL" not in env:
-            prefect_home = settings.data_dir.resolve() / "prefect"
-            prefect_home.mkdir(parents=True, exist_ok=True)
+            prefect_home = make_private_dir(run_dir / "prefect")
             env["PREFECT_HOME"] = str(prefect_home)
             env["PREFECT_API_URL"] = f"http://127.0.0.1:{settings.prefect_port}/api"
             env.setdefault("PREFECT_UI_URL", f"http://127.0.0.1:{settings.prefect_port}")

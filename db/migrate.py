@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from settings import get_settings
+from settings import get_settings, make_private_dir, private_opener
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -30,7 +30,7 @@ def upgrade_database(url: str | None = None) -> None:
         command.upgrade(alembic_config(url), "head")
         return
     path = Path(url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     # Alembic runs SQLite DDL outside one transaction (SQLite has no transactional DDL in
     # its eyes), so two processes upgrading a new database at once could both read the
     # old revision and apply the same step ("duplicate column"). One at a time, then: the
@@ -42,7 +42,7 @@ def upgrade_database(url: str | None = None) -> None:
 @contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `lock_path` (a file beside the database) while inside."""
-    with lock_path.open("a") as handle:
+    with open(lock_path, "a", opener=private_opener) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

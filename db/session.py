@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from settings import get_settings
+from settings import PRIVATE_FILE, get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_LOCK_POLL_S = 0.001
@@ -64,6 +66,7 @@ def _begin_sqlite(conn: Any) -> None:
 def make_engine(url: str, *, write: bool = True) -> Engine:
     """Create an engine for `url`; SQLite gets WAL, a busy timeout and, for writers, eager locks."""
     if url.startswith("sqlite"):
+        _create_private_file(url)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -83,6 +86,20 @@ def make_engine(url: str, *, write: bool = True) -> Engine:
         pool_size=POOL_SIZE,
         max_overflow=MAX_OVERFLOW,
     )
+
+
+def _create_private_file(url: str) -> None:
+    """Create a new SQLite database file 0600 before SQLite does, so its data is ours alone.
+
+    SQLite would create it 0644 under the usual umask of 022, and gives the `-wal` and
+    `-shm` files beside it the database file's mode, so those follow. A file that exists
+    keeps its mode; a folder that does not exist is left for SQLite to complain about.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
 
 
 def _postgres_options(url: str) -> dict[str, str]:

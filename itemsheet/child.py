@@ -37,6 +37,10 @@ from itemsheet.sizes import human_size
 from itemsheet.warm import lower_priority
 
 _POLL_S = 0.02
+# The child writes the rows being imported: whatever umask its parent has, what it creates
+# is for our user alone (settings.PRIVATE_DIR and PRIVATE_FILE). Its parent-side functions
+# import `settings` inside them: in the child, that import would cost half a second.
+_CHILD_UMASK = 0o077
 
 
 # Address space a parse may map beyond its memory limit: thread stacks and allocator
@@ -107,19 +111,18 @@ _spare: _Spare | None = None
 def keep_spare_child(work_dir: Path | None = None) -> None:
     """Start a child now that the next `prepare_in_child` of this process hands its work to."""
     global _spare
-    if work_dir is None:
-        from settings import get_settings
+    from settings import get_settings, make_private_dir, private_opener
 
-        work_dir = get_settings().work_dir
-    work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = make_private_dir(work_dir or get_settings().work_dir)
     _forget_dead_spares(work_dir)
     output = work_dir / f"spare-{os.getpid()}-{time.monotonic_ns()}.out"
-    with output.open("wb") as sink:
+    with open(output, "wb", opener=private_opener) as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "itemsheet.child", "--serve"],
             stdin=subprocess.PIPE,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            umask=_CHILD_UMASK,
         )
     _spare = _Spare(proc, output)
     atexit.register(_drop_spare)
@@ -168,7 +171,9 @@ def _start(args: list[str], result: IO[bytes]) -> subprocess.Popen[bytes]:
             Path(result.name).unlink(missing_ok=True)
             Path(spare.output).rename(result.name)
             return spare.proc
-    return subprocess.Popen(args, stdout=result, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        args, stdout=result, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, umask=_CHILD_UMASK
+    )
 
 
 def prepare_in_child(
@@ -206,11 +211,14 @@ def prepare_in_child(
         args.append(f"--sheet={sheet}")
     if options is not None and options != TextOptions():
         args.append(f"--options={json.dumps(options.to_json())}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from settings import make_private_dir, private_opener
+
+    make_private_dir(out.parent)
     mapping_path = out.with_suffix(".mapping.json")
     if choice is not None:
         # A file, not an argument: saved mappings can outgrow an argument's size limit.
-        mapping_path.write_text(json.dumps(choice.to_json()))
+        with open(mapping_path, "w", opener=private_opener) as mapping_file:
+            mapping_file.write(json.dumps(choice.to_json()))
         args.append(f"--mapping={mapping_path}")
     args += ["--", str(source), str(out)]
     try:
@@ -223,10 +231,12 @@ def _watch(
     args: list[str], out: Path, limits: ChildLimits, on_poll: Callable[[], None]
 ) -> SheetSummary:
     """Run the child on `args` within `limits`; its summary, or `SheetError`."""
+    from settings import private_opener
+
     started = time.monotonic()
     # Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     result_path = out.with_suffix(".result")
-    with result_path.open("w+b") as result, _start(args, result) as proc:
+    with open(result_path, "w+b", opener=private_opener) as result, _start(args, result) as proc:
         while proc.poll() is None:
             if _rss_bytes(proc.pid) > limits.memory_bytes:
                 _stop(proc)

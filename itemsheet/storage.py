@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import fsspec
 
 from itemsheet.errors import SheetError
 from itemsheet.sizes import human_size
+from settings import PRIVATE_FILE, make_private_dir, private_opener
 
 _CHUNK = 1024 * 1024
 # Suffixes of files that are not stored files: a copy being written, one being removed.
@@ -62,15 +63,23 @@ def store_stream(stream: BinaryIO, base_url: str, *, max_bytes: int) -> StoredFi
         uri = stored_uri(base_url, sha)
         fs, path = fsspec.core.url_to_fs(uri)
         if not _refresh(fs, path):
-            fs.makedirs(fs._parent(path), exist_ok=True)
             spool.seek(0)
             # A name of its own: the same file uploaded twice at once is written twice,
             # and each writer moves only its own copy into place (same bytes either way).
             partial = f"{path}.{uuid.uuid4().hex}{PARTIAL}"
-            with fs.open(partial, "wb") as out:
+            with _create(fs, partial) as out:
                 shutil.copyfileobj(spool, out, _CHUNK)
             fs.mv(partial, path)
     return StoredFile(uri, sha, size)
+
+
+def _create(fs: Any, path: str) -> BinaryIO:
+    """A new file open for writing, with its folder; on a local disk both are private."""
+    if not _is_local(fs):
+        fs.makedirs(fs._parent(path), exist_ok=True)
+        return cast(BinaryIO, fs.open(path, "wb"))
+    make_private_dir(Path(path).parent)
+    return open(path, "xb", opener=private_opener)
 
 
 def stored_uri(base_url: str, sha256: str) -> str:
@@ -219,13 +228,14 @@ def fetch_local(uri: str, work_dir: Path) -> Path:
         )
     if _is_local(fs):
         return Path(path)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(work_dir)
     local = work_dir / local_copy_name(uri)
     if local.exists():
         return local
     partial = work_dir / f"{local.name}.{uuid.uuid4().hex}{PARTIAL}"
     try:
         fs.get(path, str(partial))
+        partial.chmod(PRIVATE_FILE)  # written by fsspec, with the umask's mode
         name = PurePosixPath(path).name
         if _SHA256.fullmatch(name) and _digest(partial) != name:
             raise SheetError("the stored file is damaged (its content does not match its digest)")

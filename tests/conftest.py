@@ -18,6 +18,7 @@ fixture, from the module's own `pytestmark`); a `unit` test that starts a proces
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -100,6 +101,19 @@ def _unit_tests_start_no_process(
         )
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, under which a file created without a mode is readable by everyone."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def mode_of(path: Path) -> int:
+    """A file's or folder's permission bits, as `0o600`."""
+    return path.stat().st_mode & 0o777
 
 
 @pytest.fixture(scope="session")

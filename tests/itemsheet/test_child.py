@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from itemsheet.child import ChildLimits, prepare_in_child
+from itemsheet.child import ChildLimits, keep_spare_child, prepare_in_child
 from itemsheet.errors import SheetError
 from itemsheet.formats import PackageLimits
+from itemsheet.header import MappingChoice
+from tests.conftest import mode_of
 from tests.contract.workbooks import write_csv, write_xlsx
 
 pytestmark = pytest.mark.subprocess
@@ -85,3 +87,32 @@ def test_the_default_backstop_leaves_room_for_an_ordinary_parse(tmp_path: Path) 
     )
 
     assert summary.total_rows == 20_000
+
+
+@pytest.mark.usefixtures("umask_022")
+@pytest.mark.parametrize("spare", [False, True], ids=["fresh child", "spare child"])
+def test_work_files_are_private_whatever_the_umask(tmp_path: Path, spare: bool) -> None:
+    csv = write_csv(tmp_path / "items.csv", [["SKU", "Name"], ["A", "Apple"]])
+    work_dir = tmp_path / "var" / "work"
+    if spare:
+        keep_spare_child(work_dir)
+    seen: dict[str, int] = {}
+
+    def look() -> None:  # while the child runs: its answer file and the mapping it reads
+        seen.update({p.name: mode_of(p) for p in work_dir.iterdir()})
+
+    prepare_in_child(
+        csv,
+        work_dir / "job.1.arrow",
+        filename="items.csv",
+        sheet=None,
+        package=PACKAGE,
+        limits=LIMITS,
+        choice=MappingChoice(explicit={"name": "name"}),
+        on_poll=look,
+    )
+
+    assert {"job.1.result", "job.1.mapping.json"} <= seen.keys()
+    assert set(seen.values()) == {0o600}
+    assert mode_of(work_dir / "job.1.arrow") == 0o600
+    assert mode_of(work_dir) == mode_of(work_dir.parent) == 0o700

@@ -14,6 +14,7 @@ import pytest
 from db.models import utcnow
 from itemsheet.errors import SheetError
 from itemsheet.storage import discard_aside, fetch_local, set_aside, store_stream
+from tests.conftest import mode_of
 from tests.itemsheet.old_jobs import LONG_AGO, age
 
 GRACE = timedelta(hours=1)
@@ -92,3 +93,27 @@ def test_a_damaged_remote_copy_is_refused_and_never_kept(tmp_path: Path) -> None
 def test_a_job_without_a_stored_file_says_so() -> None:
     with pytest.raises(SheetError, match="has no stored file"):
         fetch_local("", Path("/nonexistent"))
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_stored_files_and_their_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    stored = Path(_store(data_dir / "files", b"a catalogue"))
+
+    assert mode_of(stored) == 0o600
+    for folder in (data_dir, data_dir / "files", stored.parent):
+        assert mode_of(folder) == 0o700, folder
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_a_local_copy_of_a_remote_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    content = b"a catalogue"
+    uri = f"memory://private/{hashlib.sha256(content).hexdigest()}"
+    with fsspec.open(uri, "wb") as remote:
+        remote.write(content)
+    work_dir = tmp_path / "var" / "work"
+
+    local = fetch_local(uri, work_dir)
+
+    assert mode_of(local) == 0o600
+    assert mode_of(work_dir) == mode_of(work_dir.parent) == 0o700
