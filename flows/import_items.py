@@ -34,6 +34,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from db.models import JobStatus
 from itemsheet import running
 from itemsheet.errors import SheetError
+from itemsheet.markdown import md_text
 from itemsheet.recovery import CANCELLED_REASON, RunEnd, after_run
 from itemsheet.review import ReviewAnswer
 from orchestration.events import install_job_events, job_page_url
@@ -312,7 +313,7 @@ def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
         create_table_artifact(
             table=table,
             key="import-summary",
-            description=f"Import of {filename}: [job page]({page})",
+            description=f"Import of {md_text(filename)}: [job page]({page})",
         )
     except Exception as exc:  # the job has completed; the summary table is a courtesy
         logger.warning("could not attach the summary to the run: %s", exc)

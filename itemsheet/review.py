@@ -24,6 +24,7 @@ from itemsheet.errors import MappingNeeded
 from itemsheet.fields import FIELDS
 from itemsheet.header import explicit_mapping
 from itemsheet.mappings import READING_CHOICES
+from itemsheet.markdown import md_text
 from itemsheet.messages import ERROR_CHARS, clip
 from itemsheet.recovery import CANCELLED_REASON
 from itemsheet.text import check_choices
@@ -229,9 +230,11 @@ def refuse_answer(session: Session, job_id: uuid.UUID, reason: str) -> None:
 def review_text(job: ImportJob) -> str:
     """The preview in a few lines of Markdown (the Prefect UI's resume form shows it)."""
     preview = job.preview or {}
-    lines = [f"**Review of {job.filename}** (nothing is written until it is confirmed)", ""]
+    # File names, headers, values and the reasons quoting them come from the file: escaped.
+    name = md_text(job.filename or "")
+    lines = [f"**Review of {name}** (nothing is written until it is confirmed)", ""]
     if preview.get("problem"):
-        lines += [f"Problem: {preview['problem']}", ""]
+        lines += [f"Problem: {md_text(preview['problem'])}", ""]
     if counts := preview.get("counts"):
         lines.append(
             f"{counts['total_rows']:,} rows: {counts['created']:,} to create,"
@@ -239,13 +242,19 @@ def review_text(job: ImportJob) -> str:
             f" {counts['failed']:,} failing"
         )
     if read := reading_text(job.reading):
-        lines += ["", f"Read as: {read}"]
-    columns = [f"{c['header']} → {c['field'] or '(ignored)'}" for c in preview.get("columns") or []]
+        lines += ["", f"Read as: {md_text(read)}"]
+    columns = [
+        f"{md_text(c['header'])} → {md_text(c['field'] or '(ignored)')}"
+        for c in preview.get("columns") or []
+    ]
     if columns:
         lines += ["", "Columns: " + "; ".join(columns)]
     for change in (preview.get("changes") or [])[:10]:
-        fields = ", ".join(f"{f}: {b} → {a}" for f, (b, a) in change["fields"].items())
-        lines.append(f"- row {change['row']} {change['action']} {change['sku']}: {fields}")
+        fields = ", ".join(
+            f"{md_text(f)}: {md_text(b)} → {md_text(a)}" for f, (b, a) in change["fields"].items()
+        )
+        row, action, sku = (md_text(change[k]) for k in ("row", "action", "sku"))
+        lines.append(f"- row {row} {action} {sku}: {fields}")
     return "\n".join(lines)
 
 

@@ -42,6 +42,7 @@ from itemsheet.importing import (
 )
 from itemsheet.jobs import JobView, job_view
 from itemsheet.mappings import mapping_choice
+from itemsheet.markdown import md_text
 from itemsheet.prepare import read_rows
 from itemsheet.reader import TextOptions
 from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
@@ -401,7 +402,8 @@ def settle(
 
 
 def summary(job_id: uuid.UUID) -> tuple[str, list[dict[str, Any]]]:
-    """The job's file name and a table of its counts and first row errors, for the run."""
+    """The job's file name and a table of its counts and first row errors, for the run
+    (the Prefect UI renders each text cell as Markdown: an error quotes the file)."""
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
         assert job is not None
@@ -409,5 +411,5 @@ def summary(job_id: uuid.UUID) -> tuple[str, list[dict[str, Any]]]:
         errors = list_row_errors(session, job.id, limit=SUMMARY_ERRORS)
     counts = ("total_rows", "created", "updated", "unchanged", "failed", "rows_per_s", "elapsed_s")
     table: list[dict[str, Any]] = [{"measure": k, "value": getattr(shown, k)} for k in counts]
-    table += [{"measure": f"row {e['row']}", "value": e["message"]} for e in errors]
+    table += [{"measure": f"row {e['row']}", "value": md_text(e["message"])} for e in errors]
     return shown.filename, table

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from sqlalchemy import select
 
 from db.models import ColumnMapping, ImportJob, JobStatus, OnError
@@ -27,6 +29,7 @@ from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 from tests.contract.workbooks import write_csv, write_xlsx
 from tests.flows.test_import_items import catalogue, counts, queue_job, run_job, stored_items
+from tests.itemsheet.test_markdown import FILENAME, HEADER, rendered
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "importer_env")
 
@@ -149,6 +152,44 @@ def test_items_changed_between_preview_and_confirmation_are_said_in_the_warnings
         " 4 updated, 0 unchanged, 0 failed; the import made 0 created, 2 updated,"
         " 2 unchanged, 0 failed"
     )
+
+
+CSV_NAME = FILENAME.removesuffix(".xlsx") + ".csv"
+
+
+def test_a_file_named_like_markdown_is_shown_as_its_name_in_the_runs_artifacts(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        ["SKU", "Name", "Price", HEADER],
+        ["A-1", "Apple", 1.5, "x"],
+        ["A-2", "Pear", "<b>", "y"],
+    ]
+    job_id = queue_job(write_csv(tmp_path / CSV_NAME, rows), review=True)
+    assert run_job(job_id).status is JobStatus.AWAITING_REVIEW
+    assert answer(job_id, ReviewAnswer(confirm=True)).status is JobStatus.COMPLETED
+
+    preview, summary = (job_artifact(job_id, key) for key in ("import-preview", "import-summary"))
+
+    tags, seen = rendered(preview.data)
+    assert tags == {"p", "strong", "ul", "li"}  # its title and its changes: no link or image
+    assert f"Review of {CSV_NAME}" in seen
+    assert f"{HEADER} → (ignored)" in seen
+    tags, seen = rendered(summary.description or "")
+    assert tags == {"p", "a"}  # the link to the job page, and no other
+    assert seen.startswith(f"Import of {CSV_NAME}: job page")
+
+
+def job_artifact(job_id: uuid.UUID, key: str) -> Any:
+    """The artifact `key` of the job's runs, as the Prefect server keeps it."""
+    with get_client(sync_client=True) as client:
+        for artifact in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        ):
+            assert artifact.flow_run_id is not None
+            if client.read_flow_run(artifact.flow_run_id).parameters["job_id"] == str(job_id):
+                return artifact
+    raise AssertionError(f"the job's runs have no artifact {key!r}")
 
 
 GERMAN = [["Artikelnummer", "Bezeichnung", "Preis"], ["A-1", "Apfel", 1.5], ["A-2", "Birne", 2]]
