@@ -293,15 +293,22 @@ def _exact_failure(
     return decode_failure(data, encoding, exc, start)
 
 
-def head_text(source: bytes | Path, limit: int = CHUNK_BYTES) -> str:
-    """The first `limit` bytes of a UTF-8 source as text (a character cut at the end is
-    dropped)."""
+def head_text(source: bytes | Path, lines: int = SNIFF_LINES * 4) -> str:
+    """The first `lines` whole lines of a UTF-8 source as text, however long they are (a
+    header line can be longer than any chunk); the whole source if it has fewer."""
     if isinstance(source, Path):
+        head = bytearray()
         with source.open("rb") as stream:
-            head = stream.read(limit)
+            while head.count(b"\n") < lines and (chunk := stream.read(CHUNK_BYTES)):
+                head += chunk
     else:
-        head = source[:limit]
-    return head.decode("utf-8-sig", errors="ignore")
+        end = -1
+        for _ in range(lines):
+            end = source.find(b"\n", end + 1)
+            if end < 0:
+                break
+        head = bytearray(source if end < 0 else source[: end + 1])
+    return bytes(head).decode("utf-8-sig", errors="ignore")
 
 
 def _has_sku_cell(record: list[str]) -> bool:

@@ -134,3 +134,15 @@ def test_a_csv_whose_header_line_is_over_128_kib_is_read(tmp_path: Path) -> None
     rows = dict(grid_rows(path))
     assert rows[1][:2] == ["SKU", "Name"] and len(rows[1][2] or "") == 200_000
     assert rows[2] == ["A", "Apple", "x"]
+
+
+def test_a_header_line_longer_than_a_chunk_is_read_whole(tmp_path: Path) -> None:
+    # 600 unknown headers of 2,000 characters: the header line alone is 1.2 MB.
+    headers = ["SKU", *(f"{i:04d}" + "x" * 1996 for i in range(600))]
+    text = ",".join(headers) + "\nA-1," + ",".join("v" for _ in range(600)) + "\n"
+    for data in (text.encode(), text.encode("cp1252")):
+        grid = read_grid(data, FileFormat.CSV, scratch=tmp_path)
+        assert grid.frame.width == 601
+        assert grid.frame.row(1)[:2] == ("A-1", "v")
+    latin = ("Größe," + text).encode("cp1252")  # not UTF-8: read from the transcoded file
+    assert read_grid(latin, FileFormat.CSV, scratch=tmp_path).frame.width == 602
