@@ -25,6 +25,7 @@ from api.routes import errors, events, health, imports, metrics, page, review
 from api.schemas import ErrorOut
 from db.migrate import upgrade_database
 from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
+from itemsheet.messages import QUOTED_CHARS, clip
 from orchestration.dispatch import Dispatcher
 from orchestration.events import install_job_events
 from orchestration.trigger import PrefectTrigger
@@ -111,8 +112,15 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's list of validation errors, said as one sentence."""
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
+    own = (first.get("ctx") or {}).get("error")
+    if first.get("type") == "value_error" and isinstance(own, ValueError):
+        # A sentence of our own validators: it says what is wrong already.
+        return JSONResponse({"detail": str(own)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    # A location can hold a key of the body (a mapping's header): quoted short.
     where = ".".join(
-        str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")
+        clip(str(part), QUOTED_CHARS)
+        for part in first.get("loc", ())
+        if part not in ("body", "query", "path")
     )
     message = str(first.get("msg", "the request is not valid"))
     message = message[:1].lower() + message[1:]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from db.models import JobStatus
+from itemsheet.header import check_mapping_size
 from itemsheet.jobs import JobView
 
 
@@ -102,26 +103,33 @@ class ReadingIn(BaseModel):
     )
 
 
-class ReviewIn(ReadingIn):
-    """An answer to a review: optionally another column mapping or reading."""
+class MappingIn(ReadingIn):
+    """Reading choices and a column mapping, bounded before anything keeps it."""
 
     mapping: dict[str, str | None] | None = Field(
         default=None,
         max_length=500,
-        description="Sheet header -> field (sku, name, description, category, unit, price,"
-        " quantity, barcode), or null to ignore the column. A mapping that changes the"
-        " columns is previewed again before anything is written.",
+        description="Sheet header (at most 255 characters: a preview column's `key`) -> field"
+        " (sku, name, description, category, unit, price, quantity, barcode), or null to"
+        " ignore the column; at most 64 KiB of JSON.",
     )
 
+    @field_validator("mapping", mode="before")
+    @classmethod
+    def _bounded(cls, value: object) -> object:
+        # Before the keys are validated: an error about a 5 MB key would quote it.
+        if isinstance(value, dict):
+            check_mapping_size(value)
+        return value
 
-class RemapIn(ReadingIn):
+
+class ReviewIn(MappingIn):
+    """An answer to a review: optionally another column mapping or reading; a mapping that
+    changes the columns is previewed again before anything is written."""
+
+
+class RemapIn(MappingIn):
     """Another column mapping or reading to preview the import under."""
-
-    mapping: dict[str, str | None] | None = Field(
-        default=None,
-        max_length=500,
-        description="Sheet header -> field (sku, name, ...), or null to ignore the column.",
-    )
 
 
 class PreviewColumn(BaseModel):

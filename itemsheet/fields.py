@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from itemsheet.messages import KEY_CHARS
+
 
 class Kind(StrEnum):
     """How a field's cells are read."""
@@ -59,12 +61,26 @@ FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 _SEPARATORS = re.compile(r"[\s_.\-]+")
 
 
-def normalise_header(text: str | None) -> str:
-    """Fold a header cell for matching: case, outer spaces, a trailing `*`, and ` _-.` alike."""
+def fold_header(text: str | None) -> str:
+    """A whole header cell folded for matching: case, outer spaces, a trailing `*`, and
+    ` _-.` alike."""
     if text is None:
         return ""
     folded = text.strip().casefold().removesuffix("*").strip()
     return _SEPARATORS.sub(" ", folded).strip()
+
+
+def normalise_header(text: str | None) -> str:
+    """A header cell as a mapping names it (its key): folded, at most `KEY_CHARS` long.
+
+    Normalising a key again gives the same key (the page sends a preview's keys back as a
+    mapping), so folding is repeated on the clipped text: a cut can leave a space or a `*`
+    at the end.
+    """
+    key = fold_header(text)
+    while (again := fold_header(key[:KEY_CHARS])) != key:
+        key = again
+    return key
 
 
 ALIASES: dict[str, str] = {normalise_header(a): f.name for f in FIELDS for a in f.aliases}

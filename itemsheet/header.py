@@ -8,18 +8,22 @@ aliases of the contract. A mapping names a field or None (the column is ignored)
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
 from itemsheet.errors import MappingNeeded, SheetError
-from itemsheet.fields import FIELD_NAMES, field_for_header, normalise_header
-from itemsheet.messages import clip, quoted
+from itemsheet.fields import FIELD_NAMES, field_for_header, fold_header, normalise_header
+from itemsheet.messages import KEY_CHARS, clip, quoted
 
 HEADER_SEARCH_ROWS = 20
 SAMPLE_VALUES = 3
 SAMPLE_CHARS = 60
+# A mapping a person gives is stored with the job and shown in every answer about it.
+MAPPING_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ class Header:
 
 def header_key(cells: list[str | None]) -> str:
     """The identity of a set of headers: order, case and spacing do not matter."""
-    names = sorted({normalise_header(c) for c in cells if c and c.strip()})
+    # Whole headers, not keys: a set saved before keys were clipped keeps its identity.
+    names = sorted({fold_header(c) for c in cells if c and c.strip()})
     return hashlib.sha256("\x1f".join(names).encode()).hexdigest()[:32]
 
 
@@ -243,9 +248,38 @@ def _map_header(
     )
 
 
-def explicit_mapping(given: dict[str, str | None]) -> dict[str, str | None]:
+def clip_keys(mapping: Mapping[str, str | None]) -> dict[str, str | None]:
+    """A stored mapping keyed as headers are now (one saved before keys were clipped held
+    whole headers)."""
+    return {normalise_header(name): target for name, target in mapping.items()}
+
+
+def check_mapping_size(given: Mapping[Any, Any]) -> None:
+    """Refuse (ValueError) a mapping with a header over `KEY_CHARS` characters or over
+    `MAPPING_BYTES` of JSON, before anything keeps it."""
+    longest = max((len(str(header)) for header in given), default=0)
+    if longest > KEY_CHARS:
+        raise ValueError(
+            f"the mapping names a header of {longest:,} characters; name a header by at most"
+            f" its first {KEY_CHARS} characters, as the preview's key shows it"
+        )
+    size = len(json.dumps(given, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+    if size > MAPPING_BYTES:
+        raise mapping_too_big(size)
+
+
+def mapping_too_big(size: int) -> ValueError:
+    """The refusal of a mapping of `size` bytes of JSON."""
+    return ValueError(
+        f"the mapping is {size:,} bytes of JSON; the most is {MAPPING_BYTES:,}: map only the"
+        " columns that need it"
+    )
+
+
+def explicit_mapping(given: Mapping[str, str | None]) -> dict[str, str | None]:
     """A mapping as a person gave it (header -> field name, or None/"" to ignore the
     column), checked and keyed by normalised header; ValueError says what is wrong."""
+    check_mapping_size(given)
     mapping: dict[str, str | None] = {}
     for header, target in given.items():
         name = normalise_header(header)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import ColumnMapping, ImportJob, utcnow
-from itemsheet.header import MappingChoice, SavedMapping
+from itemsheet.header import MappingChoice, SavedMapping, clip_keys
 
 # More than any catalogue has layouts; the newest are offered to the parse.
 SAVED_MAPPINGS_READ = 1000
@@ -21,14 +21,14 @@ def mapping_choice(session: Session, job: ImportJob) -> MappingChoice:
     ).all()
     saved = {
         row.header_key: SavedMapping(
-            columns=dict(row.columns),
+            columns=clip_keys(row.columns),
             saved_by=row.saved_by,
             saved_at=row.saved_at.isoformat(),
             **{k: v for k, v in (row.reading or {}).items() if k in READING_CHOICES},
         )
         for row in rows
     }
-    return MappingChoice(dict(job.mapping or {}), saved, job.header_row)
+    return MappingChoice(clip_keys(job.mapping or {}), saved, job.header_row)
 
 
 def reading_choices(job: ImportJob) -> dict[str, str]:
@@ -51,7 +51,7 @@ def save_mapping(session: Session, job: ImportJob) -> ColumnMapping | None:
         row = ColumnMapping(header_key=used["key"])
         session.add(row)
     row.headers = list(used.get("headers") or [])
-    row.columns = dict(used.get("mapping") or {})
+    row.columns = clip_keys(used.get("mapping") or {})
     row.reading = chosen or None
     row.saved_by = (job.requested_by or job.source.value)[:100]
     row.saved_at = utcnow()

@@ -4,7 +4,8 @@ A workbook decides what its header cells, sheet names and values say; without bo
 with 3,000 unknown 2,000-character headers made every progress answer, event and history
 row 6 MB long. Each message is cut to `MESSAGE_CHARS`, a value quoted in one to
 `QUOTED_CHARS`, and a job keeps at most `MAX_WARNINGS` warnings, the last saying how many
-more there were.
+more there were. A header, as a mapping names it (its key), keeps at most `KEY_CHARS`: the
+same headers made a 6.5 MB preview and a 6 MB saved mapping while keys were whole.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ ERROR_CHARS = 400
 QUOTED_CHARS = 60
 MAX_WARNINGS = 20
 NAME_CHARS = 255
+KEY_CHARS = 255
 ELLIPSIS = "…"
 
 

@@ -26,7 +26,7 @@ from api.deps import JobIdPath, ReadSessionDep, SessionDep, SettingsDep, Trigger
 from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobPage, JobProgress
 from api.views import job_links, job_progress
 from db.models import JobSource, JobStatus, OnError
-from itemsheet.header import explicit_mapping
+from itemsheet.header import MAPPING_BYTES, explicit_mapping, mapping_too_big
 from itemsheet.importing import JobOptions
 from itemsheet.jobs import (
     JobConflict,
@@ -81,9 +81,9 @@ async def upload_import(
     mapping: Annotated[
         str | None,
         Form(
-            max_length=100_000,
             description='JSON object, sheet header -> field or null (ignored): {"Artikelnummer":'
-            ' "sku", "Notiz": null}. Other headers are mapped as usual.',
+            ' "sku", "Notiz": null}. Other headers are mapped as usual. Headers of at most 255'
+            " characters (a preview column's `key`), at most 64 KiB in all.",
         ),
     ] = None,
     header_row: Annotated[
@@ -239,6 +239,8 @@ def _mapping_form(text: str | None) -> dict[str, str | None] | None:
     """The `mapping` form field, checked; 422 with a sentence when it is not one."""
     if not text or not text.strip():
         return None
+    if (size := len(text.encode())) > MAPPING_BYTES:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(mapping_too_big(size)))
     try:
         given = json.loads(text)
     except ValueError:

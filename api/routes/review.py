@@ -16,7 +16,7 @@ from api.routes.imports import NOT_FOUND, dispatch_after_answer
 from api.schemas import ErrorOut, PreviewOut, RemapIn, ReviewIn, SavedMappingOut
 from db.repository import get_job
 from itemsheet.dispatching import request_run
-from itemsheet.header import explicit_mapping
+from itemsheet.header import clip_keys, explicit_mapping
 from itemsheet.jobs import JobView, job_view, load_job
 from itemsheet.mappings import list_mappings
 from itemsheet.review import (
@@ -133,7 +133,8 @@ def saved_mappings(session: ReadSessionDep) -> list[SavedMappingOut]:
         SavedMappingOut(
             header_key=m.header_key,
             headers=list(m.headers),
-            columns=dict(m.columns),
+            # Clipped as keys are now, also for a mapping saved before they were.
+            columns=clip_keys(m.columns),
             saved_by=m.saved_by,
             saved_at=m.saved_at.isoformat(),
             job_id=m.job_id,

@@ -321,3 +321,48 @@ def test_saved_mappings_are_listed_with_who_saved_them_and_when(client: TestClie
 
     assert saved["headers"] == ["Artikelnummer", "Preis"]
     assert (saved["saved_by"], saved["job_id"]) == ("API key ...1a2b", str(job_id))
+
+
+LONG_KEY = "x" * 300
+LONG_KEY_REFUSED = (
+    "the mapping names a header of 300 characters; name a header by at most its first 255"
+    " characters, as the preview's key shows it"
+)
+# 300 headers of 255 characters: under the count of keys a body may name, over 64 KiB.
+BIG_MAPPING = {f"{i:05d}" + "h" * 250: None for i in range(300)}
+
+
+@pytest.mark.parametrize("answer", ["confirm", "preview"])
+@pytest.mark.parametrize(
+    ("mapping", "detail"),
+    [
+        ({LONG_KEY: "sku"}, LONG_KEY_REFUSED),
+        (BIG_MAPPING, "the mapping is 78,901 bytes of JSON; the most is 65,536"),
+    ],
+)
+def test_a_review_answer_with_a_long_mapping_key_or_a_big_mapping_is_refused(
+    client: TestClient, answer: str, mapping: dict[str, str | None], detail: str
+) -> None:
+    job_id = waiting_job(run=uuid.uuid4())
+
+    response = client.post(f"/api/excel/import/{job_id}/{answer}", json={"mapping": mapping})
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(detail)
+    job = read_job(job_id)
+    assert (job.status, job.mapping, job.review_round) == ("awaiting_review", None, 0)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "detail"),
+    [
+        ({LONG_KEY: "sku"}, LONG_KEY_REFUSED),
+        (BIG_MAPPING, "the mapping is 78,901 bytes of JSON; the most is 65,536"),
+    ],
+)
+def test_an_upload_with_a_long_mapping_key_or_a_big_mapping_is_refused(
+    client: TestClient, workbook: Path, mapping: dict[str, str | None], detail: str
+) -> None:
+    response = upload(client, workbook, mapping=json.dumps(mapping, separators=(",", ":")))
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(detail)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from itemsheet.errors import MappingNeeded, SheetError
-from itemsheet.fields import field_for_header
+from itemsheet.fields import field_for_header, normalise_header
 from itemsheet.header import (
     MappingChoice,
     SavedMapping,
+    clip_keys,
     explicit_mapping,
     find_header,
     header_key,
 )
+from itemsheet.messages import KEY_CHARS
 from tests.itemsheet.grids import grid_of
 
 
@@ -178,3 +182,70 @@ def test_a_mapping_is_keyed_by_the_normalised_header_and_field_case_is_free() ->
         "unit price": "price",
         "notiz": None,
     }
+
+
+LONG = [f"{i:04d}" + "h" * 2000 for i in range(3000)]
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "x" * 2000,
+        "Unit Price" + " " * 300 + "!",
+        "a" * 254 + " b",
+        "a" * 254 + "*b",
+        "a**",
+        " *_* ",
+    ],
+)
+def test_a_header_key_has_at_most_255_characters_and_normalising_it_again_keeps_it(
+    label: str,
+) -> None:
+    key = normalise_header(label)
+    assert len(key) <= KEY_CHARS
+    # The page sends the key back as the mapping's header: it must name the same column.
+    assert normalise_header(key) == key
+
+
+def test_thousands_of_long_headers_keep_short_keys_in_the_columns_and_the_mapping() -> None:
+    rows = [["SKU", *LONG], ["A-1", *(["v"] * len(LONG))]]
+    choice = MappingChoice(explicit_mapping({LONG[0][:KEY_CHARS]: "name"}))
+    header = find_header(grid_of(rows).frame, choice=choice)
+    assert header.columns == {"sku": "c0", "name": "c1"}
+    assert max(len(k) for k in header.mapping) == KEY_CHARS
+    assert max(len(c["key"]) for c in header.described) == KEY_CHARS
+    # 6.5 MB of column descriptions and 6 MB of mapping before keys were clipped.
+    assert len(json.dumps(header.described)) < 1_300_000
+    assert len(json.dumps(header.mapping)) < 900_000
+
+
+def test_a_mapping_saved_with_long_keys_still_reads_its_sheet() -> None:
+    rows = [["SKU", LONG[0]], ["A-1", "Apple"]]
+    # As mappings were saved before keys were clipped: the whole header as the key.
+    columns = clip_keys({"sku": "sku", LONG[0]: "name"})
+    saved = SavedMapping(columns, saved_by="t", saved_at="2026-12-01")
+    choice = MappingChoice(saved={header_key(rows[0]): saved})
+    assert find_header(grid_of(rows).frame, choice=choice).columns == {"sku": "c0", "name": "c1"}
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        (
+            {"x" * 5_000_000: "sku"},
+            "the mapping names a header of 5,000,000 characters; name a header by at most its"
+            " first 255 characters, as the preview's key shows it",
+        ),
+        (
+            {f"{i:05d}" + "h" * 250: None for i in range(300)},
+            "the mapping is 78,901 bytes of JSON; the most is 65,536: map only the columns"
+            " that need it",
+        ),
+    ],
+)
+def test_a_mapping_with_a_key_over_255_characters_or_over_64_kib_is_refused(
+    given: dict[str, str | None], reason: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        explicit_mapping(given)
+    assert str(caught.value) == reason
