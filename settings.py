@@ -7,8 +7,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from itemsheet.source_urls import form_refusal
 
 MIB = 1024 * 1024
 BATCH = 10_000
@@ -116,6 +118,21 @@ class Settings(BaseSettings):
         description="Comma-separated path or URL prefixes a `reimport-items` run may read"
         " (besides IMPORTER_REIMPORT_SOURCE itself); any other source is refused.",
     )
+
+    @field_validator("reimport_source")
+    @classmethod
+    def _readable_source(cls, value: str | None) -> str | None:
+        if value and (refused := form_refusal(value.strip())):
+            raise ValueError(f"'{value.strip()}' {refused}")
+        return value
+
+    @field_validator("reimport_allowed")
+    @classmethod
+    def _readable_prefixes(cls, value: str) -> str:
+        for prefix in (p.strip() for p in value.split(",")):
+            if prefix and (refused := form_refusal(prefix)):
+                raise ValueError(f"'{prefix}' {refused}")
+        return value
 
     # Crashes and restarts: a running import beats; one whose beat stops is resumed.
     max_attempts: int = Field(
@@ -275,10 +292,32 @@ def private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, PRIVATE_FILE)
 
 
+class SettingsError(ValueError):
+    """Settings that are not valid, said in one line that names each variable."""
+
+    @classmethod
+    def of(cls, error: ValidationError) -> SettingsError:
+        """Pydantic's errors as sentences, without the values (an API key must not be
+        printed)."""
+        said = []
+        for item in error.errors():
+            name = "IMPORTER_" + "_".join(str(part) for part in item["loc"]).upper()
+            own = (item.get("ctx") or {}).get("error")
+            message = str(own) if isinstance(own, ValueError) else item["msg"]
+            said.append(f"{name}: {message[:1].lower()}{message[1:]}")
+        return cls("; ".join(said))
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings; tests reset them with `get_settings.cache_clear()`."""
-    return Settings()
+    """The process's settings; tests reset them with `get_settings.cache_clear()`.
+
+    Raises `SettingsError`: the command line and the service stop with its sentence.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError.of(exc) from None
 
 
 # Defaults for Prefect settings the user has not set. Prefect's own server imports take

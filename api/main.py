@@ -29,7 +29,7 @@ from itemsheet.messages import QUOTED_CHARS, clip
 from orchestration.dispatch import Dispatcher
 from orchestration.events import install_job_events
 from orchestration.trigger import PrefectTrigger
-from settings import get_settings
+from settings import SettingsError, get_settings
 
 log = logging.getLogger("importer.api")
 API_PREFIX = "/api"
@@ -174,4 +174,13 @@ class UnexpectedErrors:
             await answer(scope, receive, send)
 
 
-app = create_app()
+def _app_or_exit() -> FastAPI:
+    """The app a server imports; settings that are not valid stop the server with their
+    sentence instead of an import traceback."""
+    try:
+        return create_app()
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+app = _app_or_exit()

@@ -25,7 +25,7 @@ from itemsheet.retention import clean_up
 from itemsheet.review import ReviewAnswer
 from itemsheet.undoing import UndoRefused, create_undo_job
 from itemsheet.uploads import job_for_path
-from settings import apply_prefect_defaults, get_settings
+from settings import SettingsError, apply_prefect_defaults, get_settings
 
 app = typer.Typer(help="Import item catalogues from spreadsheets.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the importer's database.", no_args_is_help=True)
@@ -37,6 +37,17 @@ app.add_typer(automations_app, name="automations")
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
 ERRORS_IN_JSON = 100
+
+
+@app.callback()
+def _check_settings() -> None:
+    # Before any command does anything: settings that are not valid stop it with their
+    # sentence (exit 2, as a usage error), not with a traceback half-way.
+    try:
+        get_settings()
+    except SettingsError as exc:
+        err.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _prepare_database() -> None:

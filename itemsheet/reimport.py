@@ -3,7 +3,8 @@
 The `reimport-items` flow only fetches a plan here and, when it says so, runs the import.
 The rules: a source is fetched and stored like an upload; a source that is still being
 reimported by a live job is skipped; a file unchanged since the last completed import of
-the source completes at once with nothing written.
+the source completes at once with nothing written. Whether a source lies under an allowed
+location is decided on fsspec's own parse of it, and the file read is the one decided on.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
 
 import fsspec
+from fsspec.core import split_protocol, url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,8 @@ from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
 from db.session import session_scope
 from itemsheet.errors import SheetError
 from itemsheet.importing import JobOptions, create_job, create_refused_job, finish_job
+from itemsheet.messages import clip
+from itemsheet.source_urls import form_refusal
 from itemsheet.storage import StoredFile, store_stream
 from settings import get_settings
 
@@ -38,9 +42,11 @@ class Plan:
     run_import: bool
 
 
-def _fetch(source: str, base_url: str, max_bytes: int) -> StoredFile:
+def _fetch(source: str, where: Location, base_url: str, max_bytes: int) -> StoredFile:
+    """Store the file at `where`: the very file the allow-list was asked about."""
     try:
-        with fsspec.open(source, "rb") as stream:
+        fs = LocalFileSystem() if where.protocol == "file" else url_to_fs(source)[0]
+        with fs.open(where.path, "rb") as stream:
             return store_stream(stream, base_url, max_bytes=max_bytes)
     except FileNotFoundError as exc:
         raise SheetError(f"the source '{source}' does not exist") from exc
@@ -74,42 +80,77 @@ def _running(session: Session, source: str, *, besides: uuid.UUID) -> ImportJob 
     ).one_or_none()
 
 
-def _location(source: str) -> tuple[str, str, tuple[str, ...]]:
-    """(scheme, host, path parts) of a path or URL, with `.` and `..` resolved."""
-    parts = urlsplit(source)
-    if len(parts.scheme) <= 1:  # a local path (or a Windows drive letter)
-        resolved = Path(source).expanduser().resolve()
-        return "file", "", resolved.parts
-    if parts.scheme == "file":
-        return "file", "", Path(parts.path).resolve().parts
-    path = PurePosixPath("/" + parts.path.lstrip("/"))
-    clean: list[str] = []
-    for part in path.parts[1:]:
-        if part == "..":
-            if clean:
-                clean.pop()
-        elif part not in ("", "."):
-            clean.append(part)
-    return parts.scheme.lower(), parts.netloc.lower(), ("/", *clean)
+@dataclass(frozen=True)
+class Location:
+    """Where fsspec reads a source, on its own parse of the URL: the file system (its
+    protocol, and what the URL tells it besides the path, such as an FTP host), the path
+    it opens and that path's segments."""
+
+    protocol: str
+    options: str
+    path: str
+    parts: tuple[str, ...]
+
+
+def locate(source: str) -> Location:
+    """Where `source` is read from; ValueError (the end of a sentence about the source)
+    for one no reimport reads.
+
+    A local path is resolved (`~`, `..`, symbolic links), as the file it opens. Object
+    stores do not resolve `.` or `..`, so a path naming them is refused rather than read
+    as a key the allow-list did not see.
+    """
+    if (refused := form_refusal(source)) is not None:
+        raise ValueError(refused)
+    protocol, _ = split_protocol(source)
+    try:
+        system = fsspec.get_filesystem_class(protocol or "file")
+    except (ImportError, ValueError) as exc:
+        raise ValueError(f"cannot be read: {clip(str(exc))}") from exc
+    path: str = system._strip_protocol(source)
+    if issubclass(system, LocalFileSystem):
+        resolved = Path(path).resolve()
+        return Location("file", "", str(resolved), resolved.parts)
+    if any(part in (".", "..") for part in path.split("/")):
+        raise ValueError(
+            "names '.' or '..' as a folder, which an object store does not resolve; name the"
+            " file by its own path"
+        )
+    name = system.protocol if isinstance(system.protocol, str) else system.protocol[0]
+    options = repr(sorted(system._get_kwargs_from_urls(source).items()))
+    return Location(name, options, path, PurePosixPath("/", path).parts)
+
+
+def _under(where: Location, prefix: str) -> bool:
+    try:
+        top = locate(prefix)
+    except ValueError:
+        return False  # refused at start-up too (settings); it allows nothing
+    same_system = (where.protocol, where.options) == (top.protocol, top.options)
+    return same_system and where.parts[: len(top.parts)] == top.parts
 
 
 def source_allowed(source: str, prefixes: tuple[str, ...]) -> bool:
-    """True when `source` lies under one of `prefixes` (whole path segments, same scheme
-    and host); `..` cannot climb out of a prefix."""
-    scheme, host, path = _location(source)
-    for prefix in prefixes:
-        p_scheme, p_host, p_path = _location(prefix)
-        if (scheme, host) == (p_scheme, p_host) and path[: len(p_path)] == p_path:
-            return True
-    return False
+    """True when `source` lies under one of `prefixes` (whole path segments, same file
+    system); neither `..`, a link, a host nor `~` gets out of a prefix."""
+    try:
+        where = locate(source)
+    except ValueError:
+        return False
+    return any(_under(where, prefix) for prefix in prefixes)
 
 
-def _check_allowed(source: str, prefixes: tuple[str, ...]) -> None:
-    if not source_allowed(source, prefixes):
+def _check_allowed(source: str, prefixes: tuple[str, ...]) -> Location:
+    try:
+        where = locate(source)
+    except ValueError as exc:
+        raise SheetError(f"the source '{source[:200]}' {exc}") from None
+    if not any(_under(where, prefix) for prefix in prefixes):
         raise SheetError(
             f"the source '{source[:200]}' is not under a location reimports may read;"
             " add its folder or URL prefix to IMPORTER_REIMPORT_ALLOWED"
         )
+    return where
 
 
 def plan_reimport(source: str, *, sheet: str | None, on_error: OnError) -> Plan:
@@ -122,8 +163,8 @@ def plan_reimport(source: str, *, sheet: str | None, on_error: OnError) -> Plan:
     filename = PurePosixPath(source.rstrip("/")).name or source
     options = JobOptions(sheet=sheet, on_error=on_error, batch_size=settings.rows_per_batch())
     try:
-        _check_allowed(source, settings.reimport_prefixes())
-        stored = _fetch(source, settings.resolved_storage_url(), settings.max_upload_bytes)
+        where = _check_allowed(source, settings.reimport_prefixes())
+        stored = _fetch(source, where, settings.resolved_storage_url(), settings.max_upload_bytes)
     except SheetError as exc:
         with session_scope() as session:
             refused = create_refused_job(

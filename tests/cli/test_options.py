@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from settings import get_settings
 from tests.contract.workbooks import write_xlsx
 
 
@@ -21,3 +23,19 @@ def test_a_map_option_naming_a_header_over_255_characters_is_a_usage_error(
     assert result.exit_code == 2
     said = re.sub(r"[│╭╮╰╯─\s]+", " ", result.output)
     assert "the mapping names a header of 300 characters" in said
+
+
+def test_a_setting_that_is_not_valid_stops_the_command_with_a_sentence_not_a_traceback(
+    importer_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMPORTER_REIMPORT_SOURCE", "https://files.example.com/feed.xlsx")
+    get_settings.cache_clear()
+
+    result = CliRunner().invoke(app, ["jobs"])
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: IMPORTER_REIMPORT_SOURCE: 'https://files.example.com/feed.xlsx' is a web address;"
+    )
+    assert isinstance(result.exception, SystemExit)  # a sentence, not an error's traceback
+    assert "Traceback" not in result.output
