@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +18,42 @@ from itemsheet.source_urls import form_refusal
 MIB = 1024 * 1024
 BATCH = 10_000
 SQLITE_BATCH = 5_000
+# A key is all a client needs to act; short ones are guessed.
+MIN_KEY_CHARS = 16
+_LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One accepted API key and the label jobs record for it (never the key's characters)."""
+
+    label: str
+    key: str = field(repr=False)
+
+
+def parse_api_keys(text: str | None) -> tuple[ApiKey, ...]:
+    """`label:key,key,...` as keys with labels; a key without one is labelled by a short
+    hash of it (`key-1a2b3c`). ValueError names a bad entry by its position only: what it
+    holds may be a secret."""
+    entries = [entry.strip() for entry in (text or "").split(",") if entry.strip()]
+    keys: list[ApiKey] = []
+    for number, entry in enumerate(entries, start=1):
+        label, colon, key = (part.strip() for part in entry.partition(":"))
+        if not colon:
+            label, key = "key-" + hashlib.sha256(entry.encode()).hexdigest()[:6], entry
+        elif not _LABEL.fullmatch(label):
+            raise ValueError(
+                f"the label of key {number} may hold letters, digits, '.', '_' and '-' (at most"
+                " 40), then ':' and the key"
+            )
+        if len(key) < MIN_KEY_CHARS:
+            raise ValueError(
+                f"key {number} has {len(key)} characters; an API key needs at least"
+                f" {MIN_KEY_CHARS} (make one with"
+                " `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        keys.append(ApiKey(label, key))
+    return tuple(keys)
 
 
 class Settings(BaseSettings):
@@ -53,8 +92,9 @@ class Settings(BaseSettings):
 
     api_keys: str | None = Field(
         default=None,
-        description="Comma-separated API keys; when set, the API (all but health) needs"
-        " `Authorization: Bearer KEY`.",
+        description="Comma-separated API keys, each `label:key` or a key alone (labelled by a"
+        " short hash of it), at least 16 characters; when set, the API (all but health) needs"
+        " `Authorization: Bearer KEY`, and jobs record the key's label.",
     )
 
     # Followers of a job's progress (event streams and WebSockets).
@@ -118,6 +158,12 @@ class Settings(BaseSettings):
         description="Comma-separated path or URL prefixes a `reimport-items` run may read"
         " (besides IMPORTER_REIMPORT_SOURCE itself); any other source is refused.",
     )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _usable_keys(cls, value: str | None) -> str | None:
+        parse_api_keys(value)
+        return value
 
     @field_validator("reimport_source")
     @classmethod
@@ -233,9 +279,9 @@ class Settings(BaseSettings):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def accepted_api_keys(self) -> tuple[str, ...]:
-        """The API keys (blank entries dropped); empty when the API is open."""
-        return tuple(key.strip() for key in (self.api_keys or "").split(",") if key.strip())
+    def accepted_api_keys(self) -> tuple[ApiKey, ...]:
+        """The API keys with their labels (blank entries dropped); empty when the API is open."""
+        return parse_api_keys(self.api_keys)
 
     def reimport_prefixes(self) -> tuple[str, ...]:
         """Where reimports may read from: the configured prefixes and the scheduled source."""

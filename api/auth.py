@@ -19,7 +19,7 @@ import json
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from settings import get_settings
+from settings import ApiKey, get_settings
 
 PROTECTED_PREFIX = "/api/"
 OPEN_PATHS = frozenset({"/api/health"})
@@ -32,6 +32,8 @@ MISSING_SOCKET_KEY = (
     " a browser, as the WebSocket subprotocol 'bearer.KEY'"
 )
 WRONG_KEY = "the API key is not valid; check it, or ask the service's operator for one"
+# Where a request's scope keeps the label of the key it was let in with.
+KEY_LABEL = "api_key_label"
 
 # Documents the scheme in OpenAPI (and gives /docs its "Authorize" button); the middleware
 # below is what enforces it.
@@ -41,15 +43,22 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def key_matches(given: str, accepted: tuple[str, ...]) -> bool:
-    """True when `given` is one of `accepted`, compared in time independent of their content."""
+def matching_label(given: str, accepted: tuple[ApiKey, ...]) -> str | None:
+    """The label of the key `given` is, or None; compared in time independent of content."""
     # Hashing first makes every comparison one of equal lengths; every key is compared, so
     # the time does not tell which key came closest either.
     digest = hashlib.sha256(given.encode()).digest()
-    found = False
+    found: str | None = None
     for key in accepted:
-        found |= hmac.compare_digest(digest, hashlib.sha256(key.encode()).digest())
+        if hmac.compare_digest(digest, hashlib.sha256(key.key.encode()).digest()):
+            found = key.label
     return found
+
+
+def key_label(scope: Scope) -> str | None:
+    """The label of the key this request was let in with; None when keys are not set."""
+    label = scope.get("state", {}).get(KEY_LABEL)
+    return label if isinstance(label, str) else None
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -103,7 +112,10 @@ class ApiKeyAuth:
         token = bearer_token(headers)
         if token is None and kind == "websocket":
             token = protocol_token(headers)
-        if token is not None and key_matches(token, accepted):
+        label = matching_label(token, accepted) if token is not None else None
+        if label is not None:
+            # For the routes: who asked (a job's `requested_by`), whose streams count.
+            scope.setdefault("state", {})[KEY_LABEL] = label
             await self.app(scope, receive, send)
             return
         if kind == "websocket":

@@ -21,7 +21,7 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import bearer_token
+from api.auth import key_label
 from api.deps import JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep, get_dispatcher
 from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobPage, JobProgress
 from api.views import job_links, job_progress
@@ -257,10 +257,14 @@ def _mapping_form(text: str | None) -> dict[str, str | None] | None:
 
 
 def requester(request: Request) -> str:
-    """Who asked, as far as the service knows: the API key's last characters, or the page."""
-    token = bearer_token(request.scope.get("headers", []))
-    if token:
-        return f"API key ...{token[-4:]}"
+    """Who asked, as far as the service knows: the label of the API key, or the page.
+
+    Never characters of a key: the job's `requested_by` is shown to everyone who can read
+    jobs (as a saved mapping's `saved_by`), and without keys a Bearer value is not one.
+    """
+    label = key_label(request.scope)
+    if label is not None:
+        return f"API key {label}"
     return "web page" if request.headers.get("sec-fetch-mode") == "cors" else "API"
 
 

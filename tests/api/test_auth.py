@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,14 +10,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.auth import key_matches
+from api.auth import matching_label
 from api.deps import get_trigger
 from api.main import create_app
 from db.models import JobStatus
-from settings import get_settings
-from tests.api.helpers import FakeTrigger, add_job, all_jobs, stored_files, update_job
+from settings import ApiKey, get_settings
+from tests.api.helpers import FakeTrigger, add_job, all_jobs, read_job, stored_files, update_job
 
-KEYS = "first-key, second-key"
+FIRST, SECOND = "first-key-0123456789", "second-key-0123456789"
+KEYS = f"{FIRST}, {SECOND}"
 UNKNOWN = uuid.UUID(int=1)
 
 
@@ -52,9 +54,9 @@ def routes(job_id: uuid.UUID) -> list[tuple[str, str]]:
     [
         (None, "Bearer"),
         ("Bearer wrong-key", 'Bearer error="invalid_token"'),
-        ("Bearer first-key-but-longer", 'Bearer error="invalid_token"'),
+        ("Bearer first-key-0123456789-but-longer", 'Bearer error="invalid_token"'),
         ("Basic Zmlyc3Qta2V5Og==", "Bearer"),
-        ("first-key", "Bearer"),
+        ("first-key-0123456789", "Bearer"),
     ],
 )
 def test_every_api_route_refuses_a_request_without_a_valid_key(
@@ -78,7 +80,7 @@ def test_every_api_route_refuses_a_request_without_a_valid_key(
     assert stored_files(get_settings().data_dir) == []
 
 
-@pytest.mark.parametrize("key", ["first-key", "second-key"])
+@pytest.mark.parametrize("key", ["first-key-0123456789", "second-key-0123456789"])
 def test_each_configured_key_opens_every_route(
     keyed: TestClient, workbook: Path, trigger: FakeTrigger, key: str
 ) -> None:
@@ -109,7 +111,9 @@ def test_each_configured_key_opens_every_route(
 
 
 def test_the_scheme_name_is_case_insensitive(keyed: TestClient) -> None:
-    response = keyed.get("/api/excel/imports", headers={"Authorization": "bearer first-key"})
+    response = keyed.get(
+        "/api/excel/imports", headers={"Authorization": "bearer first-key-0123456789"}
+    )
     assert response.status_code == 200
 
 
@@ -134,9 +138,44 @@ def test_without_keys_the_api_is_open_and_its_schema_asks_for_none(client: TestC
     assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
 
 
-def test_keys_are_compared_whole() -> None:
-    accepted = ("first-key", "second-key")
-    assert key_matches("second-key", accepted)
-    for given in ("", "first", "first-key ", "FIRST-KEY", "second-key2", "first-key,second-key"):
-        assert not key_matches(given, accepted), given
-    assert not key_matches("anything", ())
+def test_keys_are_compared_whole_and_tell_their_label() -> None:
+    accepted = (ApiKey("ci", FIRST), ApiKey("key-1a2b3c", SECOND))
+    assert matching_label(SECOND, accepted) == "key-1a2b3c"
+    assert matching_label(FIRST, accepted) == "ci"
+    for given in ("", "first", f"{FIRST} ", FIRST.upper(), f"{SECOND}2", f"{FIRST},{SECOND}"):
+        assert matching_label(given, accepted) is None, given
+    assert matching_label("anything", ()) is None
+
+
+def upload_as(client: TestClient, workbook: Path, headers: dict[str, str]) -> uuid.UUID:
+    with workbook.open("rb") as f:
+        response = client.post(
+            "/api/excel/import", files={"file": f}, data={"force": "true"}, headers=headers
+        )
+    assert response.status_code == 202, response.text
+    return uuid.UUID(response.json()["job_id"])
+
+
+def test_a_job_records_the_label_of_the_key_that_asked_never_characters_of_the_key(
+    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger, workbook: Path
+) -> None:
+    monkeypatch.setenv("IMPORTER_API_KEYS", f"ci:{FIRST},{SECOND}")
+    get_settings.cache_clear()
+    app = create_app()
+    app.dependency_overrides[get_trigger] = lambda: trigger
+
+    with TestClient(app) as client:
+        labelled = upload_as(client, workbook, {"Authorization": f"Bearer {FIRST}"})
+        unlabelled = upload_as(client, workbook, {"Authorization": f"Bearer {SECOND}"})
+
+    assert read_job(labelled).requested_by == "API key ci"
+    hashed = read_job(unlabelled).requested_by
+    assert hashed is not None and re.fullmatch(r"API key key-[0-9a-f]{6}", hashed)
+    assert SECOND[-4:] not in hashed
+
+
+def test_without_keys_a_bearer_value_sent_anyway_is_not_recorded(
+    client: TestClient, workbook: Path
+) -> None:
+    job_id = upload_as(client, workbook, {"Authorization": "Bearer my-secret-1a2b"})
+    assert read_job(job_id).requested_by == "API"

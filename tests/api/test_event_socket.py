@@ -24,7 +24,7 @@ from settings import get_settings
 from tests.api.helpers import FakeTrigger, add_job, serve, update_job
 from tests.api.test_events import read_events
 
-KEYS = "first-key,second-key"
+KEYS = "first-key-0123456789,second-key-0123456789"
 
 
 @pytest.fixture(autouse=True)
@@ -164,9 +164,14 @@ def test_a_socket_that_leaves_stops_the_poller_at_once(app: FastAPI) -> None:
         ({}, [], "", False),
         ({"Authorization": "Bearer wrong-key"}, [], "", True),
         ({}, ["importer.events", "bearer.wrong-key"], "", True),
-        ({}, ["importer.events", "first-key"], "", False),
+        ({}, ["importer.events", "first-key-0123456789"], "", False),
         # A key in the URL would end up in access logs: it is not accepted there.
-        ({}, [], "?api_key=first-key&key=first-key&token=first-key", False),
+        (
+            {},
+            [],
+            "?api_key=first-key-0123456789&key=first-key-0123456789&token=first-key-0123456789",
+            False,
+        ),
     ],
 )
 def test_websocket_without_a_valid_key_is_refused_401_when_keys_are_set(
@@ -196,8 +201,8 @@ def test_websocket_without_a_valid_key_is_refused_401_when_keys_are_set(
 @pytest.mark.parametrize(
     ("headers", "subprotocols", "chosen"),
     [
-        ({"Authorization": "Bearer first-key"}, [], None),
-        ({}, ["importer.events", "bearer.second-key"], "importer.events"),
+        ({"Authorization": "Bearer first-key-0123456789"}, [], None),
+        ({}, ["importer.events", "bearer.second-key-0123456789"], "importer.events"),
     ],
 )
 def test_websocket_with_a_key_in_the_header_or_as_a_subprotocol_is_served(
@@ -253,7 +258,7 @@ def test_uvicorn_serves_the_socket_to_a_client_that_gives_its_key_as_a_subprotoc
         with pytest.raises(InvalidStatus) as refused:
             connect(address, subprotocols=["importer.events"], open_timeout=10)
         received: list[dict[str, Any]] = []
-        protocols = ["importer.events", "bearer.first-key"]
+        protocols = ["importer.events", "bearer.first-key-0123456789"]
         with connect(address, subprotocols=protocols, open_timeout=10) as socket:
             chosen = socket.subprotocol
             received.append(json.loads(socket.recv(timeout=10)))

@@ -17,7 +17,7 @@ from itemsheet.formats import UNSUPPORTED
 from settings import get_settings
 from tests.api.helpers import FakeTrigger, add_job, at
 
-KEY = "metrics-key"
+KEY = "metrics-key-0123456789"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -37,7 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterato
         data_dir,
         batch_size="100",
         max_upload_bytes=str(MAX_UPLOAD_BYTES),
-        api_keys=f"other-key,{KEY}",
+        api_keys=f"other-key-0123456789,{KEY}",
     ) as running:
         yield running
 
