@@ -21,7 +21,7 @@ from api.deps import get_trigger
 from api.limits import BodySizeLimit
 from api.metrics import RequestMetrics, RequestTimer
 from api.origin import OriginCheck
-from api.routes import errors, events, health, imports, metrics, page, review
+from api.routes import docs, errors, events, health, imports, metrics, page, review
 from api.schemas import ErrorOut
 from db.migrate import upgrade_database
 from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
@@ -67,6 +67,10 @@ def create_app() -> FastAPI:
         summary="Import item catalogues from spreadsheets as Prefect flow runs.",
         version="0.1.0",
         lifespan=_lifespan,
+        # Served by `api.routes.docs` from pinned files instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     # Innermost: an unexpected error is answered here, so the connection stays usable.
     app.add_middleware(UnexpectedErrors)
@@ -91,6 +95,7 @@ def create_app() -> FastAPI:
     app.include_router(events.websocket_router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(page.router)
+    app.include_router(docs.router)
     app.add_exception_handler(JobNotFound, _answer(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(JobConflict, _answer(status.HTTP_409_CONFLICT))
     app.add_exception_handler(InvalidCursor, _answer(status.HTTP_422_UNPROCESSABLE_CONTENT))
