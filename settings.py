@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Event streams and WebSockets open at once; one more is answered 429.",
     )
+    max_streams_per_client: int = Field(
+        default=8,
+        ge=1,
+        description="Event streams and WebSockets one client (an API key's label, or an"
+        " address when keys are not set) may have open at once; one more is answered 429.",
+    )
     event_stream_max_s: float = Field(
         default=3600.0,
         gt=0,

@@ -6,7 +6,8 @@ starts its poller, later ones join it, and the poller stops as soon as the last 
 leaves or the job ends. A follower that falls behind gets the newest state rather than
 every state in between: each one is the whole job, so skipping one loses nothing.
 
-The hub also counts followers, so the number of open streams has a cap.
+The hub also counts followers, so the number of open streams has a cap, in all and for
+each client (an API key's label, or an address): one client cannot hold every place.
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ Reader = Callable[[uuid.UUID, JobLinks], Awaitable[JobProgress | None]]
 
 
 class StreamsFull(Exception):
-    """As many followers as the cap allows are open already."""
+    """As many followers as a cap allows are open already: in all, or of one client."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"too many event streams are open (the most is {limit}); try again in"
-            f" {RETRY_AFTER_S} s, or read the job's progress instead"
-        )
+    def __init__(self, limit: int, *, of_client: bool = False) -> None:
+        if of_client:
+            said = (
+                f"this client has {limit} event streams open, the most one client may have;"
+                f" close one and try again in {RETRY_AFTER_S} s, or read the job's progress"
+                " instead"
+            )
+        else:
+            said = (
+                f"too many event streams are open (the most is {limit}); try again in"
+                f" {RETRY_AFTER_S} s, or read the job's progress instead"
+            )
+        super().__init__(said)
 
 
 class FollowingFailed(Exception):
@@ -114,6 +123,7 @@ class Hub:
         self._read = read
         self._channels: dict[Key, _Channel] = {}
         self._followers = 0
+        self._by_client: dict[str, int] = {}
 
     @property
     def pollers(self) -> int:
@@ -127,16 +137,26 @@ class Hub:
 
     @asynccontextmanager
     async def follow(
-        self, job_id: uuid.UUID, links: JobLinks, *, limit: int
+        self,
+        job_id: uuid.UUID,
+        links: JobLinks,
+        *,
+        limit: int,
+        client: str,
+        per_client: int,
     ) -> AsyncIterator[Follower]:
         """Join the job's poller (starting it if none runs) for the duration of the block.
 
-        Raises `StreamsFull` when `limit` followers are open already. Leaving, however the
-        block ends, stops the poller if it was the last follower.
+        Raises `StreamsFull` when `limit` followers are open already, or `per_client` of
+        `client`. Leaving, however the block ends, stops the poller if it was the last
+        follower.
         """
-        # No await between the check and the count: the cap holds under any concurrency.
+        # No await between the checks and the counts: the caps hold under any concurrency.
         if self._followers >= limit:
             raise StreamsFull(limit)
+        held = self._by_client.get(client, 0)
+        if held >= per_client:
+            raise StreamsFull(per_client, of_client=True)
         key = (job_id, links)
         channel = self._channels.get(key)
         if channel is None:
@@ -145,10 +165,14 @@ class Hub:
         follower = Follower(channel)
         channel.followers.add(follower)
         self._followers += 1
+        self._by_client[client] = held + 1
         try:
             yield follower
         finally:
             self._followers -= 1
+            self._by_client[client] -= 1
+            if not self._by_client[client]:
+                del self._by_client[client]
             channel.followers.discard(follower)
             if not channel.followers:
                 await self._stop(channel)

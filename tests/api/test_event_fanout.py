@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +15,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import fanout, streams
-from api.fanout import Hub
+from api.deps import get_trigger
+from api.fanout import Hub, StreamsFull
+from api.main import create_app
+from api.schemas import JobProgress
+from api.views import JobLinks
 from db.models import JobStatus, utcnow
 from settings import get_settings
-from tests.api.helpers import add_job, update_job
+from tests.api.helpers import FakeTrigger, add_job, update_job
+from tests.api.test_event_socket import closing
 from tests.api.test_events import parse, read_events
 
 
@@ -204,3 +213,76 @@ def test_a_client_that_leaves_frees_its_place_at_once_while_nothing_is_sent(
 
     assert bodies[0].startswith(b"event: progress")
     assert left == {"pollers": 0, "followers": 0, "tasks": 0}
+
+
+PER_CLIENT_REFUSAL = (
+    "this client has 2 event streams open, the most one client may have; close one and try"
+    " again in 5 s, or read the job's progress instead"
+)
+
+
+@pytest.mark.timeout(30)
+def test_one_client_beyond_its_own_cap_is_refused_429_and_1013_while_others_are_served(
+    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger
+) -> None:
+    # Keys set: a client is the label of its key (two keys under one label are one client).
+    monkeypatch.setenv("IMPORTER_API_KEYS", f"ci:{'a' * 16},ci:{'b' * 16},other:{'c' * 16}")
+    set_env(monkeypatch, "IMPORTER_MAX_STREAMS_PER_CLIENT", "2")
+    app = create_app()
+    app.dependency_overrides[get_trigger] = lambda: trigger
+    path = f"/api/excel/import/{add_job(status=JobStatus.PENDING)}/events"
+    ci_a, ci_b, other = ({"Authorization": f"Bearer {k * 16}"} for k in "abc")
+
+    with (
+        TestClient(app) as live,
+        live.stream("GET", path, headers=ci_a) as first,
+        live.stream("GET", path, headers=ci_b) as second,
+    ):
+        for stream in (first, second):
+            assert next(read_events(stream))[0] == "progress"
+        with live.stream("GET", path, headers=ci_a) as refused:
+            # Read only a refusal: a stream served instead would never end.
+            status, retry = refused.status_code, refused.headers.get("retry-after")
+            body = json.loads(refused.read()) if status == 429 else None
+        with live.websocket_connect(path.replace("/events", "/ws"), headers=ci_b) as socket:
+            closed = closing(socket)
+        # Another client is served: the cap is one client's, not everyone's.
+        with live.stream("GET", path, headers=other) as third:
+            assert next(read_events(third))[0] == "progress"
+            assert hub_of(app).followers == 3
+
+    assert (status, retry) == (429, "5")
+    assert body == {"detail": PER_CLIENT_REFUSAL}
+    assert (closed.code, closed.reason) == (1013, PER_CLIENT_REFUSAL)
+
+
+def test_without_keys_a_client_is_its_address_and_a_place_frees_as_it_leaves() -> None:
+    async def follow() -> list[str]:
+        async def read(job_id: uuid.UUID, links: JobLinks) -> JobProgress | None:
+            return None
+
+        hub, said = Hub(read), []
+        links = JobLinks("p", "e", "x")
+        async with AsyncExitStack() as stack:
+            for _ in range(2):
+                await stack.enter_async_context(
+                    hub.follow(uuid.uuid4(), links, limit=10, client="10.0.0.1", per_client=2)
+                )
+            try:
+                async with hub.follow(
+                    uuid.uuid4(), links, limit=10, client="10.0.0.1", per_client=2
+                ):
+                    said.append("served")
+            except StreamsFull as full:
+                said.append(str(full))
+            async with hub.follow(uuid.uuid4(), links, limit=10, client="10.0.0.2", per_client=2):
+                said.append("other address served")
+        async with hub.follow(uuid.uuid4(), links, limit=10, client="10.0.0.1", per_client=2):
+            said.append("served after leaving")
+        return said
+
+    assert asyncio.run(follow()) == [
+        PER_CLIENT_REFUSAL,
+        "other address served",
+        "served after leaving",
+    ]
