@@ -147,7 +147,7 @@ def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> bool:
         if job is None:
             raise typer.BadParameter(f"no import job {job_id}")
         try:
-            check_answerable(job)
+            check_answerable(session, job, answer)
             answer.choices()
         except (ReviewConflict, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from None
@@ -164,8 +164,11 @@ def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> bool:
                 await trigger.aclose()
 
         resumed = asyncio.run(resume())
-    with session_scope() as session:
-        applied = accept(session, job_id, round_=round_, answer=answer)
+    try:
+        with session_scope() as session:
+            applied = accept(session, job_id, round_=round_, answer=answer)
+    except ReviewConflict as exc:
+        raise typer.BadParameter(str(exc)) from None
     if not applied and resumed != "resumed":
         raise typer.BadParameter("this review was answered already")
     if run_id is not None and not answer.confirm:

@@ -9,9 +9,11 @@ import polars as pl
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, RowError
+from db.models import ImportJob, JobStatus, RowError
 
 ERROR_RECORD_COLUMNS = ("row", "column", "value", "message")
+# An undo in these statuses still writes: its import must not run, nor be undone again.
+UNDO_UNDER_WAY = (JobStatus.PENDING, JobStatus.PROCESSING)
 
 
 def get_job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> ImportJob | None:
@@ -20,6 +22,23 @@ def get_job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) ->
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
+
+
+def last_undo_of(session: Session, import_id: uuid.UUID) -> ImportJob | None:
+    """The newest undo job of an import."""
+    query = (
+        select(ImportJob)
+        .where(ImportJob.undo_of == import_id)
+        .order_by(ImportJob.created_at.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def undo_under_way(session: Session, import_id: uuid.UUID) -> ImportJob | None:
+    """The import's undo job while it is pending or running, if any."""
+    undo = last_undo_of(session, import_id)
+    return undo if undo is not None and undo.status in UNDO_UNDER_WAY else None
 
 
 def add_row_errors(session: Session, job_id: uuid.UUID, errors: pl.DataFrame) -> None:

@@ -18,13 +18,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
-from db.repository import get_job
+from db.repository import get_job, undo_under_way
 from itemsheet.dispatching import request_run
 from itemsheet.importing import finish_job
 from itemsheet.messages import capped
 from itemsheet.retention import removed_reason
 from itemsheet.review import reset_progress
-from itemsheet.undoing import undo_under_way
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models import ImportJob, JobStatus, utcnow
-from db.repository import delete_row_errors, get_job, list_row_errors
+from db.repository import delete_row_errors, get_job, list_row_errors, undo_under_way
 from itemsheet.errors import MappingNeeded
 from itemsheet.fields import FIELDS
 from itemsheet.header import explicit_mapping
@@ -180,10 +180,16 @@ def reset_progress(session: Session, job: ImportJob) -> None:
 
 def accept(session: Session, job_id: uuid.UUID, *, round_: int, answer: ReviewAnswer) -> bool:
     """Apply a person's answer to the preview of round `round_`; False if that preview
-    was answered already (the API's answer and the run that resumes both apply it)."""
+    was answered already (the API's answer and the run that resumes both apply it).
+
+    `ReviewConflict` for an answer that would run the import while an undo of it is under
+    way; the job is locked first, as an undo's creation locks it, so of the two only one
+    passes.
+    """
     job = _job(session, job_id, for_update=True)
     if job.status is not JobStatus.AWAITING_REVIEW or job.review_round != round_:
         return False
+    _check_no_undo(session, job, answer)
     now = utcnow()
     if not answer.confirm and not answer.preview_only:
         job.status = JobStatus.CANCELLED
@@ -272,11 +278,26 @@ def reading_text(reading: dict[str, dict[str, str]] | None) -> str:
     return "; ".join(parts)
 
 
-def check_answerable(job: ImportJob) -> None:
-    """Raise `ReviewConflict` unless the job waits for a review answer."""
+def check_answerable(session: Session, job: ImportJob, answer: ReviewAnswer) -> None:
+    """Raise `ReviewConflict` unless the job waits for a review answer that may be given
+    now (checked again, on the locked job, when the answer is applied)."""
     if job.status is not JobStatus.AWAITING_REVIEW:
         raise ReviewConflict(
             f"the import is {job.status}, not awaiting review; there is nothing to confirm"
+        )
+    _check_no_undo(session, job, answer)
+
+
+def _check_no_undo(session: Session, job: ImportJob, answer: ReviewAnswer) -> None:
+    # An undo is refused while a job awaits review, so this finds only rows from before
+    # that rule; run then, the import would write while its undo restores the items.
+    if not (answer.confirm or answer.preview_only):
+        return  # a rejection writes nothing
+    undo = undo_under_way(session, job.id)
+    if undo is not None:
+        raise ReviewConflict(
+            f"an undo of this import is under way (job {undo.id}); it cannot be confirmed"
+            " until that undo has ended"
         )
 
 

@@ -49,6 +49,7 @@ from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
 from itemsheet.retention import removed_reason
 from itemsheet.review import (
     ReviewAnswer,
+    ReviewConflict,
     accept,
     await_answer,
     end_preview,
@@ -315,6 +316,8 @@ def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> None:
         assert job is not None
         try:
             accept(session, job_id, round_=job.review_round, answer=answer)
+        except ReviewConflict:
+            pass  # an undo of the job is under way: it keeps waiting, untouched
         except ValueError as exc:  # a mapping naming no field: the job keeps waiting
             refuse_answer(session, job_id, str(exc))
 

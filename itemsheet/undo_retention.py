@@ -16,9 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, select
 
 from db.models import ImportJob, ItemRestored, ItemUndo, JobStatus, utcnow
-from db.repository import get_job
+from db.repository import get_job, undo_under_way
 from db.session import session_scope
-from itemsheet.undoing import undo_under_way
 from settings import Settings
 
 ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.UNDONE)

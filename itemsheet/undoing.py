@@ -18,13 +18,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import ImportJob, ItemUndo, JobSource, JobStatus, OnError, utcnow
-from db.repository import add_row_errors, get_job
+from db.repository import UNDO_UNDER_WAY, add_row_errors, get_job, last_undo_of
 from db.undo_store import load_before, restore
 from itemsheet.dispatching import request_run
 from itemsheet.importing import claim_batch, finish_job
-from itemsheet.messages import NAME_CHARS, clip
+from itemsheet.messages import NAME_CHARS, capped, clip
 
-UNDER_WAY = (JobStatus.PENDING, JobStatus.PROCESSING)
+# An import in these statuses may still write (or, awaiting review, be confirmed and
+# write): an undo now would restore items it then overwrites, or be marked `undone` while
+# its items stay.
+RUNNING = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.AWAITING_REVIEW)
+# What a completed undo marks `undone`: an import that has ended and will not write again.
+ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class UndoRefused(Exception):
@@ -52,11 +57,13 @@ def refusal(facts: UndoFacts, *, now: datetime, undo_days: int) -> str | None:
         return "a dry run wrote nothing, so there is nothing to undo"
     if facts.status is JobStatus.UNDONE:
         return "this import has already been undone"
-    if facts.status in UNDER_WAY:
+    if facts.status is JobStatus.AWAITING_REVIEW:
+        return "this import waits for its review and has written nothing; reject it instead"
+    if facts.status in RUNNING:
         return "this import is still running; cancel it or let it end before undoing it"
     if facts.last_undo is not None:
         undo_id, status = facts.last_undo
-        if status in UNDER_WAY:
+        if status in UNDO_UNDER_WAY:
             return f"an undo of this import is already under way (job {undo_id})"
         if status in (JobStatus.FAILED, JobStatus.CANCELLED):
             return f"an earlier undo of this import ended {status} (job {undo_id}); retry that job"
@@ -71,17 +78,6 @@ def refusal(facts: UndoFacts, *, now: datetime, undo_days: int) -> str | None:
             " removed (IMPORTER_UNDO_DAYS); it can no longer be undone"
         )
     return None
-
-
-def last_undo_of(session: Session, import_id: uuid.UUID) -> ImportJob | None:
-    """The newest undo job of an import."""
-    query = (
-        select(ImportJob)
-        .where(ImportJob.undo_of == import_id)
-        .order_by(ImportJob.created_at.desc())
-        .limit(1)
-    )
-    return session.scalars(query).first()
 
 
 def undo_facts(session: Session, job: ImportJob) -> UndoFacts:
@@ -212,19 +208,31 @@ def _errors(conflicts: list[tuple[int, str, str]]) -> pl.DataFrame:
 
 def finish_undo(session: Session, undo_id: uuid.UUID) -> ImportJob:
     """End a finished undo `completed` and mark its import `undone` (its counts stay), in
-    one transaction."""
-    undo = finish_job(session, undo_id, JobStatus.COMPLETED)
+    one transaction.
+
+    Only an import that has ended is marked: one that runs again (a state the refusals
+    prevent, but rows from before them may hold) keeps its status, so a job never says
+    `undone` while its items stay; the undo says why in a warning.
+    """
+    undo = get_job(session, undo_id, for_update=True)
     assert undo is not None and undo.undo_of is not None
+    if undo.status is JobStatus.COMPLETED:
+        return undo  # a second call: its import was seen to by the first
+    finish_job(session, undo_id, JobStatus.COMPLETED)
     target = get_job(session, undo.undo_of, for_update=True)
-    if undo.status is JobStatus.COMPLETED and target is not None:
+    if target is None:
+        return undo
+    if target.status in ENDED:
         target.status = JobStatus.UNDONE
+    elif target.status is not JobStatus.UNDONE:
+        undo.warnings = capped(
+            [
+                *undo.warnings,
+                f"the import was {target.status} when this undo ended, so it is not marked"
+                " undone; undo it again once it has ended",
+            ]
+        )
     return undo
-
-
-def undo_under_way(session: Session, import_id: uuid.UUID) -> bool:
-    """An undo of the import is pending or running (so the import must not run again)."""
-    undo = last_undo_of(session, import_id)
-    return undo is not None and undo.status in UNDER_WAY
 
 
 def _undo(session: Session, undo_id: uuid.UUID, *, for_update: bool = False) -> ImportJob:

@@ -160,7 +160,7 @@ async def _answer(
     """
     job = await run_in_threadpool(load_job, session, job_id)
     try:
-        check_answerable(job)
+        await run_in_threadpool(check_answerable, session, job, answer)
         if answer.mapping is not None:
             explicit_mapping(answer.mapping)
         answer.choices()
@@ -175,7 +175,10 @@ async def _answer(
             resumed = await trigger.resume_review(run_id, answer.to_form())
         except TriggerUnavailable as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    applied = await run_in_threadpool(accept, session, job_id, round_=round_, answer=answer)
+    try:
+        applied = await run_in_threadpool(accept, session, job_id, round_=round_, answer=answer)
+    except ReviewConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     if not applied and resumed != "resumed":
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this review was answered already; reload the import"

@@ -47,6 +47,7 @@ def test_force_is_kept_on_the_undo_job(client: TestClient) -> None:
     [
         ({"status": JobStatus.PROCESSING}, "still running"),
         ({"status": JobStatus.PENDING}, "still running"),
+        ({"status": JobStatus.AWAITING_REVIEW}, "reject it instead"),
         ({"status": JobStatus.UNDONE}, "already been undone"),
         ({"dry_run": True}, "dry run wrote nothing"),
         ({"source": JobSource.UNDO}, "itself an undo"),

@@ -265,6 +265,8 @@ def test_a_forced_undo_overwrites_changes_made_since_but_not_deleted_items(
         ({}, None),
         ({"status": JobStatus.FAILED}, None),
         ({"status": JobStatus.PROCESSING}, "still running"),
+        ({"status": JobStatus.PENDING}, "still running"),
+        ({"status": JobStatus.AWAITING_REVIEW}, "reject it instead"),
         ({"status": JobStatus.UNDONE}, "already been undone"),
         ({"dry_run": True}, "dry run"),
         ({"source": JobSource.UNDO}, "itself an undo"),
