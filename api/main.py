@@ -27,7 +27,6 @@ from db.migrate import upgrade_database
 from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
 from itemsheet.messages import QUOTED_CHARS, clip
 from orchestration.dispatch import Dispatcher
-from orchestration.events import install_job_events
 from orchestration.trigger import PrefectTrigger
 from settings import SettingsError, get_settings
 
@@ -46,8 +45,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # An embedded SQLite database is ours to upgrade; PostgreSQL is upgraded on purpose.
     if get_settings().resolved_database_url().startswith("sqlite"):
         await run_in_threadpool(upgrade_database)
-    # A cancel, a dispatch time-out: transitions made here are told to Prefect too.
-    install_job_events()
     # Jobs left waiting for a run (Prefect was away, the API restarted) are started from here.
     dispatcher = Dispatcher(lambda: app.dependency_overrides.get(get_trigger, get_trigger)())
     app.state.dispatcher = dispatcher

@@ -97,7 +97,7 @@ def import_file(
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     apply_prefect_defaults()
-    from orchestration.events import flush_events, install_job_events
+    from orchestration.events import flush_events
 
     settings = get_settings()
     _prepare_database()
@@ -116,7 +116,6 @@ def import_file(
         review=with_review,
         requested_by=_who(),
     )
-    install_job_events()
     try:
         _import_now(file, options, as_json=as_json)
     finally:
@@ -169,6 +168,7 @@ def undo(
     """Undo an import now, in this process: delete the items it created, restore the rest."""
     apply_prefect_defaults()
     from flows.undo_import import undo_import
+    from orchestration.events import flush_events
 
     _prepare_database()
     try:
@@ -184,9 +184,6 @@ def undo(
         else:
             err.print(f"[red]cannot undo:[/] {exc}")
         raise typer.Exit(1) from None
-    from orchestration.events import flush_events, install_job_events
-
-    install_job_events()
     try:
         _run_followed(undo_id, lambda: undo_import(job_id=str(undo_id), return_state=True), as_json)
     finally:
@@ -221,7 +218,7 @@ def confirm(
     """Write an import that awaits its review (another --map, --encoding, --delimiter or
     --decimal is previewed first)."""
     apply_prefect_defaults()
-    from orchestration.events import flush_events, install_job_events
+    from orchestration.events import flush_events
 
     _prepare_database()
     review.parse_choices(encoding, delimiter, decimal)
@@ -232,7 +229,6 @@ def confirm(
         delimiter=delimiter,
         decimal=decimal,
     )
-    install_job_events()
     try:
         if review.answer_review(job_id, answer):
             review.run_here(job_id, as_json=as_json)
@@ -246,10 +242,9 @@ def confirm(
 def reject(job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")]) -> None:
     """Cancel an import that awaits its review: nothing is written."""
     apply_prefect_defaults()
-    from orchestration.events import flush_events, install_job_events
+    from orchestration.events import flush_events
 
     _prepare_database()
-    install_job_events()
     try:
         review.answer_review(job_id, ReviewAnswer(confirm=False))
     finally:

@@ -34,7 +34,6 @@ from db.session import session_scope
 from deployments.worker import WORKER_TYPE, ImporterWorker
 from itemsheet.leftovers import remove_leftovers
 from itemsheet.sizes import human_size
-from orchestration.events import install_job_events
 from orchestration.names import (
     CLEAN_UP_DEPLOYMENT,
     CLEAN_UP_ENTRYPOINT,
@@ -222,8 +221,6 @@ async def run_worker(settings: Settings) -> None:
 async def _work(worker: ImporterWorker, settings: Settings, stopping: asyncio.Event) -> None:
     await asyncio.to_thread(remove_leftovers_at_start, settings)
     await asyncio.to_thread(wait_for_prefect)
-    # The reconciler ends jobs (out of attempts, run gone): those are told to Prefect too.
-    install_job_events()
     start_reconciler(settings)
     await ensure_work_pool()
     for deployment in await build_deployments(settings):

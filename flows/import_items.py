@@ -37,7 +37,7 @@ from itemsheet.errors import SheetError
 from itemsheet.markdown import md_text
 from itemsheet.recovery import CANCELLED_REASON, RunEnd, after_run
 from itemsheet.review import ReviewAnswer
-from orchestration.events import install_job_events, job_page_url
+from orchestration.events import job_page_url
 from settings import get_settings
 
 WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
@@ -164,7 +164,6 @@ def _asked_to_cancel(job_id: uuid.UUID, flow_run_id: uuid.UUID) -> bool:
 
 def _settle(flow_run: FlowRun, state: State, end: RunEnd) -> None:
     """A hook: what the run's abnormal end makes of its job (`recovery.after_run`)."""
-    install_job_events()
     job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
     asked = end is RunEnd.CANCELLED and _asked_to_cancel(job_id, flow_run.id)
     # A run from a deployment can be resumed by a worker; one run in its caller's own
@@ -262,7 +261,6 @@ def import_items(job_id: str) -> dict[str, Any]:
     A job imported with review is first previewed (counted, nothing written); the run
     then suspends until a person answers (`_wait_for_review`), and carries on from here.
     """
-    install_job_events()
     key = uuid.UUID(job_id)
     context = FlowRunContext.get()
     deployed = context is not None and context.flow_run is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from orchestration.events import install_job_events
 from orchestration.reconcile import reconcile_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings
@@ -18,7 +17,6 @@ from settings import get_settings
 @flow(name="reconcile-imports")
 async def reconcile_imports() -> dict[str, str]:
     """Resume each import whose heartbeat stopped, or fail it when out of attempts."""
-    install_job_events()
     trigger = PrefectTrigger()
     try:
         done = await reconcile_once(trigger, get_settings())

@@ -16,7 +16,6 @@ from db.models import JobStatus, OnError
 from flows.import_items import import_items
 from itemsheet import running
 from itemsheet.reimport import plan_reimport
-from orchestration.events import install_job_events
 
 
 @flow(name="reimport-items", flow_run_name="reimport {source}", log_prints=True)
@@ -24,7 +23,6 @@ def reimport_items(
     source: str, sheet: str | None = None, on_error: OnError = OnError.SKIP
 ) -> dict[str, Any]:
     """Import `source` again, unless it is unchanged since the last completed import."""
-    install_job_events()
     plan = plan_reimport(source, sheet=sheet, on_error=on_error)
     if plan.run_import:
         get_run_logger().info("importing %s as job %s", source, plan.job_id)

@@ -3,10 +3,11 @@
 The rest of the system learns of imports through Prefect's events, and Prefect automations
 act on them (`orchestration.automations`). Jobs change status in many places and processes
 (a flow run, the API's cancel, the reconciler, the dispatcher's time-out, a refused file),
-always through the ORM; so one session listener sees them all. It notes each job whose
-status a flush changed and sends that job's event after the commit: a rolled-back change
-sends nothing, and a commit that changed no status (a late hook of a job already ended)
-sends nothing either. A bulk UPDATE would slip past it, so none may set a status
+always through the ORM; so one session listener sees them all, in every process that has
+imported this module (it listens from the import on). It notes each job whose status a
+flush changed and sends that job's event after the commit: a rolled-back change sends
+nothing, and a commit that changed no status (a late hook of a job already ended) sends
+nothing either. A bulk UPDATE would slip past it, so none may set a status
 (`tests/orchestration/test_events.py` reads the code for one).
 
 Sending is best effort and quick: Prefect's `EventsWorker` queues the event and delivers
@@ -206,16 +207,14 @@ def send_to_prefect(told: JobEvent) -> None:
     )
 
 
-_installed: JobEvents | None = None
-
-
-def install_job_events() -> None:
-    """Send job events to Prefect from this process (idempotent); for processes that have
-    Prefect: the API, workers, flow runs and the CLI."""
-    global _installed
-    if _installed is None:
-        _installed = JobEvents(send_to_prefect)
-        _installed.attach()
+# Listening starts when this module is first imported, not when an entry point asks:
+# the undo flow never asked, and its undone imports were never told. Every process that
+# changes jobs loads this module through code it cannot do without: a flow run through
+# `flows.import_items` (the hooks and writer every job flow uses), the API and workers
+# through `orchestration.dispatch` (each runs a dispatcher), the CLI through
+# `flush_events`. `tests/orchestration/test_events.py` checks every entry point for it.
+PREFECT_LISTENER = JobEvents(send_to_prefect)
+PREFECT_LISTENER.attach()
 
 
 def flush_events(timeout_s: float = 5.0) -> None:

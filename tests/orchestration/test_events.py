@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from db.models import JobSource, JobStatus, utcnow
 from db.session import session_scope
@@ -17,8 +20,13 @@ from itemsheet.dispatching import note_waiting, request_run
 from itemsheet.importing import JobOptions, begin_attempt, create_refused_job, finish_job
 from itemsheet.jobs import job_view, request_cancel
 from itemsheet.recovery import Policy
+from itemsheet.undo_running import complete
+from itemsheet.undoing import apply_undo_batch, create_undo_job, plan_undo
+from orchestration import events
+from orchestration import names as flow_names
 from orchestration.events import EVENT_OF, JobEvent, JobEvents, job_event
 from tests.api.helpers import add_job, read_job
+from tests.itemsheet.test_undoing import A, run_import
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "https://imports.example.com"
@@ -239,3 +247,119 @@ def test_two_listeners_each_tell_every_transition(told: list[JobEvent]) -> None:
     finally:
         second.detach()
     assert names(told) == names(other) == ["importer.import.failed"]
+
+
+@contextmanager
+def queued_for_prefect(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """(event, resource) of each event handed to Prefect's `emit_event` (which queues it
+    for its events client) in the block, with a Prefect server configured."""
+    found: list[tuple[str, str]] = []
+
+    def emit(*, event: str, resource: dict[str, str], **_: object) -> None:
+        found.append((event, resource["prefect.resource.id"]))
+
+    monkeypatch.setattr(events, "emit_event", emit)
+    with temporary_settings({PREFECT_API_URL: "http://prefect.invalid/api"}):
+        yield found
+
+
+def test_an_undo_completing_is_told_to_prefect_with_nothing_installed_by_hand(
+    importer_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The undo flow never installed the listener, so Prefect never heard that an import
+    was undone: a process running an undo loads what the flow's module loads, and that
+    must be enough."""
+    import flows.undo_import  # noqa: F401 (what a worker loads to run an undo)
+
+    import_id = run_import([A[:2], A[2:4]])
+    with queued_for_prefect(monkeypatch) as told:
+        with session_scope() as session:
+            undo_id = create_undo_job(session, import_id, force=False, undo_days=30).id
+        with session_scope() as session:
+            attempt = begin_attempt(session, undo_id, flow_run_id=None)
+            batches = plan_undo(session, undo_id)
+        assert attempt is not None and batches == 2
+        for number in (1, 2):
+            with session_scope() as session:
+                apply_undo_batch(session, undo_id, attempt=attempt, batch_no=number)
+        assert complete(undo_id).status is JobStatus.COMPLETED  # the flow's last step
+    assert [e for e, r in told if r == f"importer.job.{import_id}"] == ["importer.import.undone"]
+    assert [e for e, r in told if r == f"importer.job.{undo_id}"] == [
+        "importer.import.started",
+        "importer.import.completed",
+    ]
+
+
+def _module_file(name: str) -> Path | None:
+    path = ROOT.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _loads(module: str) -> set[str]:
+    """The project modules a process that imports `module` may load: what it imports, at
+    its top or inside a function (the CLI imports lazily), and so on."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                todo += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+    return seen
+
+
+def _sets_a_status(module: str) -> bool:
+    """The module changes a job's status (`job.status = ...`, `ImportJob(status=...)`)."""
+    path = _module_file(module)
+    assert path is not None
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Attribute) and t.attr == "status" for t in node.targets
+        ):
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func) == "ImportJob"
+            and any(k.arg == "status" for k in node.keywords)
+        ):
+            return True
+    return False
+
+
+def _entry_points() -> list[str]:
+    """The modules a process starts from: every flow a deployment runs (`prefect.yaml`,
+    `importer worker`), the API, the CLI and `importer worker` itself. (`prefect worker
+    start --type importer` runs `deployments.worker`, which changes no job's status.)"""
+    deployed = re.findall(r"entrypoint:\s*([\w/]+)\.py:", (ROOT / "prefect.yaml").read_text())
+    served = [*flow_names.FLOW_MODULES, flow_names.CLEAN_UP_ENTRYPOINT.rpartition(".")[0]]
+    flows = {p.replace("/", ".") for p in deployed} | set(served)
+    return [*sorted(flows), "api.main", "cli.main", "deployments.serve"]
+
+
+def test_the_entry_point_check_reads_imports_and_status_changes() -> None:
+    assert "orchestration.events" in _loads("flows.undo_import")
+    assert _sets_a_status("itemsheet.undoing") and not _sets_a_status("itemsheet.retention")
+    assert {"flows.undo_import", "flows.clean_up", "api.main"} <= set(_entry_points())
+
+
+def test_every_process_that_can_change_a_job_loads_the_listener() -> None:
+    """The listener starts with the import of `orchestration.events`, so no entry point
+    calls anything for it; but each one whose code can change a job must load it."""
+    forgot = [
+        entry
+        for entry in _entry_points()
+        if "orchestration.events" not in (loaded := _loads(entry))
+        and any(_sets_a_status(m) for m in loaded)
+    ]
+    assert forgot == []
