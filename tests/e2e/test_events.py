@@ -285,3 +285,37 @@ def test_a_file_the_cli_refuses_is_told_before_the_command_exits(
     assert told["event"] == "importer.import.failed"
     assert told["resource"]["importer.source"] == "cli"
     assert told["payload"]["error"] == report["error"]
+
+
+def test_an_undo_through_the_api_tells_prefect_the_import_was_undone(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    imported = upload(client, catalogue(tmp_path / "undone.xlsx", 120, "U"))
+    assert wait_for(client, imported, ENDED)["status"] == "completed"
+    asked = client.post(f"/api/excel/import/{imported}/undo")
+    assert asked.status_code == 202, asked.text
+    undo_id = str(asked.json()["job_id"])
+    undo = wait_for(client, undo_id, ENDED)
+    assert (undo["status"], undo["deleted"]) == ("completed", 120)
+    assert client.get(f"/api/excel/import/{imported}/progress").json()["status"] == "undone"
+
+    # The undo's run, on a worker, tells both jobs' transitions (the last two commit
+    # together, so either may come first).
+    found = events_once(stack, [imported, undo_id], 5)
+    by_job = {
+        job: [e for e in found if e["resource"]["prefect.resource.id"] == f"importer.job.{job}"]
+        for job in (imported, undo_id)
+    }
+    assert [e["event"] for e in by_job[imported]] == [
+        "importer.import.started",
+        "importer.import.completed",
+        "importer.import.undone",
+    ]
+    assert [e["event"] for e in by_job[undo_id]] == [
+        "importer.import.started",
+        "importer.import.completed",
+    ]
+    undone = by_job[imported][-1]
+    assert undone["resource"]["importer.status"] == "undone"
+    assert (undone["payload"]["status"], undone["payload"]["created"]) == ("undone", 120)
+    assert by_job[undo_id][-1]["resource"]["importer.source"] == "undo"
