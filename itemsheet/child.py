@@ -186,11 +186,13 @@ def prepare_in_child(
     limits: ChildLimits,
     choice: MappingChoice | None = None,
     options: TextOptions | None = None,
+    batch_rows: int | None = None,
     on_poll: Callable[[], None] = lambda: None,
 ) -> SheetSummary:
     """Prepare `source` into `out` in a child process; raise `SheetError` on any failure.
 
     A text file in another encoding than UTF-8 is transcoded beside `out` while it is read.
+    The rows are kept in record batches of `batch_rows` rows (the job's batch size).
 
     `on_poll` is called at each look at the child (it is alive and within its limits).
     """
@@ -211,6 +213,8 @@ def prepare_in_child(
         args.append(f"--sheet={sheet}")
     if options is not None and options != TextOptions():
         args.append(f"--options={json.dumps(options.to_json())}")
+    if batch_rows is not None:
+        args.append(f"--batch-rows={batch_rows}")
     from settings import make_private_dir, private_opener
 
     make_private_dir(out.parent)
@@ -320,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address-space", type=int, default=None)
     parser.add_argument("--mapping", type=Path, default=None)
     parser.add_argument("--options", default=None)
+    parser.add_argument("--batch-rows", type=int, default=None)
     args = parser.parse_args(argv)
     lower_priority(args.nice)
     if args.address_space:
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             options=TextOptions.from_json(json.loads(args.options)) if args.options else None,
             scratch=args.out.parent,
         )
-        write_rows(validated, args.out)
+        write_rows(validated, args.out, batch_rows=args.batch_rows)
     except MappingNeeded as exc:
         answer: dict[str, object] = {
             "error": exc.reason,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -174,29 +175,37 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
     return job
 
 
-def record_abort(session: Session, job_id: uuid.UUID, rows: pl.DataFrame) -> str | None:
+def record_abort(
+    session: Session, job_id: uuid.UUID, batches: Iterable[pl.DataFrame]
+) -> str | None:
     """Keep the full error report of an `on_error=abort` import that writes nothing; the
     reason, or None when every row is valid and the import may go on.
 
-    Rows without a name are checked against the items as they are now: a new SKU among
-    them fails. Items are never deleted, so a row that passes here still does when its
-    batch is written (on a resume too: the items this import created are stored ones).
+    `batches` are the sheet's rows in order, taken one at a time, so this process never
+    holds more than one batch of them. Rows without a name are checked against the items
+    as they are now: a new SKU among them fails. Items are never deleted, so a row that
+    passes here still does when its batch is written (on a resume too: the items this
+    import created are stored ones).
     """
     job = _job(session, job_id)
-    invalid = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
-    unnamed_rows = unnamed(rows)
-    nameless = nameless_new_skus(session, unnamed_rows.get_column("sku"))
-    if nameless:
-        invalid = pl.concat([invalid, name_errors(unnamed_rows, nameless)]).sort("row")
-    if invalid.is_empty():
+    rows = failed = 0
+    for batch in batches:
+        rows += batch.height
+        invalid = batch.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
+        unnamed_rows = unnamed(batch)
+        nameless = nameless_new_skus(session, unnamed_rows.get_column("sku"))
+        if nameless:
+            invalid = pl.concat([invalid, name_errors(unnamed_rows, nameless)]).sort("row")
+        if invalid.is_empty():
+            continue
+        if not failed:  # the report of an earlier attempt is written again
+            delete_row_errors(session, job_id)
+        add_row_errors(session, job_id, invalid)
+        failed += invalid.height
+    if not failed:
         return None
-    delete_row_errors(session, job_id)
-    add_row_errors(session, job_id, invalid)
-    job.failed = invalid.height
-    return (
-        f"{invalid.height:,} of {rows.height:,} rows are invalid and on_error is abort;"
-        " nothing was imported"
-    )
+    job.failed = failed
+    return f"{failed:,} of {rows:,} rows are invalid and on_error is abort; nothing was imported"
 
 
 def claim_batch(

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
 from itemsheet.header import MappingChoice, SavedMapping, find_header
@@ -176,14 +174,11 @@ def _reading_warnings(grid: Grid, validated: Validated) -> list[str]:
     return found
 
 
-def write_rows(validated: Validated, path: Path) -> None:
-    """Keep the validated rows for the writer, as uncompressed Arrow IPC (cheap to read)."""
+def write_rows(validated: Validated, path: Path, *, batch_rows: int | None = None) -> None:
+    """Keep the validated rows for the writer, as uncompressed Arrow IPC (cheap to read), in
+    record batches of `batch_rows` rows: the job's batch size, so that the writer reads
+    one batch at a time (`itemsheet.row_batches`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
-    validated.frame.write_ipc(tmp, compression="uncompressed")
+    validated.frame.write_ipc(tmp, compression="uncompressed", record_batch_size=batch_rows)
     tmp.replace(path)
-
-
-def read_rows(path: Path) -> pl.DataFrame:
-    """The rows `write_rows` kept."""
-    return pl.read_ipc(path)

@@ -43,7 +43,6 @@ from itemsheet.importing import (
 from itemsheet.jobs import JobView, job_view
 from itemsheet.mappings import mapping_choice
 from itemsheet.markdown import md_text
-from itemsheet.prepare import read_rows
 from itemsheet.reader import TextOptions
 from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
 from itemsheet.retention import removed_reason
@@ -57,6 +56,7 @@ from itemsheet.review import (
     refuse_answer,
     review_text,
 )
+from itemsheet.row_batches import RowBatches
 from itemsheet.storage import fetch_local
 from itemsheet.warm import lower_priority
 from itemsheet.writer_turn import wait_for_writer_turn
@@ -211,6 +211,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
             limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
             choice=choice,
             options=options,
+            batch_rows=batch_size,
             on_poll=touch,
         )
     except MappingNeeded as exc:
@@ -231,7 +232,8 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         # preview counts them all, and says so; the abort comes when it is confirmed.
         abort_check = on_error is OnError.ABORT and not previewing
         if abort_check and (summary.invalid_rows or summary.unnamed_rows):
-            reason = record_abort(session, job_id, read_rows(out))
+            with RowBatches(out) as batches:
+                reason = record_abort(session, job_id, batches)
             if reason is not None:
                 finish_job(session, job_id, JobStatus.FAILED, reason=reason)
                 aborted = True
@@ -248,20 +250,25 @@ def write(
 
     `show(percent, total_rows)` is called at the start and then at most every `SHOW_EVERY_S` and at
     the end. Returns False when the job was cancelled before or between batches. A retry
-    starts after the last committed batch, so nothing is written twice.
+    starts after the last committed batch, so nothing is written twice. Only the batch
+    being written is read from the rows file, which holds one record batch per batch.
     """
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
         assert job is not None
         size, total = job.batch_size, job.total_rows or 0
-    rows = read_rows(rows_path(get_settings(), job_id, attempt))
 
-    def commit(session: Session, batch_no: int) -> int:
-        batch = rows.slice((batch_no - 1) * size, size)
-        apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
-        return min(batch_no * size, total)
+    with RowBatches(rows_path(get_settings(), job_id, attempt)) as rows:
 
-    return commit_batches(job_id, attempt, batches, show, commit)
+        def commit(session: Session, batch_no: int) -> int:
+            batch = rows.batch(batch_no - 1)
+            expected = min(size, total - (batch_no - 1) * size)
+            if batch.height != expected:
+                raise RuntimeError(f"batch {batch_no} read {batch.height:,} rows, not {expected:,}")
+            apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
+            return min(batch_no * size, total)
+
+        return commit_batches(job_id, attempt, batches, show, commit)
 
 
 def commit_batches(

@@ -124,7 +124,7 @@ def test_on_error_abort_with_skus_alone_fails_for_a_new_sku_and_writes_existing_
 ) -> None:
     job_id, _ = start_job(["sku"], on_error=OnError.ABORT)
     with session_scope() as session:
-        reason = record_abort(session, job_id, SKUS_ALONE)
+        reason = record_abort(session, job_id, [SKUS_ALONE])
     assert reason == "1 of 3 rows are invalid and on_error is abort; nothing was imported"
     with session_scope(write=False) as session:
         assert list_row_errors(session, job_id) == [NAME_REQUIRED]
@@ -132,7 +132,7 @@ def test_on_error_abort_with_skus_alone_fails_for_a_new_sku_and_writes_existing_
     known = validated([{"sku": "A-2"}, {"sku": "A-1"}])
     job_id, attempt = start_job(["sku"], on_error=OnError.ABORT)
     with session_scope() as session:
-        assert record_abort(session, job_id, known) is None
+        assert record_abort(session, job_id, [known]) is None
     assert write(job_id, attempt, known) == BatchOutcome(0, 0, 2, 0)
     assert stored() == seeded
     assert before_images(job_id) == 0
