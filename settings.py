@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     max_cells: int = Field(default=20_000_000, ge=1)
     parse_timeout_s: float = Field(default=300.0, gt=0)
     parse_memory_mib: int = Field(default=4096, ge=64)
+    max_row_errors: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most row errors a job keeps, the first ones by row; `failed` still"
+        " counts every failing row, and the job warns how many errors were kept.",
+    )
 
     api_keys: str | None = Field(
         default=None,

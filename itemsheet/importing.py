@@ -12,14 +12,22 @@ from sqlalchemy.orm import Session
 
 from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
 from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
-from db.repository import add_row_errors, delete_row_errors, get_job
+from db.repository import add_row_errors, count_row_errors, delete_row_errors, get_job
 from db.undo_store import keep_before
 from itemsheet.mappings import save_mapping
-from itemsheet.messages import ERROR_CHARS, NAME_CHARS, capped, clip
+from itemsheet.messages import (
+    ERROR_CHARS,
+    NAME_CHARS,
+    capped,
+    clip,
+    has_kept_errors_warning,
+    with_kept_errors,
+)
 from itemsheet.prepare import SheetSummary
 from itemsheet.review import drift_warning, note_changes, start_preview, wanted_changes
 from itemsheet.storage import StoredFile
 from itemsheet.validate import ERROR_COLUMNS, name_errors, unnamed
+from settings import get_settings
 
 
 class StaleAttempt(Exception):
@@ -163,6 +171,7 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
     job.file_format = summary.file_format
     job.columns = list(summary.fields)
     job.warnings = capped(summary.warnings)
+    _note_kept_errors(session, job)
     job.reading = summary.reading or None
     job.header_map = {
         "key": summary.header_key,
@@ -178,17 +187,19 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
 def record_abort(
     session: Session, job_id: uuid.UUID, batches: Iterable[pl.DataFrame]
 ) -> str | None:
-    """Keep the full error report of an `on_error=abort` import that writes nothing; the
+    """Keep the error report of an `on_error=abort` import that writes nothing; the
     reason, or None when every row is valid and the import may go on.
 
-    `batches` are the sheet's rows in order, taken one at a time, so this process never
-    holds more than one batch of them. Rows without a name are checked against the items
-    as they are now: a new SKU among them fails. Items are never deleted, so a row that
-    passes here still does when its batch is written (on a resume too: the items this
-    import created are stored ones).
+    `batches` are the sheet's rows in order, taken one at a time: every failing row is
+    counted, and the first `IMPORTER_MAX_ROW_ERRORS` of them keep their error, so neither
+    this process nor the database grows with the number of failures. Rows without a name
+    are checked against the items as they are now: a new SKU among them fails. Items are
+    never deleted, so a row that passes here still does when its batch is written (on a
+    resume too: the items this import created are stored ones).
     """
     job = _job(session, job_id)
-    rows = failed = 0
+    limit = get_settings().max_row_errors
+    rows = failed = kept = 0
     for batch in batches:
         rows += batch.height
         invalid = batch.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
@@ -200,11 +211,13 @@ def record_abort(
             continue
         if not failed:  # the report of an earlier attempt is written again
             delete_row_errors(session, job_id)
-        add_row_errors(session, job_id, invalid)
-        failed += invalid.height
+        shown = invalid.head(limit - kept)
+        add_row_errors(session, job_id, shown)
+        failed, kept = failed + invalid.height, kept + shown.height
     if not failed:
         return None
     job.failed = failed
+    job.warnings = with_kept_errors(job.warnings, failed=failed, kept=kept)
     return f"{failed:,} of {rows:,} rows are invalid and on_error is abort; nothing was imported"
 
 
@@ -268,16 +281,46 @@ def apply_batch(
         note_changes(job, counts.changes, dict(rows_of.iter_rows()))
     if counts.nameless:
         failed = pl.concat([failed, name_errors(valid, counts.nameless)]).sort("row")
-    add_row_errors(session, job_id, failed)
+    _keep_row_errors(session, job, failed)
     outcome = BatchOutcome(counts.created, counts.updated, counts.unchanged, failed.height)
     job.created += outcome.created
     job.updated += outcome.updated
     job.unchanged += outcome.unchanged
-    job.failed += outcome.failed
     job.processed_rows += rows.height
     job.last_batch = batch_no
     job.updated_at = utcnow()
     return outcome
+
+
+def _keep_row_errors(session: Session, job: ImportJob, errors: pl.DataFrame) -> None:
+    """Count a batch's failing rows in `job.failed` and store their errors (in row order,
+    after those of the batches before) while the job keeps fewer than
+    `IMPORTER_MAX_ROW_ERRORS`; once one is not kept, the job warns how many are.
+
+    How many are kept already is counted in the database, in the batch's transaction: a
+    resumed attempt stores exactly what an undisturbed one would have. The count is asked
+    only once the cap may bind, so a job of few failures pays nothing for it.
+    """
+    if errors.is_empty():
+        return
+    limit = get_settings().max_row_errors
+    failed = job.failed + errors.height
+    if failed <= limit and not has_kept_errors_warning(job.warnings):
+        add_row_errors(session, job.id, errors)
+    else:
+        kept = count_row_errors(session, job.id)
+        shown = errors.head(max(limit - kept, 0))
+        add_row_errors(session, job.id, shown)
+        job.warnings = with_kept_errors(job.warnings, failed=failed, kept=kept + shown.height)
+    job.failed = failed
+
+
+def _note_kept_errors(session: Session, job: ImportJob) -> None:
+    """Say again how many row errors a job keeps, after its warnings were written anew
+    (a resumed attempt reads its file again)."""
+    if job.failed:
+        kept = count_row_errors(session, job.id)
+        job.warnings = with_kept_errors(job.warnings, failed=job.failed, kept=kept)
 
 
 def finish_job(

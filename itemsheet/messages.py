@@ -10,6 +10,7 @@ same headers made a 6.5 MB preview and a 6 MB saved mapping while keys were whol
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 MESSAGE_CHARS = 200
@@ -20,6 +21,8 @@ MAX_WARNINGS = 20
 NAME_CHARS = 255
 KEY_CHARS = 255
 ELLIPSIS = "…"
+_MORE = re.compile(r"^\.\.\. and ([\d,]+) more$")
+_KEPT = re.compile(r"^[\d,]+ rows failed; the first [\d,]+ row errors? (?:are|is) kept$")
 
 
 def clip(text: str, limit: int = MESSAGE_CHARS) -> str:
@@ -39,3 +42,30 @@ def capped(messages: Iterable[str], limit: int = MAX_WARNINGS) -> list[str]:
     if len(kept) <= limit:
         return kept
     return [*kept[: limit - 1], f"... and {len(kept) - limit + 1:,} more"]
+
+
+def kept_errors_warning(failed: int, kept: int) -> str:
+    """`300,000 rows failed; the first 10,000 row errors are kept`."""
+    errors = "row error is" if kept == 1 else "row errors are"
+    return f"{failed:,} rows failed; the first {kept:,} {errors} kept"
+
+
+def has_kept_errors_warning(messages: list[str]) -> bool:
+    """One of `messages` says that not every row error is kept."""
+    return any(_KEPT.match(m) for m in messages)
+
+
+def with_kept_errors(messages: list[str], *, failed: int, kept: int) -> list[str]:
+    """`messages` with the warning that only `kept` of `failed` row errors are kept, first
+    (replacing an older one), or without it when every error is kept; still at most
+    `MAX_WARNINGS`, the last saying how many more there are."""
+    rest = [m for m in messages if not _KEPT.match(m)]
+    hidden = 0
+    if rest and (more := _MORE.match(rest[-1])):
+        hidden = int(more[1].replace(",", ""))
+        rest.pop()
+    shown = [kept_errors_warning(failed, kept), *rest] if kept < failed else rest
+    if not hidden and len(shown) <= MAX_WARNINGS:
+        return shown
+    hidden += max(0, len(shown) - (MAX_WARNINGS - 1))
+    return [*shown[: MAX_WARNINGS - 1], f"... and {hidden:,} more"]

@@ -25,7 +25,7 @@ from itemsheet.fields import FIELDS
 from itemsheet.header import explicit_mapping
 from itemsheet.mappings import READING_CHOICES
 from itemsheet.markdown import md_text
-from itemsheet.messages import ERROR_CHARS, clip
+from itemsheet.messages import ERROR_CHARS, clip, with_kept_errors
 from itemsheet.recovery import CANCELLED_REASON
 from itemsheet.text import check_choices
 
@@ -173,6 +173,7 @@ def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
 def reset_progress(session: Session, job: ImportJob) -> None:
     """Forget a preview pass's counts and row errors, so the real pass starts afresh."""
     delete_row_errors(session, job.id)
+    job.warnings = with_kept_errors(job.warnings, failed=0, kept=0)
     job.created = job.updated = job.unchanged = job.failed = 0
     job.processed_rows = 0
     job.last_batch = 0

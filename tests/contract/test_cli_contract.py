@@ -1328,6 +1328,21 @@ def test_error_report_is_capped_at_100_records_but_counts_every_failed_row(
     assert record["value"].startswith("9" * 150), record
 
 
+def test_a_job_keeps_its_first_row_errors_up_to_the_cap_and_counts_every_failed_row(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    rows = [
+        ["SKU", "Name", "Price"],
+        *[[f"S{i}", "Item", "1" if i % 3 == 0 else "x"] for i in range(30)],
+    ]
+    failing = [i + 2 for i in range(30) if i % 3]
+    path = write_csv(tmp_path / "items.csv", rows)
+    run = importer(path, "--batch-size", "4", env={"IMPORTER_MAX_ROW_ERRORS": "5"})
+    assert_completed(run, created=10, failed=20)
+    assert [e["row"] for e in run.report["errors"]] == failing[:5], run.describe()
+    assert run.report["warnings"] == ["20 rows failed; the first 5 row errors are kept"]
+
+
 # =============================================================================================
 # Writing
 # =============================================================================================

@@ -9,7 +9,7 @@ from db.session import session_scope
 from itemsheet.header import find_header
 from itemsheet.importing import JobOptions, record_summary
 from itemsheet.jobs import job_view
-from itemsheet.messages import MAX_WARNINGS, MESSAGE_CHARS, capped, clip
+from itemsheet.messages import MAX_WARNINGS, MESSAGE_CHARS, capped, clip, with_kept_errors
 from itemsheet.prepare import SheetSummary
 from itemsheet.uploads import job_for_path
 from tests.itemsheet.grids import grid_of
@@ -27,6 +27,32 @@ def test_capped_says_how_many_more() -> None:
     assert kept[-2] == f"warning {MAX_WARNINGS - 2}"
     assert kept[-1] == f"... and {3000 - MAX_WARNINGS + 1:,} more"
     assert capped(["one", "two"]) == ["one", "two"]
+
+
+def test_the_warning_about_kept_row_errors_comes_first_and_is_replaced_not_repeated() -> None:
+    warnings = with_kept_errors(["unknown column 'X'"], failed=12_000, kept=10_000)
+    assert warnings == [
+        "12,000 rows failed; the first 10,000 row errors are kept",
+        "unknown column 'X'",
+    ]
+    warnings = with_kept_errors(warnings, failed=300_000, kept=10_000)
+    assert warnings == [
+        "300,000 rows failed; the first 10,000 row errors are kept",
+        "unknown column 'X'",
+    ]
+    assert with_kept_errors(warnings, failed=0, kept=0) == ["unknown column 'X'"]
+    assert with_kept_errors([], failed=5, kept=1) == [
+        "5 rows failed; the first 1 row error is kept"
+    ]
+
+
+def test_the_warning_about_kept_row_errors_stays_within_the_warnings_limit() -> None:
+    full = capped(f"warning {i}" for i in range(30))
+    warnings = with_kept_errors(full, failed=20_000, kept=10_000)
+    assert len(warnings) == MAX_WARNINGS
+    assert warnings[0] == "20,000 rows failed; the first 10,000 row errors are kept"
+    assert warnings[-1] == f"... and {30 - MAX_WARNINGS + 2:,} more"
+    assert with_kept_errors(full[:5], failed=20_000, kept=10_000)[1:] == full[:5]
 
 
 def test_thousands_of_long_unknown_headers_leave_a_small_job(
