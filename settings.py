@@ -158,6 +158,14 @@ class Settings(BaseSettings):
         default=4200, ge=1, le=65535, description="Port of the local Prefect server."
     )
     worker_limit: int = Field(default=2, ge=1, description="Imports one worker runs at once.")
+    name_prefix: str = Field(
+        default="",
+        max_length=40,
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9_-]*)?$",
+        description="Put before the names of the work pool and the deployments on the Prefect"
+        " server (`<prefix>importer`, `import-items/<prefix>import-items`): importers with"
+        " different prefixes share one Prefect server without taking each other's runs.",
+    )
     reimport_source: str | None = Field(
         default=None, description="Path or fsspec URL reimported on a schedule."
     )
@@ -266,10 +274,6 @@ class Settings(BaseSettings):
     clean_up_cron: str = Field(
         default="30 3 * * *",
         description="Cron schedule (UTC) of the `clean-up` deployment; empty: no schedule.",
-    )
-    test_hold_dir: Path | None = Field(
-        default=None,
-        description="Tests only: a folder whose files hold named imports between two batches.",
     )
 
     def resolved_database_url(self) -> str:

@@ -44,6 +44,7 @@ from orchestration.names import (
     UNDO_DEPLOYMENT,
     UNDO_ENTRYPOINT,
     WORK_POOL,
+    prefixed,
 )
 from orchestration.reconcile import start_reconciler
 from settings import Settings, get_settings
@@ -64,10 +65,10 @@ async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     reimport_items: Flow[..., Any] = load_flow_from_entrypoint(REIMPORT_ENTRYPOINT)
     clean_up: Flow[..., Any] = load_flow_from_entrypoint(CLEAN_UP_ENTRYPOINT)
     imports = await import_items.ato_deployment(
-        name=IMPORT_DEPLOYMENT,
+        name=prefixed(IMPORT_DEPLOYMENT),
         description="Import one uploaded file (parameter: job_id).",
         tags=["importer"],
-        work_pool_name=WORK_POOL,
+        work_pool_name=prefixed(WORK_POOL),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
     scheduled = bool(settings.reimport_source and settings.reimport_cron)
@@ -75,31 +76,31 @@ async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
         {"source": settings.reimport_source, "sheet": settings.reimport_sheet} if scheduled else {}
     )
     reimports = await reimport_items.ato_deployment(
-        name=REIMPORT_DEPLOYMENT,
+        name=prefixed(REIMPORT_DEPLOYMENT),
         description="Import a file from a path or fsspec URL again, skipping it when unchanged.",
         cron=settings.reimport_cron if scheduled else None,
         parameters=parameters,
         concurrency_limit=1,
         tags=["importer"],
-        work_pool_name=WORK_POOL,
+        work_pool_name=prefixed(WORK_POOL),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
     cleaning = await clean_up.ato_deployment(
-        name=CLEAN_UP_DEPLOYMENT,
+        name=prefixed(CLEAN_UP_DEPLOYMENT),
         description="Remove the stored files and row errors of jobs past"
         " IMPORTER_RETENTION_DAYS, and leftovers of interrupted work.",
         cron=settings.clean_up_cron or None,
         concurrency_limit=1,
         tags=["importer"],
-        work_pool_name=WORK_POOL,
+        work_pool_name=prefixed(WORK_POOL),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
     undo_import: Flow[..., Any] = load_flow_from_entrypoint(UNDO_ENTRYPOINT)
     undos = await undo_import.ato_deployment(
-        name=UNDO_DEPLOYMENT,
+        name=prefixed(UNDO_DEPLOYMENT),
         description="Undo one import (parameter: job_id, the undo job).",
         tags=["importer"],
-        work_pool_name=WORK_POOL,
+        work_pool_name=prefixed(WORK_POOL),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
     return [imports, reimports, cleaning, undos]
@@ -149,17 +150,17 @@ def wait_for_prefect(timeout_s: float = PREFECT_WAIT_S) -> None:
 
 
 async def ensure_work_pool() -> None:
-    """Create the `importer` work pool (of this worker type) unless it exists."""
+    """Create the `importer` work pool (of this worker type, prefixed) unless it exists."""
     async with get_client() as client:
         try:
-            await client.read_work_pool(WORK_POOL)
+            await client.read_work_pool(prefixed(WORK_POOL))
             return
         except ObjectNotFound:
             pass
         with suppress(Exception):  # another worker created it at the same moment
             await client.create_work_pool(
                 WorkPoolCreate(
-                    name=WORK_POOL,
+                    name=prefixed(WORK_POOL),
                     type=WORKER_TYPE,
                     base_job_template=ImporterWorker.get_default_base_job_template(),
                     description="Item imports, run by `importer worker` in warm processes.",
@@ -206,7 +207,7 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     worker = ImporterWorker(
-        work_pool_name=WORK_POOL,
+        work_pool_name=prefixed(WORK_POOL),
         limit=settings.worker_limit,
         spares=settings.warm_spares,
     )
@@ -224,7 +225,7 @@ async def _work(worker: ImporterWorker, settings: Settings, stopping: asyncio.Ev
     start_reconciler(settings)
     await ensure_work_pool()
     for deployment in await build_deployments(settings):
-        await deployment.aapply(work_pool_name=WORK_POOL)
+        await deployment.aapply(work_pool_name=prefixed(WORK_POOL))
     with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: settings.worker_poll_s}):
         working = asyncio.create_task(worker.start(printer=logger.info))
         waking = asyncio.create_task(_wake_on_waiting_jobs(worker, stopping))

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 from db.models import JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
+from itemsheet.batch_hooks import BatchPoint, before_batch
 from itemsheet.child import ChildLimits, prepare_in_child
 from itemsheet.claims import beat, mark_interrupted
 from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import PackageLimits
-from itemsheet.holds import hold_if_asked
 from itemsheet.importing import (
     CancelRequested,
     apply_batch,
@@ -281,7 +281,7 @@ def commit_batches(
     """The writer's loop of a job, an import's or an undo's: wait for the writer's turn,
     then `commit(session, batch_no)` each batch after the last committed one, in a
     transaction of its own, returning the rows done after it; with the heartbeat touched,
-    test holds honoured and `show(percent, total)` at the start, at most every
+    the `before_batch` hooks called and `show(percent, total)` at the start, at most every
     `SHOW_EVERY_S` and at the end. False when the job was cancelled before or between
     batches.
     """
@@ -302,7 +302,7 @@ def commit_batches(
         return False
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
-        hold_if_asked(settings.test_hold_dir, filename, min(done, total), on_wait=touch)
+        before_batch(BatchPoint(job_id, filename, batch_no, min(done, total), keep_alive=touch))
         try:
             with session_scope() as session:
                 done = commit(session, batch_no)

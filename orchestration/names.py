@@ -21,6 +21,15 @@ FLOW_MODULES = tuple(
 WORK_POOL = "importer"
 
 
+def prefixed(name: str) -> str:
+    """The name this importer gives a work pool or deployment on its Prefect server:
+    `IMPORTER_NAME_PREFIX` before `name` (none by default), so that several importers
+    (staging beside production, say) share one server and never take each other's runs."""
+    from settings import get_settings
+
+    return f"{get_settings().name_prefix}{name}"
+
+
 def qualified(flow: str, deployment: str) -> str:
     """The `flow/deployment` name Prefect looks deployments up by."""
     return f"{flow}/{deployment}"

@@ -24,6 +24,7 @@ from orchestration.names import (
     UNDO_DEPLOYMENT,
     UNDO_FLOW,
     WORK_POOL,
+    prefixed,
     qualified,
 )
 
@@ -81,15 +82,13 @@ def reaching_prefect(then: str = "") -> Iterator[None]:
         ) from exc
 
 
-UNDO = qualified(UNDO_FLOW, UNDO_DEPLOYMENT)
-
-
 class PrefectTrigger:
     """Creates flow runs of the import deployment (of the undo deployment for an undo job);
     each deployment id is looked up once."""
 
-    def __init__(self, deployment: str = qualified(IMPORT_FLOW, IMPORT_DEPLOYMENT)) -> None:
-        self.deployment = deployment
+    def __init__(self, deployment: str | None = None) -> None:
+        self.deployment = deployment or qualified(IMPORT_FLOW, prefixed(IMPORT_DEPLOYMENT))
+        self.undo_deployment = qualified(UNDO_FLOW, prefixed(UNDO_DEPLOYMENT))
         self._deployment_id: uuid.UUID | None = None
         self._undo_id: uuid.UUID | None = None
         self._client: PrefectClient | None = None
@@ -136,14 +135,14 @@ class PrefectTrigger:
     async def _undo_deployment(self) -> uuid.UUID:
         if self._undo_id is None:
             client = await self._prefect()
-            self._undo_id = (await client.read_deployment_by_name(UNDO)).id
+            self._undo_id = (await client.read_deployment_by_name(self.undo_deployment)).id
         return self._undo_id
 
     async def _start(
         self, job_id: uuid.UUID, *, filename: str, key: str, undo: bool = False
     ) -> uuid.UUID:
         # An undo job runs the `undo-import` flow: its first run and its resumes alike.
-        name = UNDO if undo else self.deployment
+        name = self.undo_deployment if undo else self.deployment
         try:
             with reaching_prefect():
                 deployment_id = await (self._undo_deployment() if undo else self._resolve())
@@ -229,7 +228,7 @@ class PrefectTrigger:
             self._deployment_id = None
             return Readiness(prefect=True)
         try:
-            workers = await client.read_workers_for_work_pool(WORK_POOL)
+            workers = await client.read_workers_for_work_pool(prefixed(WORK_POOL))
         except Exception:
             return Readiness(prefect=True, deployment=True)
         recent = datetime.now(UTC) - timedelta(

@@ -78,6 +78,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("unit")
 
 
+# Test processes: one per core the suite may use, at least two (a stack test mostly waits,
+# so a two-core machine still gains from a second) and at most eight (each process starts
+# its own Prefect server and stack: about 1 GB of memory at most).
+MIN_PROCESSES, MAX_PROCESSES = 2, 8
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many test processes `-n auto` starts: the cores this process may run on, capped."""
+    return max(MIN_PROCESSES, min(len(os.sched_getaffinity(0)), MAX_PROCESSES))
+
+
 @pytest.fixture(autouse=True)
 def _test_client_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process test clients call themselves `testserver` and `test`; the service

@@ -71,3 +71,33 @@ def test_the_command_line_and_the_service_stop_at_a_short_key_with_the_sentence(
     with pytest.raises(SystemExit) as stopped:
         _app_or_exit()
     assert stopped.value.code == f"error: {SHORT_KEY_REFUSED}"
+
+
+def test_a_name_prefix_names_the_work_pool_and_deployments_this_importer_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestration.names import IMPORT_DEPLOYMENT, WORK_POOL, prefixed
+    from orchestration.trigger import PrefectTrigger
+
+    monkeypatch.delenv("IMPORTER_NAME_PREFIX", raising=False)
+    get_settings.cache_clear()
+    assert (prefixed(WORK_POOL), PrefectTrigger().deployment) == (
+        "importer",
+        "import-items/import-items",
+    )
+    monkeypatch.setenv("IMPORTER_NAME_PREFIX", "staging-")
+    get_settings.cache_clear()
+    trigger = PrefectTrigger()
+    assert prefixed(WORK_POOL) == "staging-importer"
+    assert trigger.deployment == f"import-items/staging-{IMPORT_DEPLOYMENT}"
+    assert trigger.undo_deployment == "undo-import/staging-undo-import"
+
+
+@pytest.mark.parametrize("prefix", ["has space", "-leading", "x" * 41, "a/b"])
+def test_a_name_prefix_prefect_would_not_take_is_refused(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    monkeypatch.setenv("IMPORTER_NAME_PREFIX", prefix)
+    get_settings.cache_clear()
+    with pytest.raises(SettingsError, match="IMPORTER_NAME_PREFIX"):
+        get_settings()

@@ -71,7 +71,7 @@ def running_stack(
     holds = data_dir.parent / "holds"
     env |= {
         "IMPORTER_DATA_DIR": str(data_dir),
-        "IMPORTER_TEST_HOLD_DIR": str(holds),
+        **gate_env(holds),
         "IMPORTER_PORT": str(port),
         "IMPORTER_PREFECT_PORT": str(prefect_port),
         **{f"IMPORTER_{k.upper()}": v for k, v in settings.items()},
@@ -105,6 +105,16 @@ def running_stack(
         yield RunningStack(api, prefect_api, data_dir, log, env, holds, proc.pid)
     finally:
         _interrupt(proc)
+
+
+PLUGINS = ROOT / "tests" / "plugins"
+
+
+def gate_env(holds: Path) -> dict[str, str]:
+    """The environment that gives the processes of a stack or worker the test harness's gate
+    between two batches (`tests/plugins/importer_test_gates.py`), armed in `holds`."""
+    path = os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "TEST_GATE_DIR": str(holds)}
 
 
 def prefect_home_template() -> Path:

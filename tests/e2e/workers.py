@@ -29,6 +29,7 @@ from orchestration.dispatch import dispatch_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 from tests.contract.workbooks import write_xlsx
+from tests.e2e.stack import gate_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"completed", "failed", "cancelled"}
@@ -78,7 +79,7 @@ def running_workers(
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
     base |= {
         "IMPORTER_DATA_DIR": str(data_dir),
-        "IMPORTER_TEST_HOLD_DIR": str(hold_dir(data_dir)),
+        **gate_env(hold_dir(data_dir)),
         # The database the test switched to (a throwaway PostgreSQL one, where parametrised).
         **{
             k: v
@@ -179,7 +180,7 @@ def freeze_between_transactions(pid: int, database: Path) -> None:
 @dataclass
 class Gate:
     """A pause point armed for one file name: its import stops between two batches once it
-    has committed `after_rows` rows, and stays there until released (`itemsheet.holds`)."""
+    has committed `after_rows` rows, and stays there until released (`tests/plugins/importer_test_gates.py`)."""
 
     hold_dir: Path
     filename: str
