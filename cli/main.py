@@ -384,8 +384,7 @@ def up(
     settings = get_settings()
     overrides = {"host": host, "port": port, "prefect_port": prefect_port}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    upgrade_database()
-    raise typer.Exit(run_stack(settings, err))
+    raise typer.Exit(run_stack(settings, err, prepare=upgrade_database))
 
 
 @app.command("worker")

@@ -10,9 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -134,6 +135,31 @@ class Stack:
             self.pid_file.unlink(missing_ok=True)
 
 
+def _migration_marker(prefect_home: Path) -> Path:
+    """The file that says this Prefect home's database was migrated by this Prefect version."""
+    return prefect_home / f"migrated-by-prefect-{version('prefect')}"
+
+
+def _migrated_once(prefect_home: Path) -> dict[str, str]:
+    """Settings that skip the server's migration check when this Prefect version has
+    migrated this home's database before (about 2 CPU-s of Alembic reading Prefect's
+    hundreds of migration scripts at every start); none for a new home, a new Prefect
+    version, or a database configured elsewhere."""
+    elsewhere = any(
+        name in os.environ
+        for name in (
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+            "PREFECT_API_DATABASE_CONNECTION_URL",
+            "PREFECT_SERVER_DATABASE_MIGRATE_ON_START",
+            "PREFECT_API_DATABASE_MIGRATE_ON_START",
+        )
+    )
+    migrated = _migration_marker(prefect_home).exists() and (prefect_home / "prefect.db").exists()
+    if elsewhere or not migrated:
+        return {}
+    return {"PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false"}
+
+
 def _wait_ready(url: str, stack: Stack) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -155,8 +181,11 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_stack(settings: Settings, console: Console) -> int:
-    """Start everything, print the URLs, wait for Ctrl-C (or a crash), stop everything."""
+def run_stack(settings: Settings, console: Console, prepare: Callable[[], object]) -> int:
+    """Start everything, print the URLs, wait for Ctrl-C (or a crash), stop everything.
+
+    `prepare` (the importer database's migrations) runs once the Prefect server is
+    starting, the longest part of a start, and before the worker and the API."""
     env = dict(os.environ)
     # `--host` and `--port` reach the processes' links (events, artifacts) through this.
     env.setdefault("IMPORTER_PUBLIC_URL", settings.public_base_url())
@@ -175,7 +204,7 @@ def run_stack(settings: Settings, console: Console) -> int:
             env["PREFECT_API_URL"] = f"http://127.0.0.1:{settings.prefect_port}/api"
             env.setdefault("PREFECT_UI_URL", f"http://127.0.0.1:{settings.prefect_port}")
             console.print(f"starting Prefect server on port {settings.prefect_port} ...")
-            server_env = {**QUIET_PREFECT_SERVER, **env}
+            server_env = {**QUIET_PREFECT_SERVER, **_migrated_once(prefect_home), **env}
             stack.start(
                 "prefect server",
                 [
@@ -189,6 +218,7 @@ def run_stack(settings: Settings, console: Console) -> int:
                 ],
                 server_env,
             )
+        prepare()
         # The worker and the API start while the Prefect server does (the worker waits for
         # it before serving): on two cores this saves about ten seconds of start-up.
         console.print("starting the worker and the API ...")
@@ -213,6 +243,8 @@ def run_stack(settings: Settings, console: Console) -> int:
         # has the deployment and a worker with a warm interpreter polls for it. (An upload
         # sent earlier is accepted all the same; it waits, pending, until then.)
         _wait_ready(f"http://{settings.host}:{settings.port}/api/health", stack)
+        if "PREFECT_HOME" in env and "PREFECT_API_URL" not in os.environ:
+            _migration_marker(Path(env["PREFECT_HOME"])).touch()
         ui = env.get("PREFECT_UI_URL") or env["PREFECT_API_URL"].removesuffix("/api")
         console.print(
             f"[bold green]ready[/]  web page and API: http://{settings.host}:{settings.port}/"

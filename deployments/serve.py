@@ -224,8 +224,10 @@ async def _work(worker: ImporterWorker, settings: Settings, stopping: asyncio.Ev
     await asyncio.to_thread(wait_for_prefect)
     start_reconciler(settings)
     await ensure_work_pool()
-    for deployment in await build_deployments(settings):
-        await deployment.aapply(work_pool_name=prefixed(WORK_POOL))
+    # Registered at once rather than one after another: each is a few round trips to
+    # Prefect, and the service is ready only once all are there.
+    deployments = await build_deployments(settings)
+    await asyncio.gather(*(d.aapply(work_pool_name=prefixed(WORK_POOL)) for d in deployments))
     with temporary_settings({PREFECT_WORKER_QUERY_SECONDS: settings.worker_poll_s}):
         working = asyncio.create_task(worker.start(printer=logger.info))
         waking = asyncio.create_task(_wake_on_waiting_jobs(worker, stopping))

@@ -351,11 +351,26 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         await super().setup()
 
     async def teardown(self, *exc_info: Any) -> None:
-        """Stop polling and the spares (runs in progress were stopped by then)."""
+        """Leave the work pool's list of workers, stop polling and the spares (runs in
+        progress were stopped by then)."""
         try:
+            await self._leave_work_pool()
             await super().teardown(*exc_info)
         finally:
             await self.spares.__aexit__(None, None, None)
+
+    async def _leave_work_pool(self) -> None:
+        """Delete this worker's record from its work pool, so that a service started next
+        on the same Prefect server does not count it as polling until its last heartbeat
+        ages out (about 90 s): its API would say ready while no worker polls yet."""
+        if self._client is None or self._work_pool is None:
+            return
+        with suppress(Exception):  # the server went first; its record ages out as before
+            await self._client.request(
+                "DELETE",
+                "/work_pools/{work_pool_name}/workers/{name}",
+                path_params={"work_pool_name": self._work_pool_name, "name": self.name},
+            )
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         """Prefect's poll of the work pool, except while the worker stops."""
@@ -433,7 +448,12 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
             with suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while self.limiter.borrowed_tokens and time.monotonic() < deadline:
+        # No limiter yet: stopped before it was set up, so no run was taken.
+        while (
+            self._limiter is not None
+            and self._limiter.borrowed_tokens
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.1)
         for process in list(self.running):
             with suppress(ProcessLookupError):
