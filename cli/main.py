@@ -7,25 +7,22 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli import review
-from cli.progress import run_followed
-from db.migrate import upgrade_database
-from db.models import JobSource, JobStatus, OnError
-from db.repository import get_job, list_row_errors
-from db.session import session_scope
-from itemsheet.importing import JobOptions
-from itemsheet.jobs import JobView, job_view, list_history
-from itemsheet.retention import clean_up
-from itemsheet.review import ReviewAnswer
-from itemsheet.undoing import UndoRefused, create_undo_job
-from itemsheet.uploads import job_for_path
+from cli import options
+from db.enums import JobSource, JobStatus, OnError
 from settings import SettingsError, apply_prefect_defaults, get_settings
+
+if TYPE_CHECKING:
+    from itemsheet.importing import JobOptions
+    from itemsheet.jobs import JobView
+
+# Each command imports what it acts on when it runs: `importer up` starts its Prefect
+# server before anything loads polars, Alembic or the import logic.
 
 app = typer.Typer(help="Import item catalogues from spreadsheets.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the importer's database.", no_args_is_help=True)
@@ -52,12 +49,18 @@ def _check_settings() -> None:
 
 def _prepare_database() -> None:
     """Upgrade the embedded SQLite database on first use; PostgreSQL is upgraded on purpose."""
+    from db.migrate import upgrade_database
+
     if get_settings().resolved_database_url().startswith("sqlite"):
         upgrade_database()
 
 
 def _report(job_id: uuid.UUID) -> tuple[JobView, list[dict[str, Any]]]:
     """The job and its first row errors."""
+    from db.repository import get_job, list_row_errors
+    from db.session import session_scope
+    from itemsheet.jobs import job_view
+
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
         if job is None:
@@ -83,7 +86,7 @@ def import_file(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the finished job as JSON on the last line.")
     ] = False,
-    maps: review.MapOption = None,
+    maps: options.MapOption = None,
     header_row: Annotated[
         int | None, typer.Option(min=1, help="The header's row number, if not found by itself.")
     ] = None,
@@ -91,11 +94,14 @@ def import_file(
         bool,
         typer.Option("--review", help="Show what would change, and write only once confirmed."),
     ] = False,
-    encoding: review.EncodingOption = None,
-    delimiter: review.DelimiterOption = None,
-    decimal: review.DecimalOption = None,
+    encoding: options.EncodingOption = None,
+    delimiter: options.DelimiterOption = None,
+    decimal: options.DecimalOption = None,
 ) -> None:
     """Import FILE now, in this process, showing progress."""
+    from cli import review
+    from itemsheet.importing import JobOptions
+
     apply_prefect_defaults()
     from orchestration.events import flush_events
 
@@ -125,6 +131,10 @@ def import_file(
 
 def _import_now(file: Path, options: JobOptions, *, as_json: bool) -> None:
     """Create FILE's job and run its flow here; exits with the job's outcome."""
+    from cli import review
+    from db.session import session_scope
+    from itemsheet.uploads import job_for_path
+
     with session_scope() as session:
         job = job_for_path(
             session, file, source=JobSource.CLI, options=options, source_uri=str(file.resolve())
@@ -140,6 +150,10 @@ def _import_now(file: Path, options: JobOptions, *, as_json: bool) -> None:
 def _after_run(job_id: uuid.UUID, *, as_json: bool) -> None:
     """Ask about a review, or report the finished job; exit 0 when it completed (or
     awaits its review), 1 otherwise."""
+    from cli import review
+    from db.repository import get_job
+    from db.session import session_scope
+
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
         waiting = job is not None and job.status is JobStatus.AWAITING_REVIEW
@@ -166,6 +180,9 @@ def undo(
     ] = False,
 ) -> None:
     """Undo an import now, in this process: delete the items it created, restore the rest."""
+    from db.session import session_scope
+    from itemsheet.undoing import UndoRefused, create_undo_job
+
     apply_prefect_defaults()
     from flows.undo_import import undo_import
     from orchestration.events import flush_events
@@ -193,6 +210,8 @@ def undo(
 def _run_followed(job_id: uuid.UUID, run: Callable[[], object], as_json: bool) -> None:
     """Run a flow in this process with a progress bar, print the job and exit with 0 when
     it completed, 1 otherwise."""
+    from cli.progress import run_followed
+
     run_followed(job_id, run, err, quiet=as_json and not err.is_terminal)
     status = _print_report(job_id, as_json=as_json)
     raise typer.Exit(0 if status is JobStatus.COMPLETED else 1)
@@ -209,14 +228,17 @@ def _who() -> str:
 @app.command("confirm")
 def confirm(
     job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")],
-    maps: review.MapOption = None,
-    encoding: review.EncodingOption = None,
-    delimiter: review.DelimiterOption = None,
-    decimal: review.DecimalOption = None,
+    maps: options.MapOption = None,
+    encoding: options.EncodingOption = None,
+    delimiter: options.DelimiterOption = None,
+    decimal: options.DecimalOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Write an import that awaits its review (another --map, --encoding, --delimiter or
     --decimal is previewed first)."""
+    from cli import review
+    from itemsheet.review import ReviewAnswer
+
     apply_prefect_defaults()
     from orchestration.events import flush_events
 
@@ -241,6 +263,9 @@ def confirm(
 @app.command("reject")
 def reject(job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")]) -> None:
     """Cancel an import that awaits its review: nothing is written."""
+    from cli import review
+    from itemsheet.review import ReviewAnswer
+
     apply_prefect_defaults()
     from orchestration.events import flush_events
 
@@ -305,6 +330,9 @@ def jobs(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List recent import jobs, newest first."""
+    from db.session import session_scope
+    from itemsheet.jobs import job_view, list_history
+
     _prepare_database()
     with session_scope(write=False) as session:
         page = list_history(session, limit=limit, status=status)
@@ -360,6 +388,8 @@ def gc(
     ] = False,
 ) -> None:
     """Remove what retention lets go of and the leftovers of interrupted work, now."""
+    from itemsheet.retention import clean_up
+
     _prepare_database()
     report = clean_up(get_settings(), dry_run=dry_run)
     if as_json:
@@ -379,6 +409,7 @@ def up(
 ) -> None:
     """Start everything: Prefect server (unless PREFECT_API_URL is set), worker and API."""
     from cli.stack import run_stack
+    from db.migrate import upgrade_database
 
     apply_prefect_defaults()
     settings = get_settings()
@@ -440,6 +471,8 @@ def automations_apply(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending database migration."""
+    from db.migrate import upgrade_database
+
     upgrade_database()
     err.print("database is up to date")
 

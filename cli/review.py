@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -28,35 +28,6 @@ from itemsheet.text import check_choices
 
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
-
-MapOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--map",
-        help='A column mapping, "Header=field" (repeatable); "Header=" ignores the column.',
-    ),
-]
-
-
-EncodingOption = Annotated[
-    str | None,
-    typer.Option(
-        "--encoding",
-        help="A text file's encoding (windows-1252, utf-16, shift_jis, ...); default: detected.",
-    ),
-]
-DelimiterOption = Annotated[
-    str | None,
-    typer.Option("--delimiter", help="A text file's delimiter: , ; tab or |; default: detected."),
-]
-DecimalOption = Annotated[
-    str | None,
-    typer.Option(
-        "--decimal",
-        help="The decimal mark of numbers written as text, . or ,; default: the file's values"
-        " decide.",
-    ),
-]
 
 
 def parse_choices(

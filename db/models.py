@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -24,52 +23,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, EnumText, UTCDateTime
+from db.enums import JobSource as JobSource
+from db.enums import JobStatus as JobStatus
+from db.enums import OnError as OnError
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
-
-
-class JobStatus(StrEnum):
-    """Life cycle of an import job."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    # A review's preview is ready: nothing is written until a person confirms.
-    AWAITING_REVIEW = "awaiting_review"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    # An import whose undo completed: its items are as before it, its counts stay.
-    UNDONE = "undone"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the job will not change any more (unless retried)."""
-        return self in (
-            JobStatus.COMPLETED,
-            JobStatus.FAILED,
-            JobStatus.CANCELLED,
-            JobStatus.UNDONE,
-        )
-
-
-class OnError(StrEnum):
-    """What an import does with invalid rows."""
-
-    SKIP = "skip"
-    ABORT = "abort"
-
-
-class JobSource(StrEnum):
-    """Who started an import."""
-
-    CLI = "cli"
-    UPLOAD = "upload"
-    SCHEDULE = "schedule"
-    # The undo of another import (`ImportJob.undo_of`).
-    UNDO = "undo"
 
 
 class ImportJob(Base):
