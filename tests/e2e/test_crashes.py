@@ -28,11 +28,14 @@ from tests.e2e.workers import (
     freeze_between_transactions,
     hold_dir,
     import_gate,
+    is_spare,
     job_row,
     parent_of,
+    process_started,
     queue_import,
     running_workers,
     seed_items,
+    since_boot,
     stored_items,
     wait_until,
     write_mixed,
@@ -45,6 +48,15 @@ pytestmark = pytest.mark.stack
 def workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
     seed_items()
     with running_workers(importer_env, prefect_server) as running:
+        yield running
+
+
+@pytest.fixture
+def warm_workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
+    """Workers that keep a warm interpreter each, as in production: for the tests of a run
+    that starts in one (the rest start their runs cold, which changes nothing they check)."""
+    seed_items()
+    with running_workers(importer_env, prefect_server, spares=1) as running:
         yield running
 
 
@@ -73,25 +85,29 @@ def _assert_exact(job_id: object, workers: Workers) -> None:
     assert stored_items() == expected_items()
 
 
-def test_kill_9_of_the_run_resumes_after_the_last_batch_with_exact_counts(
-    workers: Workers, importer_env: Path, tmp_path: Path
+def test_an_import_starts_in_a_warm_interpreter_and_kill_9_of_it_resumes_exactly(
+    warm_workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
+    queued = since_boot()
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
+    # The run went to an interpreter the worker had started before the import was asked for.
+    assert is_spare(pid) and process_started(pid) < queued, warm_workers.logs()
     os.kill(pid, signal.SIGKILL)
-    _assert_exact(job_id, workers)
+    _assert_exact(job_id, warm_workers)
     job = job_row(job_id)
     assert job.attempt >= 2 and job.resumes >= 1
 
 
 def test_kill_9_of_a_whole_worker_is_noticed_by_its_silence_and_resumed(
-    workers: Workers, importer_env: Path, tmp_path: Path
+    warm_workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     worker = parent_of(pid)
-    # The machine goes away: the worker (which would report the crash) and its run at once.
+    # The machine goes away: the worker (which would report the crash) and its run at once;
+    # its unused spare is left without its worker.
     os.kill(worker, signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
-    _assert_exact(job_id, workers)
+    _assert_exact(job_id, warm_workers)
     assert job_row(job_id).attempt >= 2
 
 
