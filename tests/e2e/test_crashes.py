@@ -24,6 +24,7 @@ from tests.e2e.workers import (
     Workers,
     counts,
     expected_items,
+    flow_run_created_at,
     flow_run_process,
     freeze_between_transactions,
     hold_dir,
@@ -31,11 +32,10 @@ from tests.e2e.workers import (
     is_spare,
     job_row,
     parent_of,
-    process_started,
+    process_started_at,
     queue_import,
     running_workers,
     seed_items,
-    since_boot,
     stored_items,
     wait_until,
     write_mixed,
@@ -88,10 +88,12 @@ def _assert_exact(job_id: object, workers: Workers) -> None:
 def test_an_import_starts_in_a_warm_interpreter_and_kill_9_of_it_resumes_exactly(
     warm_workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
-    queued = since_boot()
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
-    # The run went to an interpreter the worker had started before the import was asked for.
-    assert is_spare(pid) and process_started(pid) < queued, warm_workers.logs()
+    run_id = job_row(job_id).flow_run_id
+    assert run_id is not None
+    # The run went to an interpreter its worker had started before the run existed.
+    assert is_spare(pid), warm_workers.logs()
+    assert process_started_at(pid) < flow_run_created_at(run_id), warm_workers.logs()
     os.kill(pid, signal.SIGKILL)
     _assert_exact(job_id, warm_workers)
     job = job_row(job_id)

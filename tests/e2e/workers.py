@@ -150,20 +150,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def since_boot() -> float:
-    """Seconds since the machine started, the clock of `process_started`."""
-    return float(Path("/proc/uptime").read_text().split()[0])
-
-
-def process_started(pid: int) -> float:
-    """When `pid` was started, in seconds since boot."""
+def process_started_at(pid: int) -> float:
+    """When `pid` was started (a Unix timestamp, to 1/100 s)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    since_boot = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - since_boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def is_spare(pid: int) -> bool:
     """True when `pid` is a warm interpreter a worker started ahead of its run."""
     return b"deployments.spare" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def flow_run_created_at(flow_run_id: uuid.UUID) -> float:
+    """When Prefect created the flow run (a Unix timestamp)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        created = client.read_flow_run(flow_run_id).created
+    assert created is not None
+    return created.timestamp()
 
 
 def flow_run_process(flow_run_id: uuid.UUID, timeout: float = 60) -> int:
