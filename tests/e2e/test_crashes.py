@@ -1,7 +1,8 @@
 """Real kills, stops and freezes of the processes running an import, on real workers.
 
-Two `importer worker` processes serve the deployments; a test interrupts the one running
-an import and checks that the job still ends exactly as an uninterrupted import does.
+`importer worker` processes serve the deployments (two where the import must resume on the
+other, one otherwise); a test interrupts the one running an import and checks that the job
+still ends exactly as an uninterrupted import does.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from tests.e2e.workers import (
     Workers,
     counts,
     expected_items,
+    flow_run_created_at,
     flow_run_process,
     freeze_between_transactions,
     hold_dir,
     import_gate,
+    is_spare,
     job_row,
     parent_of,
+    process_started_at,
     queue_import,
     running_workers,
     seed_items,
@@ -45,6 +49,24 @@ pytestmark = pytest.mark.stack
 def workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
     seed_items()
     with running_workers(importer_env, prefect_server) as running:
+        yield running
+
+
+@pytest.fixture
+def worker(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
+    """One worker, for the tests whose import needs no second one to resume on (a worker
+    takes two imports at once, so a resume finds a slot beside a frozen run)."""
+    seed_items()
+    with running_workers(importer_env, prefect_server, count=1) as running:
+        yield running
+
+
+@pytest.fixture
+def warm_workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
+    """Workers that keep a warm interpreter each, as in production: for the tests of a run
+    that starts in one (the rest start their runs cold, which changes nothing they check)."""
+    seed_items()
+    with running_workers(importer_env, prefect_server, spares=1) as running:
         yield running
 
 
@@ -73,25 +95,31 @@ def _assert_exact(job_id: object, workers: Workers) -> None:
     assert stored_items() == expected_items()
 
 
-def test_kill_9_of_the_run_resumes_after_the_last_batch_with_exact_counts(
-    workers: Workers, importer_env: Path, tmp_path: Path
+def test_an_import_starts_in_a_warm_interpreter_and_kill_9_of_it_resumes_exactly(
+    warm_workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
+    run_id = job_row(job_id).flow_run_id
+    assert run_id is not None
+    # The run went to an interpreter its worker had started before the run existed.
+    assert is_spare(pid), warm_workers.logs()
+    assert process_started_at(pid) < flow_run_created_at(run_id), warm_workers.logs()
     os.kill(pid, signal.SIGKILL)
-    _assert_exact(job_id, workers)
+    _assert_exact(job_id, warm_workers)
     job = job_row(job_id)
     assert job.attempt >= 2 and job.resumes >= 1
 
 
 def test_kill_9_of_a_whole_worker_is_noticed_by_its_silence_and_resumed(
-    workers: Workers, importer_env: Path, tmp_path: Path
+    warm_workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     worker = parent_of(pid)
-    # The machine goes away: the worker (which would report the crash) and its run at once.
+    # The machine goes away: the worker (which would report the crash) and its run at once;
+    # its unused spare is left without its worker.
     os.kill(worker, signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
-    _assert_exact(job_id, workers)
+    _assert_exact(job_id, warm_workers)
     assert job_row(job_id).attempt >= 2
 
 
@@ -113,7 +141,7 @@ def test_sigterm_to_the_worker_is_no_user_cancel_and_the_job_resumes_elsewhere(
 
 
 def test_a_frozen_attempt_that_wakes_after_its_resume_writes_nothing(
-    workers: Workers, importer_env: Path, tmp_path: Path
+    worker: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     old_run = job_row(job_id).flow_run_id
@@ -126,7 +154,7 @@ def test_a_frozen_attempt_that_wakes_after_its_resume_writes_nothing(
         assert resumed.attempt >= 2
     finally:
         os.kill(pid, signal.SIGCONT)
-    _assert_exact(job_id, workers)
+    _assert_exact(job_id, worker)
     # The old attempt woke up, met the fence (StaleAttempt) and ended without writing.
     deadline = time.monotonic() + 60
     while Path(f"/proc/{pid}").exists() and b"Z" not in _state(pid):
@@ -198,7 +226,7 @@ def test_an_import_stopped_with_the_service_resumes_when_the_service_starts_agai
 
 
 def test_cancel_from_prefect_ends_the_job_cancelled_with_what_was_committed(
-    workers: Workers, importer_env: Path, prefect_server: str, tmp_path: Path
+    worker: Workers, importer_env: Path, prefect_server: str, tmp_path: Path
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
@@ -211,8 +239,8 @@ def test_cancel_from_prefect_ends_the_job_cancelled_with_what_was_committed(
         with get_client(sync_client=True) as client:  # what the UI's Cancel button does
             client.set_flow_run_state(run_id, Cancelling(), force=True)
         # Held at the gate until the cancel reaches it, however slow Prefect is to deliver it.
-        job = wait_until(job_id, lambda j: str(j.status) in FINAL, what=f"an end\n{workers.logs()}")
-    assert str(job.status) == "cancelled", (vars(job), workers.logs())
+        job = wait_until(job_id, lambda j: str(j.status) in FINAL, what=f"an end\n{worker.logs()}")
+    assert str(job.status) == "cancelled", (vars(job), worker.logs())
     assert 300 <= job.processed_rows < EXPECTED_COUNTS["processed_rows"]
     assert len(stored_items()) == 1000 + job.created
     run = final_flow_run(prefect_server, str(run_id))
@@ -226,7 +254,7 @@ def test_retry_from_prefect_of_a_failed_run_resumes_after_the_last_batch(
     from prefect.states import AwaitingRetry
 
     seed_items()
-    with running_workers(importer_env, prefect_server, IMPORTER_MAX_ATTEMPTS="1") as w:
+    with running_workers(importer_env, prefect_server, count=1, IMPORTER_MAX_ATTEMPTS="1") as w:
         job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
         os.kill(pid, signal.SIGKILL)
         failed = wait_until(job_id, lambda j: str(j.status) == "failed", what=f"failed\n{w.logs()}")
@@ -243,10 +271,10 @@ def test_retry_from_prefect_of_a_failed_run_resumes_after_the_last_batch(
 
 
 def test_a_job_whose_api_died_before_it_asked_prefect_is_started_by_a_worker(
-    workers: Workers, importer_env: Path, tmp_path: Path
+    worker: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     # The API committed the job and asked for a run, then died before creating it.
     job_id = queue_import(write_mixed(tmp_path / "mixed.xlsx"), start=False)
     # No API runs here: a worker's reconciler round finds the job and creates its run.
-    _assert_exact(job_id, workers)
+    _assert_exact(job_id, worker)
     assert job_row(job_id).flow_run_id is not None

@@ -1,4 +1,4 @@
-"""A real kill -9 of the process running an undo, on real workers: the reconciler resumes it
+"""A real kill -9 of the process running an undo, on a real worker: the reconciler resumes it
 through the undo deployment and it ends exactly as an undisturbed undo does."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def database(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def workers(importer_env: Path, prefect_server: str) -> Iterator[Workers]:
     seed_items()
-    with running_workers(importer_env, prefect_server) as running:
+    with running_workers(importer_env, prefect_server, count=1) as running:
         yield running
 
 

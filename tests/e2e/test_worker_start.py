@@ -11,7 +11,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from db.models import JobStatus
-from orchestration.names import CLEAN_UP_DEPLOYMENT, qualified
+from orchestration.names import CLEAN_UP_DEPLOYMENT, prefixed, qualified
 from settings import get_settings
 from tests.e2e.workers import running_workers
 from tests.itemsheet.old_jobs import LONG_AGO, add_job, age, store_old
@@ -36,12 +36,9 @@ def test_a_starting_worker_removes_leftovers_and_deploys_the_clean_up_schedule(
     fresh = stored.parent / f"{stored.name}.{'6' * 32}.partial"
     fresh.write_bytes(b"being written")
 
-    with running_workers(
-        importer_env, prefect_server, count=1, IMPORTER_WARM_SPARES="0"
-    ) as workers:
+    with running_workers(importer_env, prefect_server, count=1) as workers:
         deadline = time.monotonic() + 180
-        # The removal is logged before the worker registers its deployments (another
-        # test's worker may have registered them on this Prefect server already).
+        # The removal is logged before the worker registers its deployments.
         while "leftover file(s)" not in workers.logs():
             alive = all(p.poll() is None for p in workers.procs)
             assert time.monotonic() < deadline and alive, workers.logs()
@@ -50,7 +47,7 @@ def test_a_starting_worker_removes_leftovers_and_deploys_the_clean_up_schedule(
             while True:
                 try:
                     deployment = client.read_deployment_by_name(
-                        qualified("clean-up", CLEAN_UP_DEPLOYMENT)
+                        qualified("clean-up", prefixed(CLEAN_UP_DEPLOYMENT))
                     )
                     break
                 except Exception:

@@ -1,7 +1,7 @@
 """The production shape: several `importer worker` processes on one work pool, PostgreSQL.
 
-Each worker keeps a warm interpreter and polls the `importer` work pool; the importer's
-database is a throwaway PostgreSQL cluster. Imports run on whichever worker has room, and a
+Each worker polls the `importer` work pool (its runs start cold: warm starts are
+`tests/e2e/test_crashes.py`'s); the importer's database is a throwaway PostgreSQL cluster. Imports run on whichever worker has room, and a
 worker that dies mid-import has its import finished by the other, with exact counts.
 """
 

@@ -73,9 +73,17 @@ class Workers:
 
 @contextmanager
 def running_workers(
-    data_dir: Path, prefect_api: str, count: int = 2, **env: str
+    data_dir: Path, prefect_api: str, count: int = 2, *, spares: int = 0, **env: str
 ) -> Iterator[Workers]:
-    """`count` workers with fast recovery settings; every process is killed at the end."""
+    """`count` workers with fast recovery settings; every process is killed at the end.
+
+    Their runs start as fresh `python -m prefect.engine` processes unless `spares` asks for
+    warm interpreters (`IMPORTER_WARM_SPARES`): only the tests about warm starts pay for
+    them. The group's work pool and deployments get a name prefix of their own, as do the
+    runs this process creates for it, so no run left on the session's Prefect server by an
+    earlier test reaches these workers.
+    """
+    prefix = f"w{uuid.uuid4().hex[:8]}-"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
     base |= {
         "IMPORTER_DATA_DIR": str(data_dir),
@@ -89,10 +97,15 @@ def running_workers(
         "PREFECT_API_URL": prefect_api,
         "PREFECT_HOME": str(data_dir / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "IMPORTER_NAME_PREFIX": prefix,
+        "IMPORTER_WARM_SPARES": str(spares),
         **FAST_RECOVERY,
         **env,
     }
     workers = Workers(base, data_dir.parent)
+    before = os.environ.get("IMPORTER_NAME_PREFIX")
+    os.environ["IMPORTER_NAME_PREFIX"] = prefix
+    get_settings.cache_clear()
     try:
         for _ in range(count):
             workers.start()
@@ -102,6 +115,11 @@ def running_workers(
             for pid in [*descendants(proc.pid), proc.pid]:
                 _signal(pid, signal.SIGKILL)
             proc.wait()
+        if before is None:
+            os.environ.pop("IMPORTER_NAME_PREFIX", None)
+        else:
+            os.environ["IMPORTER_NAME_PREFIX"] = before
+        get_settings.cache_clear()
 
 
 def hold_dir(data_dir: Path) -> Path:
@@ -130,6 +148,28 @@ def descendants(pid: int) -> list[int]:
         found += children
         frontier = children
     return found
+
+
+def process_started_at(pid: int) -> float:
+    """When `pid` was started (a Unix timestamp, to 1/100 s)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    since_boot = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - since_boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def is_spare(pid: int) -> bool:
+    """True when `pid` is a warm interpreter a worker started ahead of its run."""
+    return b"deployments.spare" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def flow_run_created_at(flow_run_id: uuid.UUID) -> float:
+    """When Prefect created the flow run (a Unix timestamp)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        created = client.read_flow_run(flow_run_id).created
+    assert created is not None
+    return created.timestamp()
 
 
 def flow_run_process(flow_run_id: uuid.UUID, timeout: float = 60) -> int:
