@@ -109,7 +109,12 @@ def progress_bar(what: str) -> Callable[[float, int], None]:
 
 
 def _cancelled(key: uuid.UUID) -> dict[str, Any]:
+    """An undo's end when cancelled between batches: the job cancelled, the run too."""
     running.finish(key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
+    return _run_cancelled(key)
+
+
+def _run_cancelled(key: uuid.UUID) -> dict[str, Any]:
     get_run_logger().info("job %s was cancelled between batches", key)
     return Cancelled(message=CANCELLED_REASON)  # type: ignore[return-value]
 
@@ -280,30 +285,29 @@ def import_items(job_id: str) -> dict[str, Any]:
 
 
 def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
-    """One pass at the job: its result, or None when it now awaits its review."""
+    """One pass at the job (`running.attempt`, through this flow's tasks): its result, or
+    None when it now awaits its review."""
     logger = get_run_logger()
     job_id = str(key)
     run_id = uuid.UUID(current_run.id) if current_run.id else None
-    attempt = running.begin(key, run_id)
-    if attempt is None:
+    end, shown = running.attempt(
+        key,
+        run_id,
+        load=lambda job, attempt: load_sheet(str(job), attempt),
+        write=lambda job, attempt, batches: write_batches(str(job), attempt, batches),
+    )
+    if end is running.End.ENDED:
         logger.info("job %s has already ended; nothing to do", job_id)
         return _ended(key)
-    with running.heartbeat(key, attempt):
-        if (batches := load_sheet(job_id, attempt)) is None:
-            reason = running.view(key).error or "the file cannot be imported"
-            logger.warning("job %s failed: %s", job_id, reason)
-            return Failed(message=reason)  # type: ignore[return-value]
-        if running.is_previewing(key):
-            if batches and not write_batches(job_id, attempt, batches):
-                return _cancelled(key)
-            if running.close_preview(key):
-                if running.view(key).status is JobStatus.FAILED:
-                    return _ended(key)  # confirmed during its preview, but may not be written
-                _show_preview(key)
-                return None
-        if not write_batches(job_id, attempt, batches):
-            return _cancelled(key)
-        done = running.finish(key, JobStatus.COMPLETED)
+    if end is running.End.FAILED:
+        reason = shown.error or "the file cannot be imported"
+        logger.warning("job %s failed: %s", job_id, reason)
+        return Failed(message=reason)  # type: ignore[return-value]
+    if end is running.End.CANCELLED:
+        return _run_cancelled(key)
+    if end is running.End.REVIEW:
+        _show_preview(key)
+        return None
     filename, table = running.summary(key)
     page = job_page_url(key, get_settings().public_base_url())
     table.append({"measure": "job page", "value": page})
@@ -315,4 +319,4 @@ def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
         )
     except Exception as exc:  # the job has completed; the summary table is a courtesy
         logger.warning("could not attach the summary to the run: %s", exc)
-    return done.model_dump(mode="json")
+    return shown.model_dump(mode="json")

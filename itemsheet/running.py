@@ -9,6 +9,10 @@ everything an attempt does to the job, the items and the work files is here:
    None when the file cannot be imported (the job is failed with the one-line reason);
 4. `write`: wait for the writer's turn, then commit each remaining batch;
 5. `finish` / `settle`: end the job, or leave it to the reconciler, and remove the files.
+
+`attempt` is that sequence, given the load and write steps to call: the flow passes its
+Prefect tasks (retried, with a progress artifact), and is left with what a run makes of
+the attempt's end (its state, its log lines, its artifacts).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +319,48 @@ def commit_batches(
             show(percent(done), total)
             shown = time.monotonic()
     return True
+
+
+class End(StrEnum):
+    """How one attempt at a job ended."""
+
+    ENDED = "ended"  # the job had already ended (or awaits its review): nothing was done
+    FAILED = "failed"  # the file cannot be imported, or may not be written: job failed
+    CANCELLED = "cancelled"  # cancelled before or between batches: job cancelled
+    REVIEW = "review"  # previewed: the job is to wait for its review
+    COMPLETED = "completed"  # every batch written: job completed
+
+
+def attempt(
+    job_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    *,
+    load: Callable[[uuid.UUID, int], int | None],
+    write: Callable[[uuid.UUID, int, int], bool],
+) -> tuple[End, JobView]:
+    """One pass at the job under a new attempt owned by `run_id`: begin, then (while the
+    heartbeat beats) `load(job_id, attempt)` and `write(job_id, attempt, batches)` as the
+    job asks (a review's preview first), and end the job; how it ended and the job then.
+
+    `load` and `write` carry out `load` and `write` (the flow's tasks do, with retries).
+    """
+    number = begin(job_id, run_id)
+    if number is None:
+        return End.ENDED, view(job_id)
+    with heartbeat(job_id, number):
+        if (batches := load(job_id, number)) is None:
+            return End.FAILED, view(job_id)
+        if is_previewing(job_id):
+            if batches and not write(job_id, number, batches):
+                return End.CANCELLED, finish(job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON)
+            if close_preview(job_id):
+                shown = view(job_id)
+                # Confirmed during its preview, but may not be written: failed.
+                return (End.FAILED if shown.status is JobStatus.FAILED else End.REVIEW), shown
+        if not write(job_id, number, batches):
+            return End.CANCELLED, finish(job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON)
+        done = finish(job_id, JobStatus.COMPLETED)
+    return End.COMPLETED, done
 
 
 def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> None:

@@ -1,9 +1,14 @@
 """The items sheet contract, checked rule by rule through the real `importer import` CLI.
 
-Each test builds its files in `tmp_path`, runs the CLI as a subprocess with a fresh
-`IMPORTER_DATA_DIR`, reads the JSON report on the last line of stdout and looks at the
+Each test builds its files in `tmp_path`, runs `importer import FILE --json` against its
+own `IMPORTER_DATA_DIR`, reads the JSON report on the last line of stdout and looks at the
 `item` table of the SQLite database, as a user would. The rules about writing run on a
 real PostgreSQL too (`@BOTH_DATABASES`), where the batch merge is a different statement.
+
+The command runs in this process, its import as the `import-items` flow's steps without a
+Prefect flow run (`run_here_without_prefect`; the parse child is a real process), so these
+cases need no Prefect server. `test_cli_processes.py` runs real `importer` processes and
+imports both ways, with and without the flow run, comparing what the user gets.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,6 +52,8 @@ from tests.contract.workbooks import (
     write_xlsx_with_a_cell_at_xfd1048576,
     write_zip_bomb_xlsx,
 )
+
+pytestmark = pytest.mark.subprocess  # the parse child
 
 # --- running the CLI ---------------------------------------------------------------------
 
@@ -158,7 +166,8 @@ Importer = Callable[..., Run]
 
 @pytest.fixture(scope="session")
 def prefect_env(prefect_server: str) -> dict[str, str]:
-    """Environment that points CLI subprocesses at the session's Prefect server.
+    """Environment that points CLI subprocesses at the session's Prefect server; a test
+    that asks for it may also run `importer` with `process=True` or `prefect=True`.
 
     Without an API URL each `importer import` process starts (and stops) its own temporary
     Prefect server, about 15 s per run; the flow itself still runs inside the CLI process.
@@ -167,44 +176,93 @@ def prefect_env(prefect_server: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A fresh, not yet existing data dir for this test."""
-    return tmp_path / "var"
+def data_dir(tmp_path: Path, sqlite_template: Path) -> Path:
+    """This test's data dir, as the first `importer import` into it leaves it: holding an
+    empty database migrated to the newest schema (a copy of the run's template). Tests of
+    that first import itself (`test_cli_processes.py`) start from a new, empty dir."""
+    path = tmp_path / "var"
+    path.mkdir()
+    shutil.copyfile(sqlite_template, path / "importer.db")
+    return path
+
+
+def run_here_without_prefect(job_id: uuid.UUID, *, as_json: bool) -> None:
+    """`cli.review.run_here` without a Prefect flow run: the flow's steps
+    (`itemsheet.running.attempt`, which the flow calls with its load and write tasks) with
+    the load and write steps called directly, and a previewed job left to wait for its
+    review with no run, as the flow leaves it when run in its caller's process.
+
+    What the flow adds is Prefect's: a flow run and its state, artifacts, the writer's
+    retries after a database hiccup and the hooks that settle a job whose run crashed;
+    `test_cli_processes.py` runs imports both ways and compares what the user gets.
+    """
+    from cli.progress import run_followed
+    from cli.review import err
+    from itemsheet import running
+
+    def write(key: uuid.UUID, attempt: int, batches: int) -> bool:
+        return running.write(key, attempt, batches, lambda percent, total: None)
+
+    def run() -> None:
+        end, _ = running.attempt(job_id, None, load=running.load, write=write)
+        if end is running.End.REVIEW:
+            running.await_review(job_id, run_ended=True)
+
+    run_followed(job_id, run, err, quiet=as_json and not err.is_terminal)
+
+
+@contextmanager
+def cli_in_process(data_dir: Path, env: Mapping[str, str], *, prefect: bool) -> Iterator[Any]:
+    """`app` (the `importer` command) to invoke in this process against `data_dir`, with
+    `env`'s `IMPORTER_` settings; its imports run as a Prefect flow run (`prefect`, against
+    the session's server) or as the flow's steps without one (`run_here_without_prefect`)."""
+    from unittest import mock
+
+    # Prefect's log handlers bind to sys.stderr when Prefect is first imported: do that
+    # here, not inside CliRunner, whose captured streams close after each call.
+    import flows.import_items  # noqa: F401
+    from cli import review
+    from cli.main import app
+    from db.session import reset_engines
+    from settings import get_settings
+
+    saved = dict(os.environ)
+    runner = review.run_here if prefect else run_here_without_prefect
+    try:
+        for name in [k for k in os.environ if k.startswith("IMPORTER_")]:
+            del os.environ[name]
+        os.environ["IMPORTER_DATA_DIR"] = str(data_dir)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("IMPORTER_")})
+        get_settings.cache_clear()
+        reset_engines()
+        with mock.patch.object(review, "run_here", runner):
+            yield app
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        reset_engines()
 
 
 def run_importer_in_process(
-    file: Path, data_dir: Path, *args: str, env: Mapping[str, str] | None = None
+    file: Path,
+    data_dir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    prefect: bool = False,
 ) -> Run:
-    """The same command, run by this test process (most rules do not need a new process).
+    """The same command, run by this test process (most rules do not need a new process),
+    without a Prefect flow run unless `prefect` (see `cli_in_process`).
 
     Prefect's own log lines go to the test process's stderr here; tests about what the
     terminal shows, about memory, or about several processes use `run_importer`.
     """
     from typer.testing import CliRunner
 
-    # Prefect's log handlers bind to sys.stderr when Prefect is first imported: do that
-    # here, not inside CliRunner, whose captured streams close after each call.
-    import flows.import_items  # noqa: F401
-    from cli.main import app
-    from db.session import reset_engines
-    from settings import get_settings
-
-    saved = dict(os.environ)
-    try:
-        for name in [k for k in os.environ if k.startswith("IMPORTER_")]:
-            del os.environ[name]
-        os.environ["IMPORTER_DATA_DIR"] = str(data_dir)
-        os.environ.update({k: v for k, v in (env or {}).items() if k.startswith("IMPORTER_")})
-        get_settings.cache_clear()
-        reset_engines()
+    with cli_in_process(data_dir, env or {}, prefect=prefect) as app:
         started = time.monotonic()
         result = CliRunner().invoke(app, ["import", str(file), "--json", *args])
         elapsed = time.monotonic() - started
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
-        reset_engines()
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     lines = [line for line in result.stdout.splitlines() if line.strip()]
@@ -220,26 +278,6 @@ def run_importer_in_process(
     return run
 
 
-def _upgrade(url: str) -> None:
-    from db.migrate import upgrade_database
-    from db.session import reset_engines
-    from settings import get_settings
-
-    saved = os.environ.get("IMPORTER_DATABASE_URL")
-    os.environ["IMPORTER_DATABASE_URL"] = url
-    try:
-        get_settings.cache_clear()
-        reset_engines()
-        upgrade_database(url)
-    finally:
-        if saved is None:
-            os.environ.pop("IMPORTER_DATABASE_URL")
-        else:
-            os.environ["IMPORTER_DATABASE_URL"] = saved
-        get_settings.cache_clear()
-        reset_engines()
-
-
 # Which database a data dir's imports go to, when it is not the embedded SQLite.
 _DATABASE_URLS: dict[Path, str] = {}
 
@@ -253,32 +291,41 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def importer(
-    data_dir: Path, prefect_env: dict[str, str], backend: str, request: pytest.FixtureRequest
-) -> Iterator[Importer]:
-    """`importer(file, *args, env=..., process=False)` runs the CLI against this test's
-    data dir: in this process, or with `process=True` as a real `importer` process."""
+def importer(data_dir: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[Importer]:
+    """`importer(file, *args, env=..., process=False, prefect=False)` runs the CLI against
+    this test's data dir: in this process (without a Prefect flow run, or with one when
+    `prefect`), or with `process=True` as a real `importer` process. A test that passes
+    `process` or `prefect` asks for `prefect_env` too (the session's Prefect server)."""
     database: dict[str, str] = {}
     if backend == "postgresql":
         from tests import postgres
 
+        # A copy of the database `importer db upgrade` migrated, as before a PostgreSQL is used.
         server = request.getfixturevalue("postgres_server")
-        url = postgres.create_database(server, f"contract_{uuid.uuid4().hex[:16]}")
-        _upgrade(url)  # as `importer db upgrade` does before a PostgreSQL is used
+        template = request.getfixturevalue("postgres_template")
+        name = f"contract_{uuid.uuid4().hex[:16]}"
+        url = postgres.create_database(server, name, template=template)
         database = {"IMPORTER_DATABASE_URL": url}
         _DATABASE_URLS[data_dir] = url
+    prefect_env: dict[str, str] | None = None
+    if "prefect_env" in request.fixturenames:
+        prefect_env = request.getfixturevalue("prefect_env")
 
     def run(
         file: Path,
         *args: str,
         env: Mapping[str, str] | None = None,
         process: bool = False,
+        prefect: bool = False,
         **kwargs: Any,
     ) -> Run:
         merged = {**database, **(env or {})}
+        if process or prefect:
+            assert prefect_env is not None, "a test that runs Prefect asks for `prefect_env`"
         if process:
+            assert prefect_env is not None
             return run_importer(file, data_dir, *args, env={**prefect_env, **merged}, **kwargs)
-        return run_importer_in_process(file, data_dir, *args, env=merged)
+        return run_importer_in_process(file, data_dir, *args, env=merged, prefect=prefect)
 
     yield run
     _DATABASE_URLS.pop(data_dir, None)
@@ -528,26 +575,6 @@ def assert_refused_cleanly(run: Run, data_dir: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "make",
-    [
-        pytest.param(lambda d: write_png(d / "items.xlsx"), id="png-as-xlsx"),
-        pytest.param(
-            lambda d: write_truncated_xlsx(d / "items.xlsx", [HEADER, *DATA * 50]),
-            id="truncated-xlsx",
-        ),
-    ],
-)
-def test_refused_file_shows_the_user_no_traceback(
-    make: Callable[[Path], Path], tmp_path: Path, importer: Importer, data_dir: Path
-) -> None:
-    # "never a traceback": not in the job's reason, and not on the terminal either.
-    run = importer(make(tmp_path), process=True)
-    assert_refused_cleanly(run, data_dir)
-    assert "Traceback" not in run.stdout, run.describe()
-    assert "Traceback" not in run.stderr, run.describe()
-
-
-@pytest.mark.parametrize(
     ("builder", "name"),
     [
         (write_png, "items.xlsx"),
@@ -609,19 +636,6 @@ def test_password_protected_workbook_is_refused(
     run = importer(write_encrypted_ole2(tmp_path / name))
     reason = assert_refused_cleanly(run, data_dir)
     assert "workbook is password-protected" in reason, run.describe()
-
-
-def test_zip_bomb_fails_fast_without_exhausting_memory(
-    tmp_path: Path, importer: Importer, data_dir: Path
-) -> None:
-    # The sheet XML inflates to 3 GB, over the default 2 GiB decompressed-size limit.
-    bomb = write_zip_bomb_xlsx(tmp_path / "bomb.xlsx", uncompressed_bytes=3_000_000_000)
-    assert bomb.stat().st_size < 10 * 1024 * 1024
-    run = importer(bomb, timeout=180, process=True)
-    assert_refused_cleanly(run, data_dir)
-    assert run.elapsed_s < 120, run.describe()
-    assert run.peak_rss_kib is not None, run.describe()
-    assert run.peak_rss_kib < 1536 * 1024, f"peak RSS {run.peak_rss_kib} KiB\n{run.describe()}"
 
 
 def test_decompressed_size_limit_is_configurable(
@@ -1752,37 +1766,6 @@ def test_reimport_in_small_batches_is_all_unchanged(
     assert raw_items(data_dir) == before
 
 
-# On PostgreSQL: tests/flows/test_faults.py (concurrent imports of shared SKUs).
-def test_two_imports_at_once_into_one_database_both_complete(
-    tmp_path: Path, importer: Importer, data_dir: Path
-) -> None:
-    assert_completed(
-        importer(write_csv(tmp_path / "seed.csv", [["SKU", "Name"], ["Z", "z"]])), created=1
-    )
-    first = write_csv(tmp_path / "first.csv", _many_rows(400, prefix="F"))
-    second = write_xlsx(tmp_path / "second.xlsx", _many_rows(400, prefix="S"))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = list(
-            pool.map(lambda f: importer(f, "--batch-size", "50", process=True), [first, second])
-        )
-    for run in runs:
-        assert_completed(run, created=400)
-    assert len(items(data_dir)) == 801
-
-
-def test_first_imports_into_a_new_data_dir_may_start_at_the_same_time(
-    tmp_path: Path, importer: Importer, data_dir: Path
-) -> None:
-    # Each CLI run prepares the database on first use; runs that start together must not
-    # trip over each other doing it. (A race: a broken implementation fails only sometimes.)
-    files = [write_csv(tmp_path / f"part{n}.csv", _many_rows(50, prefix=f"P{n}")) for n in range(4)]
-    with ThreadPoolExecutor(max_workers=len(files)) as pool:
-        runs = list(pool.map(partial(importer, process=True), files))
-    for run in runs:
-        assert_completed(run, created=50)
-    assert len(items(data_dir)) == 200
-
-
 def _many_rows(n: int, prefix: str = "K") -> list[list[Any]]:
     return [
         HEADER,
@@ -1867,31 +1850,20 @@ def test_a_map_option_naming_no_field_is_refused_before_anything_runs(
 
 
 @pytest.fixture
-def run_cli_args(data_dir: Path, prefect_env: dict[str, str]) -> Callable[..., Any]:
-    """Run any `importer` command in this process against this test's data dir."""
+def run_cli_args(data_dir: Path) -> Callable[..., Any]:
+    """Run any `importer` command in this process against this test's data dir; its
+    imports run their steps without a Prefect flow run (`run_here_without_prefect`)."""
+    return partial(run_cli_in_process, data_dir)
+
+
+def run_cli_in_process(
+    data_dir: Path, *args: str, env: Mapping[str, str] | None = None, prefect: bool = False
+) -> Any:
+    """`importer ARGS...` in this process against `data_dir` (see `cli_in_process`)."""
     from typer.testing import CliRunner
 
-    import flows.import_items  # noqa: F401 - binds Prefect's log handlers first
-    from cli.main import app
-    from db.session import reset_engines
-    from settings import get_settings
-
-    def run(*args: str) -> Any:
-        saved = dict(os.environ)
-        try:
-            for name in [k for k in os.environ if k.startswith("IMPORTER_")]:
-                del os.environ[name]
-            os.environ["IMPORTER_DATA_DIR"] = str(data_dir)
-            get_settings.cache_clear()
-            reset_engines()
-            return CliRunner().invoke(app, list(args))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            get_settings.cache_clear()
-            reset_engines()
-
-    return run
+    with cli_in_process(data_dir, env or {}, prefect=prefect) as app:
+        return CliRunner().invoke(app, list(args))
 
 
 def test_review_without_a_terminal_previews_then_confirm_writes_exactly_that(

@@ -25,6 +25,8 @@ from tests.contract.test_cli_contract import (
 )
 from tests.contract.workbooks import Rows, csv_text, write_xlsx
 
+pytestmark = pytest.mark.subprocess  # the parse child
+
 
 def write_text(
     path: Path, rows: Rows, encoding: str, *, delimiter: str = ";", bom: bytes = b""
