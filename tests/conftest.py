@@ -44,6 +44,7 @@ TIER_FIXTURES = {
     "postgres_server": "postgres",
     "running_stack": "stack",
     "stack": "stack",
+    "shared_stack": "stack",
     "page": "browser",
     "browser": "browser",
 }
@@ -211,6 +212,16 @@ def prefect_server() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Any]:
+    """One `importer up` per test process for the functional stack and page tests, on the
+    session's Prefect server (`tests.e2e.stack.shared_stack` says how it is set up)."""
+    from tests.e2e.stack import shared_stack
+
+    with shared_stack(tmp_path_factory.mktemp("shared-stack"), prefect_server) as running:
+        yield running
 
 
 @dataclass

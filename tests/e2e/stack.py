@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,19 +41,39 @@ class RunningStack:
     env: dict[str, str]
     hold_dir: Path
     pid: int  # of `importer up` itself
+    name_prefix: str = ""  # of its work pool and deployments (IMPORTER_NAME_PREFIX)
+
+    def deployment(self, flow: str, deployment: str) -> str:
+        """The `flow/deployment` name this stack's worker serves `deployment` under."""
+        return f"{flow}/{self.name_prefix}{deployment}"
 
 
 @contextmanager
 def running_stack(
     data_dir: Path,
     *,
+    prefect_api: str | None = None,
+    spares: bool = False,
     extra_env: Mapping[str, str] | None = None,
     wait_ready: bool = True,
     sigint_ignored: bool = False,
     fresh_prefect: bool = False,
     **settings: str,
 ) -> Iterator[RunningStack]:
-    """`importer up` with its own Prefect server; stopped with SIGINT like Ctrl-C.
+    """`importer up`, stopped with SIGINT like Ctrl-C.
+
+    Without `prefect_api` it starts its own Prefect server, as a user's does. With it (the
+    session's `prefect_server`) it starts none: its processes use that server, under a name
+    prefix of their own (IMPORTER_NAME_PREFIX: the work pool `<prefix>importer`, the
+    deployments `<flow>/<prefix><name>`), so its worker takes only its own runs and several
+    stacks share one server. A new prefix is made unless `name_prefix` is given (a stack
+    restarted on the same data dir keeps its prefix). That saves a stack the CPU of a
+    Prefect server; what differs: `prefect_api` is the shared server's, whose runs, events
+    and automations are every stack's (filter them by job), and its services are those of
+    Prefect's test server (no scheduler: nothing runs on a cron).
+
+    The worker keeps no warm spares (IMPORTER_WARM_SPARES=0: each run starts a fresh
+    process) unless `spares=True`, for tests of the start-up a user gets, spares and all.
 
     The stack sees none of this process's PREFECT_* and IMPORTER_* variables, only
     `settings` (as IMPORTER_<NAME>) and `extra_env`. With `wait_ready=False` it is yielded
@@ -68,6 +89,15 @@ def running_stack(
     port, prefect_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "IMPORTER_"))}
     env |= dict(extra_env or {})
+    if prefect_api is not None:
+        settings.setdefault("name_prefix", new_name_prefix())
+        # The clients' own Prefect home (profiles, local storage), not the user's ~/.prefect.
+        env |= {
+            "PREFECT_API_URL": prefect_api,
+            "PREFECT_HOME": str(data_dir.parent / "prefect-client"),
+        }
+    if not spares:
+        settings.setdefault("warm_spares", "0")
     holds = data_dir.parent / "holds"
     env |= {
         "IMPORTER_DATA_DIR": str(data_dir),
@@ -79,7 +109,7 @@ def running_stack(
     log = data_dir.parent / "stack.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     # Only a stack left to its own Prefect server on SQLite (no PREFECT_* settings given).
-    own_server = not any(name.startswith("PREFECT_") for name in extra_env or {})
+    own_server = prefect_api is None and not any(n.startswith("PREFECT_") for n in extra_env or {})
     if own_server and not fresh_prefect and not (data_dir / "prefect").exists():
         shutil.copytree(prefect_home_template(), data_dir / "prefect")
     with log.open("wb") as out:
@@ -100,11 +130,39 @@ def running_stack(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"importer up did not start:\n{log.read_text()[-4000:]}")
             time.sleep(0.5)
-        prefect_api = f"http://127.0.0.1:{prefect_port}/api"
+        prefect_api = prefect_api or f"http://127.0.0.1:{prefect_port}/api"
         env = env | {"PREFECT_API_URL": prefect_api}
-        yield RunningStack(api, prefect_api, data_dir, log, env, holds, proc.pid)
+        prefix = settings.get("name_prefix", "")
+        yield RunningStack(api, prefect_api, data_dir, log, env, holds, proc.pid, prefix)
     finally:
         _interrupt(proc)
+
+
+def new_name_prefix() -> str:
+    """A name prefix no other stack or worker on a shared Prefect server has."""
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+# The stack the functional tests of each test process share (`shared_stack` in
+# tests/conftest.py): small batches, so an import lasts long enough to watch, hold, cancel
+# and resume; a 1 MiB upload limit, so that a refused upload costs nothing (big enough for
+# the page's 30,000-row workbook); scheduled reimports may read `feeds` beside the data
+# dir. Each test uses file names and SKU prefixes of its own.
+MAX_UPLOAD_BYTES = 1_048_576
+SHARED_SETTINGS = {"batch_size": "100", "max_upload_bytes": str(MAX_UPLOAD_BYTES)}
+
+
+@contextmanager
+def shared_stack(root: Path, prefect_api: str) -> Iterator[RunningStack]:
+    """`importer up` under `root` on the Prefect server at `prefect_api`, no warm spares."""
+    (root / "feeds").mkdir(parents=True, exist_ok=True)
+    with running_stack(
+        root / "var",
+        prefect_api=prefect_api,
+        reimport_allowed=str(root / "feeds"),
+        **SHARED_SETTINGS,
+    ) as running:
+        yield running
 
 
 PLUGINS = ROOT / "tests" / "plugins"

@@ -13,7 +13,6 @@ import sqlite3
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import ROOT, RunningStack, running_stack
+from tests.e2e.stack import ROOT, RunningStack
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(720)]
 
@@ -65,12 +64,10 @@ class Record:
         return response
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    # Eight runs at once: a run is mostly a fresh Python process starting up, so more at a
-    # time overlap their waits; the machine's two cores stay the limit.
-    with running_stack(tmp_path_factory.mktemp("load") / "var", worker_limit="8") as running:
-        yield running
+@pytest.fixture
+def stack(shared_stack: RunningStack) -> RunningStack:
+    # The test process's shared stack: two runs at once, each a fresh Python process.
+    return shared_stack
 
 
 def workbooks(folder: Path) -> list[Path]:
@@ -210,7 +207,7 @@ def test_uploads_under_heavy_polling_all_complete_with_their_counts_and_no_reque
         assert counts == (ROWS, ROWS, ROWS - len(BAD_ROWS), len(BAD_ROWS)), job
         assert (job["updated"], job["unchanged"]) == (0, 0), job
     with sqlite3.connect(stack.data_dir / "importer.db") as db:
-        skus = {row[0] for row in db.execute("SELECT sku FROM item WHERE sku LIKE 'L%'")}
+        skus = {row[0] for row in db.execute("SELECT sku FROM item WHERE sku GLOB 'L[0-9][0-9]-*'")}
     expected = {
         f"L{n:02d}-{i:05d}" for n in range(UPLOADS) for i in range(ROWS) if i not in BAD_ROWS
     }

@@ -16,8 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
+from settings import Settings
 from tests.contract.workbooks import write_csv, write_xlsx
-from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
+from tests.e2e.stack import (
+    RunningStack,
+    final_flow_run,
+    new_name_prefix,
+    running_stack,
+    wait_for,
+)
 from tests.e2e.test_events import events_once
 
 pytestmark = pytest.mark.stack
@@ -31,12 +38,14 @@ def catalogue(n: int, *, prefix: str = "R", price: float = 2.0) -> list[list[Any
     ]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    # One import at a time per worker: a review that held its slot would block the others.
-    root = tmp_path_factory.mktemp("review")
-    with running_stack(root / "var", worker_limit="1", batch_size="100") as running:
-        yield running
+# Imports the shared stack's worker runs at once (the default): a review that held its
+# slot would block the others once this many wait.
+WORKER_LIMIT = Settings.model_fields["worker_limit"].default
+
+
+@pytest.fixture
+def stack(shared_stack: RunningStack) -> RunningStack:
+    return shared_stack
 
 
 @pytest.fixture
@@ -83,12 +92,21 @@ def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_
 ) -> None:
     wait_for(
         client,
-        upload(client, write_xlsx(tmp_path / "base.xlsx", catalogue(300))),
+        upload(client, write_xlsx(tmp_path / "review-base.xlsx", catalogue(300))),
         {"completed"},
         WAIT_S,
     )
     changed = catalogue(300, price=2.5)[:201] + [["R-NEW-1", "New", 1], ["R-NEW-2", "New", 2]]
-    job_id = upload(client, write_xlsx(tmp_path / "prices.xlsx", changed), review="true")
+    job_id = upload(client, write_xlsx(tmp_path / "review-prices.xlsx", changed), review="true")
+    # As many reviews wait as the worker runs imports at once.
+    others = [
+        upload(
+            client,
+            write_csv(tmp_path / f"waits-{n}.csv", catalogue(3, prefix=f"RW{n}")),
+            review="true",
+        )
+        for n in range(1, WORKER_LIMIT)
+    ]
 
     waiting = wait_for(client, job_id, {"awaiting_review"}, WAIT_S)
     preview = client.get(f"/api/excel/import/{job_id}/preview").json()
@@ -112,10 +130,14 @@ def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_
     run = flow_run(stack, waiting["flow_run_id"])
     assert (run.state.type.value, run.state.name) == ("PAUSED", "Suspended")
     assert process_gone(run.infrastructure_pid)
-    # The worker runs one import at a time, and still runs another one now.
+    # Its slots all taken by waiting reviews, were they held, the worker still runs another.
+    for waiting_too in others:
+        wait_for(client, waiting_too, {"awaiting_review"}, WAIT_S)
     other = upload(client, write_csv(tmp_path / "other.csv", catalogue(5, prefix="O")))
     assert wait_for(client, other, {"completed"}, WAIT_S)["created"] == 5
     assert client.get(f"/api/excel/import/{job_id}/progress").json()["status"] == "awaiting_review"
+    for waiting_too in others:
+        assert client.post(f"/api/excel/import/{waiting_too}/reject").status_code == 202
 
     assert client.post(f"/api/excel/import/{job_id}/confirm").status_code == 202
     done = wait_for(client, job_id, {"completed", "failed"}, WAIT_S)
@@ -172,9 +194,10 @@ def test_unknown_headers_wait_for_a_mapping_given_at_confirm_which_is_then_saved
 
     assert (done["status"], done["created"]) == ("completed", 2)
     assert items(stack.data_dir)["DE-2"] == ("Mutter", 0.2)
-    saved = client.get("/api/excel/mappings").json()
-    assert saved[0]["columns"] == {"artikelnummer": "sku", "bezeichnung": "name", "preis": "price"}
-    assert saved[0]["job_id"] == job_id
+    saved = [m for m in client.get("/api/excel/mappings").json() if m["job_id"] == job_id]
+    assert [m["columns"] for m in saved] == [
+        {"artikelnummer": "sku", "bezeichnung": "name", "preis": "price"}
+    ]
 
 
 def test_a_review_is_confirmed_from_prefect_as_its_resume_button_does(
@@ -210,10 +233,16 @@ def age_review(data_dir: Path, job_id: str, hours: float) -> None:
 
 
 def test_reviews_survive_a_restart_of_the_stack_and_an_unanswered_one_expires(
-    tmp_path: Path,
+    tmp_path: Path, prefect_server: str
 ) -> None:
+    # A stack of its own (it is restarted), on the shared Prefect server: the same importer
+    # (name prefix) before and after.
     data_dir = tmp_path / "var"
-    with running_stack(data_dir) as first, httpx.Client(base_url=first.api, timeout=60) as client:
+    prefix = new_name_prefix()
+    with (
+        running_stack(data_dir, prefect_api=prefect_server, name_prefix=prefix) as first,
+        httpx.Client(base_url=first.api, timeout=60) as client,
+    ):
         kept = upload(
             client, write_csv(tmp_path / "kept.csv", catalogue(4, prefix="K")), review="true"
         )
@@ -228,7 +257,9 @@ def test_reviews_survive_a_restart_of_the_stack_and_an_unanswered_one_expires(
     age_review(data_dir, late, hours=25)
 
     with (
-        running_stack(data_dir, reconcile_interval_s="1") as second,
+        running_stack(
+            data_dir, prefect_api=prefect_server, name_prefix=prefix, reconcile_interval_s="1"
+        ) as second,
         httpx.Client(base_url=second.api, timeout=60) as client,
     ):
         assert client.get(f"/api/excel/import/{kept}/preview").json()["counts"]["created"] == 4

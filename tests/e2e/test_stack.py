@@ -1,4 +1,7 @@
-"""The real stack as users meet it: `importer up`, uploads over HTTP, progress, Prefect runs."""
+"""The real stack as users meet it: `importer up`, uploads over HTTP, progress, Prefect runs.
+
+The tests share their test process's stack (`shared_stack`), each with its own files and
+SKU prefixes; the upload sent the moment the API answers starts a whole new stack."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from orchestration.names import REIMPORT_DEPLOYMENT, WORK_POOL
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
 from tests.e2e.workers import held, import_gate
@@ -21,22 +25,15 @@ pytestmark = pytest.mark.stack
 ROWS = 3000
 
 
-def catalogue(n: int, *, price: float = 2.0) -> list[list[Any]]:
+def catalogue(n: int, *, price: float = 2.0, prefix: str = "E") -> list[list[Any]]:
     return [["SKU", "Name", "Price", "Qty"]] + [
-        [f"E-{i:06d}", f"Item {i}", price, i] for i in range(n)
+        [f"{prefix}-{i:06d}", f"Item {i}", price, i] for i in range(n)
     ]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    # Small batches so an import lasts long enough to watch, cancel and resume it; scheduled
-    # reimports may read the `feeds` folder beside the data dir.
-    root = tmp_path_factory.mktemp("stack")
-    (root / "feeds").mkdir()
-    with running_stack(
-        root / "var", batch_size="100", reimport_allowed=str(root / "feeds")
-    ) as running:
-        yield running
+@pytest.fixture
+def stack(shared_stack: RunningStack) -> RunningStack:
+    return shared_stack
 
 
 @pytest.fixture
@@ -83,7 +80,7 @@ def test_upload_is_imported_by_a_prefect_run_and_progress_reaches_completed(
 def test_events_stream_progress_and_end_with_the_final_state(
     stack: RunningStack, client: httpx.Client, tmp_path: Path
 ) -> None:
-    path = write_xlsx(tmp_path / "stream.xlsx", catalogue(500, price=3.5))
+    path = write_xlsx(tmp_path / "stream.xlsx", catalogue(500, price=3.5, prefix="ES"))
     job_id = upload(client, path).json()["job_id"]
     events: list[tuple[str, dict[str, Any]]] = []
     with client.stream("GET", f"/api/excel/import/{job_id}/events", timeout=180) as stream:
@@ -95,7 +92,7 @@ def test_events_stream_progress_and_end_with_the_final_state(
                 events.append((name, json.loads(line.split(":", 1)[1])))
     assert events[-1][0] == "done"
     assert events[-1][1]["status"] == "completed"
-    assert events[-1][1]["updated"] == 500
+    assert events[-1][1]["created"] == 500
     progress = [e for n, e in events if n == "progress"]
     assert progress and [e["processed_rows"] for e in progress] == sorted(
         e["processed_rows"] for e in progress
@@ -105,7 +102,7 @@ def test_events_stream_progress_and_end_with_the_final_state(
 def test_same_file_twice_while_running_is_409_unless_forced(
     client: httpx.Client, tmp_path: Path
 ) -> None:
-    path = write_xlsx(tmp_path / "dup.xlsx", catalogue(ROWS, price=4.0))
+    path = write_xlsx(tmp_path / "dup.xlsx", catalogue(ROWS, price=4.0, prefix="ED"))
     first = upload(client, path)
     assert first.status_code == 202
     second = upload(client, path)
@@ -120,9 +117,7 @@ def test_same_file_twice_while_running_is_409_unless_forced(
 def test_cancel_mid_import_then_retry_resumes_to_exact_counts(
     stack: RunningStack, client: httpx.Client, tmp_path: Path
 ) -> None:
-    rows = catalogue(20_000, price=5.0)
-    rows = [rows[0]] + [[f"C-{i:06d}", *r[1:]] for i, r in enumerate(rows[1:])]
-    path = write_xlsx(tmp_path / "long.xlsx", rows)
+    path = write_xlsx(tmp_path / "stack-long.xlsx", catalogue(20_000, price=5.0, prefix="EC"))
     with import_gate(stack.hold_dir, path.name, after_rows=300) as gate:
         job_id = upload(client, path).json()["job_id"]
         with held(gate):
@@ -130,7 +125,7 @@ def test_cancel_mid_import_then_retry_resumes_to_exact_counts(
     cancelled = wait_for(client, job_id, {"cancelled", "completed", "failed"})
     assert cancelled["status"] == "cancelled", cancelled
     assert 0 < cancelled["processed_rows"] < 20_000
-    committed = sum(1 for sku in items(stack) if sku.startswith("C-"))
+    committed = sum(1 for sku in items(stack) if sku.startswith("EC-"))
     assert committed == cancelled["created"] == cancelled["processed_rows"]
     assert client.post(f"/api/excel/import/{job_id}/cancel").status_code == 409
 
@@ -138,7 +133,7 @@ def test_cancel_mid_import_then_retry_resumes_to_exact_counts(
     done = wait_for(client, job_id, {"completed", "failed"}, timeout=240)
     assert done["status"] == "completed", done
     assert (done["processed_rows"], done["created"], done["failed"]) == (20_000, 20_000, 0)
-    assert sum(1 for sku in items(stack) if sku.startswith("C-")) == 20_000
+    assert sum(1 for sku in items(stack) if sku.startswith("EC-")) == 20_000
 
 
 def test_oversize_and_non_spreadsheet_uploads_are_refused(
@@ -150,7 +145,7 @@ def test_oversize_and_non_spreadsheet_uploads_are_refused(
     assert refused.status_code == 415
     assert "xlsx" in refused.json()["detail"]
     big = tmp_path / "big.csv"
-    big.write_bytes(b"SKU,Name\n" + b"A,b\n" * (13 * 2**20))  # 52 MiB of CSV
+    big.write_bytes(b"SKU,Name\n" + b"A,b\n" * 2**19)  # 2 MiB of CSV; the limit is 1 MiB
     assert upload(client, big).status_code == 413
 
 
@@ -160,12 +155,13 @@ def test_scheduled_reimport_imports_then_skips_an_unchanged_file(
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    source = write_xlsx(stack.data_dir.parent / "feeds" / "feed.xlsx", catalogue(50, price=7.0))
+    source = write_xlsx(
+        stack.data_dir.parent / "feeds" / "feed.xlsx", catalogue(50, price=7.0, prefix="EF")
+    )
+    deployment = stack.deployment("reimport-items", REIMPORT_DEPLOYMENT)
     with temporary_settings({PREFECT_API_URL: stack.prefect_api}):
         for _ in range(2):
-            run = run_deployment(
-                "reimport-items/reimport-items", parameters={"source": str(source)}, timeout=180
-            )
+            run = run_deployment(deployment, parameters={"source": str(source)}, timeout=180)
             assert run.state is not None and run.state.is_completed(), run.state
     history = client.get("/api/excel/imports", params={"source": "schedule"}).json()
     jobs = history["items"] if isinstance(history, dict) else history
@@ -175,11 +171,28 @@ def test_scheduled_reimport_imports_then_skips_an_unchanged_file(
     assert any("unchanged" in w for w in latest["warnings"])
 
 
+def test_a_stack_given_a_prefect_server_starts_none_and_serves_under_its_name_prefix(
+    stack: RunningStack, client: httpx.Client
+) -> None:
+    # `importer up` with PREFECT_API_URL set, as the shared stack is started.
+    groups = json.loads((stack.data_dir / "stack.json").read_text())["groups"]
+    assert set(groups) == {"worker", "api"}
+    health = client.get("/api/health").json()
+    assert (health["ready"], health["prefect"]) == (True, "ok"), health
+    assert stack.name_prefix
+    pool = httpx.get(f"{stack.prefect_api}/work_pools/{stack.name_prefix}{WORK_POOL}", timeout=30)
+    assert pool.status_code == 200, pool.text
+    assert "starting Prefect server" not in stack.log.read_text()
+
+
 def test_an_upload_sent_as_soon_as_health_answers_is_accepted_and_completes(
     tmp_path: Path,
 ) -> None:
-    path = write_xlsx(tmp_path / "early.xlsx", catalogue(ROWS, price=6.0))
-    with running_stack(tmp_path / "var", wait_ready=False, fresh_prefect=True) as early:
+    # The whole start-up as a new user meets it: its own new Prefect server, warm spares.
+    path = write_xlsx(tmp_path / "early.xlsx", catalogue(ROWS, price=6.0, prefix="EE"))
+    with running_stack(
+        tmp_path / "var", wait_ready=False, fresh_prefect=True, spares=True
+    ) as early:
         deadline = time.monotonic() + 240
         with httpx.Client(base_url=early.api, timeout=30) as http:
             while True:  # the first 200 from /api/health, long before a worker is ready

@@ -1,4 +1,7 @@
-"""`importer up` and its processes: nothing outlives it, and a stale stack is replaced."""
+"""`importer up` and its processes: nothing outlives it, and a stale stack is replaced.
+
+Each test starts a stack of its own; those about stopping start it as a user does (its own
+Prefect server, warm spares)."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ def wait_gone(groups: list[int], timeout: float = 60) -> list[int]:
 
 
 def test_killing_importer_up_with_sigkill_leaves_no_process_behind(tmp_path: Path) -> None:
-    with running_stack(tmp_path / "var") as stack:
+    with running_stack(tmp_path / "var", spares=True) as stack:
         groups = json.loads((stack.data_dir / "stack.json").read_text())["groups"]
         assert set(groups) == {"prefect server", "worker", "api"}
         os.kill(stack.pid, signal.SIGKILL)
@@ -38,7 +41,9 @@ def test_killing_importer_up_with_sigkill_leaves_no_process_behind(tmp_path: Pat
             httpx.get(f"{stack.api}/api/health", timeout=2)
 
 
-def test_a_stack_whose_importer_up_died_is_replaced_by_the_next(tmp_path: Path) -> None:
+def test_a_stack_whose_importer_up_died_is_replaced_by_the_next(
+    tmp_path: Path, prefect_server: str
+) -> None:
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     # What a stack left where its processes could not be told (no parent-death signal):
@@ -52,7 +57,7 @@ def test_a_stack_whose_importer_up_died_is_replaced_by_the_next(tmp_path: Path) 
         json.dumps({"owner": dead_owner.pid, "groups": {"prefect server": leftover.pid}})
     )
     try:
-        with running_stack(data_dir) as stack:
+        with running_stack(data_dir, prefect_api=prefect_server) as stack:
             assert leftover.wait(5) is not None  # stopped before the new stack started
             assert httpx.get(f"{stack.api}/api/health", timeout=10).json()["ready"] is True
             assert "stopped 1 process group(s) a killed `importer up` left" in (
@@ -64,7 +69,7 @@ def test_a_stack_whose_importer_up_died_is_replaced_by_the_next(tmp_path: Path) 
 
 
 def test_sigint_stops_a_stack_started_with_sigint_ignored(tmp_path: Path) -> None:
-    with running_stack(tmp_path / "var", sigint_ignored=True) as stack:
+    with running_stack(tmp_path / "var", sigint_ignored=True, spares=True) as stack:
         groups = list(json.loads((stack.data_dir / "stack.json").read_text())["groups"].values())
         started = time.monotonic()
         os.kill(stack.pid, signal.SIGINT)

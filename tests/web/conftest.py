@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from tests.e2e.stack import ROOT, RunningStack, running_stack
+from tests.e2e.stack import ROOT, RunningStack
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = (
@@ -31,8 +31,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
-# Small enough that a refused upload costs nothing; big enough for the 30,000-row workbook.
-MAX_UPLOAD_BYTES = 1_048_576
 # Playwright's 5 s default is tight for a 2-core CI machine that also runs the whole stack.
 expect.set_options(timeout=10_000)
 
@@ -48,17 +46,14 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[RunningStack]:
-    """`importer up` with small batches (imports last long enough to watch) and a 1 MiB limit.
+@pytest.fixture
+def stack(browser: Browser, shared_stack: RunningStack) -> RunningStack:
+    """The test process's shared stack: small batches (imports last long enough to watch)
+    and a 1 MiB upload limit; each test uploads files and SKUs of its own.
 
     It asks for `browser` first so that, without Chromium, the tests skip before a stack starts.
     """
-    data_dir = tmp_path_factory.mktemp("web-stack") / "var"
-    with running_stack(
-        data_dir, batch_size="100", max_upload_bytes=str(MAX_UPLOAD_BYTES)
-    ) as running:
-        yield running
+    return shared_stack
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.contract.workbooks import write_csv, write_xlsx
-from tests.e2e.stack import RunningStack, wait_for
+from tests.e2e.stack import MAX_UPLOAD_BYTES, RunningStack, wait_for
 from tests.e2e.workers import Gate, held, import_gate
-from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot, watch
+from tests.web.conftest import Console, screenshot, watch
 
 pytestmark = pytest.mark.stack
 
@@ -209,11 +209,11 @@ def test_row_errors_are_paged_in_a_table_and_download_as_csv(page: Page, tmp_pat
 def test_cancel_from_the_page_stops_a_long_import_and_retry_finishes_it(
     page: Page, console: Console, stack: RunningStack, tmp_path: Path
 ) -> None:
-    path = write_xlsx(tmp_path / "long.xlsx", catalogue("W3", 30_000))
+    path = write_xlsx(tmp_path / "page-long.xlsx", catalogue("W3", 30_000))
     gate = Gate(stack.hold_dir, path.name)
     gate.arm(after_rows=1)
     upload_through_page(page, path)
-    expect(page.get_by_role("heading", name="Import of long.xlsx")).to_be_visible()
+    expect(page.get_by_role("heading", name="Import of page-long.xlsx")).to_be_visible()
     job_id = job_id_in(page)
 
     # The same file again while the first import runs: the server's 409, said as a sentence.
@@ -499,10 +499,11 @@ def test_review_maps_a_column_shows_the_changes_and_confirms_to_the_full_bar(
     page: Page, api: httpx.Client, stack: RunningStack, tmp_path: Path
 ) -> None:
     base = write_csv(
-        tmp_path / "base.csv", [["SKU", "Name", "Price"], ["RV-1", "Bolt", 1], ["RV-2", "Nut", 2]]
+        tmp_path / "page-base.csv",
+        [["SKU", "Name", "Price"], ["RV-1", "Bolt", 1], ["RV-2", "Nut", 2]],
     )
     with base.open("rb") as f:
-        job = api.post("/api/excel/import", files={"file": ("base.csv", f)}).json()["job_id"]
+        job = api.post("/api/excel/import", files={"file": (base.name, f)}).json()["job_id"]
     wait_for(api, job, {"completed"}, FINISH_S)
     # "Preis" is no alias: the price column is ignored until it is mapped here.
     rows = [
@@ -511,7 +512,7 @@ def test_review_maps_a_column_shows_the_changes_and_confirms_to_the_full_bar(
         ["RV-2", "Nut", 2],
         ["RV-3", "Washer", 0.1],
     ]
-    upload_through_page(page, write_csv(tmp_path / "prices.csv", rows), review=True)
+    upload_through_page(page, write_csv(tmp_path / "page-prices.csv", rows), review=True)
 
     review = page.locator("#review")
     expect(review).to_be_visible(timeout=FINISH_MS)

@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, Response, expect
 
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import RunningStack, running_stack
+from tests.e2e.stack import MAX_UPLOAD_BYTES, RunningStack, running_stack
 from tests.e2e.workers import Gate, held
-from tests.web.conftest import MAX_UPLOAD_BYTES, Console, screenshot
+from tests.web.conftest import Console, screenshot
 from tests.web.test_page import (
     catalogue,
     expect_finished,
@@ -30,11 +30,14 @@ ROWS = 6000  # 60 batches of 100: long enough to see the counts grow
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[RunningStack]:
-    """`importer up` that wants `KEY` (and takes a second one)."""
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, browser: Browser, prefect_server: str
+) -> Iterator[RunningStack]:
+    """`importer up` that wants `KEY` (and takes a second one), on the shared Prefect server."""
     data_dir = tmp_path_factory.mktemp("web-keyed-stack") / "var"
     with running_stack(
         data_dir,
+        prefect_api=prefect_server,
         batch_size="100",
         max_upload_bytes=str(MAX_UPLOAD_BYTES),
         api_keys=f"other-key-0123456789,{KEY}",

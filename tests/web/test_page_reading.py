@@ -20,9 +20,10 @@ pytestmark = pytest.mark.stack
 
 # What Excel writes for "CSV" on a German Windows: Windows-1252, ';' between cells. Its
 # prices read either way ('1.000' is one or one thousand), so nothing in the file decides
-# the decimal mark and the server reads them with '.', and says so.
+# the decimal mark and the server reads them with '.', and says so. (Headers of its own:
+# the reading confirmed here is saved for them, and the stack is shared with other tests.)
 GERMAN_CSV = (
-    "SKU;Name;Price\r\n"
+    "SKU;Product name;Price\r\n"
     "RD-1;Schraube Größe 5;1.000\r\n"
     "RD-2;Mutter für Holz;2.500\r\n"
     "RD-3;Scheibe weiß;12\r\n"
