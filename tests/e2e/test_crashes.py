@@ -200,10 +200,12 @@ def test_after_the_last_attempt_the_job_fails_with_a_reason(
 
 
 def test_an_import_stopped_with_the_service_resumes_when_the_service_starts_again(
-    importer_env: Path, tmp_path: Path
+    importer_env: Path, tmp_path: Path, prefect_server: str
 ) -> None:
     seed_items()
+    # Both starts on the session's Prefect server under one name, as one service would be.
     fast = {k.removeprefix("IMPORTER_").lower(): v for k, v in FAST_RECOVERY.items()}
+    fast |= {"prefect_api": prefect_server, "name_prefix": f"restart-{uuid.uuid4().hex[:8]}-"}
     path = write_mixed(tmp_path / "mixed.xlsx")
     with (
         import_gate(hold_dir(importer_env), path.name, after_rows=300) as gate,
