@@ -48,15 +48,22 @@ def main() -> int:
     """Warm up, say ready, carry out the one run handed over (or end when none comes)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output-fd", type=int, required=True)
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=None,
+        help="the warm-up's nice value (default: low priority, so running imports go first)",
+    )
     args = parser.parse_args()
     # The parse child is started from this thread, so it keeps normal priority for the
     # parse; it warms itself up at low priority too.
     from itemsheet.child import keep_spare_child
-    from itemsheet.warm import Warming
+    from itemsheet.warm import WARM_NICE, Warming
 
     # A worker with no ready spare hands a run to one still warming up: never slower than
     # a fresh interpreter, which would import the same modules from the start.
-    line = Warming(WARM_MODULES).until_done_or_work(sys.stdin)
+    nice = WARM_NICE if args.nice is None else args.nice
+    line = Warming(WARM_MODULES, nice=nice).until_done_or_work(sys.stdin)
     # The parse child warms up once this process has (one at a time is ready sooner), and
     # is started from this thread, of normal priority, which the parse must have.
     keep_spare_child()

@@ -122,6 +122,10 @@ class SparePool:
         # setup: only the outermost exit, in the task that entered first, ends the pool
         # (anyio requires a task group to be left by the task that entered it).
         self._entered = 0
+        # Until the first spare is ready the worker is starting and no import runs here:
+        # spares then warm up at normal priority, since the worker says it is up (and the
+        # service ready) only once one is. Refills later warm up at low priority.
+        self._starting_up = True
 
     async def __aenter__(self) -> SparePool:
         self._entered += 1
@@ -159,6 +163,7 @@ class SparePool:
                 return False
             self.refill()
             await anyio.sleep(0.05)
+        self._starting_up = False
         return True
 
     def take(self, job_env: Mapping[str, str]) -> Spare | None:
@@ -184,8 +189,17 @@ class SparePool:
     async def _start_one(self) -> None:
         env = dict(os.environ)
         try:
+            command = [
+                sys.executable,
+                "-m",
+                "deployments.spare",
+                "--output-fd",
+                str(self._output_fd),
+            ]
+            if self._starting_up:
+                command += ["--nice", "0"]
             process = await anyio.open_process(
-                [sys.executable, "-m", "deployments.spare", "--output-fd", str(self._output_fd)],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=None,

@@ -23,10 +23,11 @@ _POLL_S = 0.05
 
 
 class Warming:
-    """Imports `modules` in a background thread of low priority, started at once."""
+    """Imports `modules` in a background thread of low priority (`nice`), started at once."""
 
-    def __init__(self, modules: Iterable[str]) -> None:
+    def __init__(self, modules: Iterable[str], nice: int = WARM_NICE) -> None:
         self._modules = tuple(modules)
+        self._nice = nice
         self._tid: int | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="warm-up", daemon=True)
@@ -36,7 +37,8 @@ class Warming:
     def _run(self) -> None:
         self._tid = threading.get_native_id()
         with suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, self._tid, WARM_NICE)
+            if self._nice:
+                os.setpriority(os.PRIO_PROCESS, self._tid, self._nice)
         self._started.set()
         for name in self._modules:
             importlib.import_module(name)

@@ -223,6 +223,14 @@ def test_wait_ready_returns_once_one_spare_is_ready_and_at_once_without_spares(
             stand_ins.let_ready(stand_ins.started()[1])
             assert await pool.wait_ready(TIMEOUT_S)
             assert pool.ready_count() == 1
+            # While the worker started, its spares warmed up at normal priority; the one
+            # that replaces a taken spare warms up at low priority, behind running imports.
+            assert all(c[-2:] == ["--nice", "0"] for c in stand_ins.commands)
+            taken = pool.take({})
+            assert taken is not None
+            await until(lambda: len(stand_ins.commands) == 3, "the taken spare replaced")
+            await end(taken)
+            assert "--nice" not in stand_ins.commands[2]
             stand_ins.let_ready()
         # IMPORTER_WARM_SPARES=0: the worker is up at once and starts no interpreter.
         async with SparePool(0, tmp_path) as none:
@@ -230,7 +238,7 @@ def test_wait_ready_returns_once_one_spare_is_ready_and_at_once_without_spares(
             assert await none.wait_ready(TIMEOUT_S)
             assert time.monotonic() - started < 1
             assert none.take({}) is None
-        assert len(stand_ins.commands) == 2
+        assert len(stand_ins.commands) == 3
 
     run(test)
 
