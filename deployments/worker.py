@@ -13,6 +13,11 @@ own OS process whose pid Prefect records. So a run is cancelled from the UI or t
 killed run is reported Crashed, and a retry from the UI goes back to the work pool, exactly
 as with `prefect worker start --type process`. A run whose environment differs from the
 worker's (job variables that change settings) gets a fresh `python -m prefect.engine`.
+
+This module is the `prefect.collections` entry point that makes the worker type known, so
+every Prefect process that loads collections imports it (the Prefect server at each start,
+before it answers): the flows, the database and the import logic are imported only inside
+the functions of a working worker that use them.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ import anyio.abc
 import anyio.to_thread
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import InfrastructureNotFound
-from prefect.flows import load_flow_from_flow_run
 from prefect.logging import get_logger
 from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
 from prefect.runner._process_manager import ProcessHandle
@@ -43,10 +47,7 @@ from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 from pydantic import PrivateAttr
 
-from db.session import session_scope
 from deployments.spare import READY
-from itemsheet.claims import mark_runs_interrupted
-from settings import get_settings
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Flow as APIFlow
@@ -355,7 +356,11 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         super().__init__(*args, **kwargs)
         self.cwd = cwd or Path.cwd()
         # `prefect worker start --type importer` passes none: IMPORTER_WARM_SPARES then.
-        count = get_settings().warm_spares if spares is None else spares
+        if spares is None:
+            from settings import get_settings
+
+            spares = get_settings().warm_spares
+        count = spares
         self.spares = SparePool(count, self.cwd)
         # The runs this worker carries out, by their process.
         self.running: dict[anyio.abc.Process, UUID] = {}
@@ -405,6 +410,8 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         """Carry out one run in its own process, under Prefect's flow run executor."""
         if task_status is None:
             task_status = anyio.TASK_STATUS_IGNORED
+        from prefect.flows import load_flow_from_flow_run
+
         execution: FlowRunExecutionResult | None = None
         async with FlowRunExecutorContext() as ctx:
             starter = SpareStarter(
@@ -485,5 +492,8 @@ STOPPED_REASON = "the worker carrying out the import stopped; it resumes on the 
 
 
 def _leave_to_resume(flow_run_ids: set[UUID]) -> int:
+    from db.session import session_scope
+    from itemsheet.claims import mark_runs_interrupted
+
     with session_scope() as session:
         return mark_runs_interrupted(session, flow_run_ids, reason=STOPPED_REASON)
