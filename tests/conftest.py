@@ -77,17 +77,48 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(tier)
         if not tiers:
             item.add_marker("unit")
+    _longest_files_first(items)
 
 
-# Test processes: one per core the suite may use, at least two (a stack test mostly waits,
-# so a two-core machine still gains from a second) and at most eight (each process starts
-# its own Prefect server and stack: about 1 GB of memory at most).
-MIN_PROCESSES, MAX_PROCESSES = 2, 8
+# The order in which the test processes are handed files (`--dist loadfile`, with
+# `--no-loadscope-reorder`: xdist would otherwise hand out the files with the most tests
+# first, which are unit files, and leave the stack files with a few long tests to the
+# end): those that start stacks and browsers take minutes, unit files seconds. Handed out
+# first, the long ones run beside each other and the short ones fill the gaps at the end,
+# rather than one stack file running alone while the other processes have nothing to do.
+FILE_WEIGHT = {"stack": 0, "browser": 1, "prefect": 2, "postgres": 3, "subprocess": 4}
+
+
+def _longest_files_first(items: list[pytest.Item]) -> None:
+    """Order files by their heaviest tier, keeping each file's tests together and in order."""
+    weight: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        path = item.nodeid.split("::", 1)[0]
+        first.setdefault(path, index)
+        lightest = len(FILE_WEIGHT)
+        marks = (FILE_WEIGHT.get(m.name, lightest) for m in item.iter_markers())
+        heaviest = min(marks, default=lightest)
+        weight[path] = min(weight.get(path, heaviest), heaviest)
+    order = {id(item): index for index, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[int, int, int]:
+        path = item.nodeid.split("::", 1)[0]
+        return weight[path], first[path], order[id(item)]
+
+    items.sort(key=key)
+
+
+# Test processes: one more than the cores the suite may use (a stack test spends much of
+# its time waiting for a start, a heartbeat or a poll, so one process per core leaves
+# cores idle: on 2 cores, 2 processes kept them 76 % busy), at least three and at most
+# eight (each process starts its own Prefect server and stack: about 1 GB of memory).
+MIN_PROCESSES, MAX_PROCESSES = 3, 8
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """How many test processes `-n auto` starts: the cores this process may run on, capped."""
-    return max(MIN_PROCESSES, min(len(os.sched_getaffinity(0)), MAX_PROCESSES))
+    """How many test processes `-n auto` starts: the cores this process may run on, plus one."""
+    return max(MIN_PROCESSES, min(len(os.sched_getaffinity(0)) + 1, MAX_PROCESSES))
 
 
 @pytest.fixture(autouse=True)
