@@ -399,6 +399,81 @@ def gc(
         out.print(line)
 
 
+def _file_format(file: Path) -> Any:
+    """The format a file's suffix names (`.xlsx` or `.csv`), or a usage error."""
+    from itemsheet.exports import FileFormat
+
+    try:
+        return FileFormat(file.suffix.lower().removeprefix("."))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{file.name!r} ends in neither .xlsx nor .csv; the suffix picks the format",
+            param_hint="FILE",
+        ) from None
+
+
+@app.command("template")
+def template(
+    file: Annotated[Path, typer.Argument(help="Where to write it: a .xlsx or .csv file.")],
+) -> None:
+    """Write the import template: the columns, an example row and (xlsx) what each field takes."""
+    from itemsheet.template import template_bytes
+
+    file.write_bytes(template_bytes(_file_format(file)))
+    err.print(f"wrote the import template to {file}")
+
+
+@app.command("export")
+def export(
+    file: Annotated[Path, typer.Argument(help="Where to write them: a .xlsx or .csv file.")],
+    sku_prefix: Annotated[
+        str | None, typer.Option(help="Only SKUs that start with this (case-sensitive).")
+    ] = None,
+    changed_since: Annotated[
+        str | None,
+        typer.Option(help="Only items changed at or after this ISO 8601 time (UTC if none)."),
+    ] = None,
+    import_id: Annotated[
+        uuid.UUID | None,
+        typer.Option("--import", help="Only the items this import created or updated."),
+    ] = None,
+) -> None:
+    """Export items to FILE in the import's shape: importing it back changes nothing."""
+    from datetime import UTC, datetime
+
+    from db.item_pages import ItemFilter
+    from db.session import session_scope
+    from itemsheet.exports import check_import_export, export_chunks
+    from itemsheet.jobs import JobConflict, JobNotFound
+
+    fmt = _file_format(file)
+    since = None
+    if changed_since is not None:
+        try:
+            since = datetime.fromisoformat(changed_since)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{changed_since!r} is not an ISO 8601 time such as 2026-12-01T08:00:00Z",
+                param_hint="--changed-since",
+            ) from None
+        since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    _prepare_database()
+    if import_id is not None:
+        try:
+            with session_scope(write=False) as session:
+                check_import_export(session, import_id)
+        except JobNotFound:
+            raise typer.BadParameter(f"no import job {import_id}", param_hint="--import") from None
+        except JobConflict as exc:
+            err.print(f"[red]cannot export:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+    chosen = ItemFilter(sku_prefix=sku_prefix or None, changed_since=since)
+    with file.open("wb") as out_file:
+        for chunk in export_chunks(fmt, chosen, job_id=import_id):
+            out_file.write(chunk)
+    err.print(f"exported the items to {file}")
+
+
 @app.command("up")
 def up(
     host: Annotated[str | None, typer.Option(help="Address of the API and web page.")] = None,

@@ -34,6 +34,9 @@ class Validated:
 
 
 _STRIPPABLE = "".join(map(chr, [*range(0x21), 0x7F]))
+# A text file's cell that a CSV export guarded against formulas: `'` before `'`s and one of
+# `=+-@`, tab or CR (`itemsheet.exports.guard_cell`); read without that first `'`.
+_GUARDED_CELL = r"^'('*[=+\-@\t\r])"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
 
 
@@ -47,6 +50,8 @@ def _clean_text(frame: pl.DataFrame, column: str, *, spreadsheet: bool) -> pl.Ex
     if frame.get_column(column).str.contains(_CONTROL).any():
         text = text.str.replace_all(_CONTROL, "")
     text = text.str.strip_chars()
+    if not spreadsheet and frame.get_column(column).str.contains(r"^\s*'+[=+\-@\t\r]").any():
+        text = text.str.replace(_GUARDED_CELL, "$1").str.strip_chars()
     if spreadsheet and frame.get_column(column).str.contains(_DATE_TEXT).any():
         # fastexcel renders date cells as "YYYY-MM-DD HH:MM:SS"; the contract wants ISO 8601.
         text = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1").str.replace(

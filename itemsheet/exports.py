@@ -1,0 +1,193 @@
+"""Items written out in the shape an import reads back unchanged, as CSV or xlsx, a page
+at a time.
+
+Round trip: every field is written so that importing the file gives every row
+`unchanged`. Keys and every text field are text (an xlsx string cell; in a CSV every cell
+is text anyway), so `000123` and a 13-digit barcode stay as written. A price is its exact
+decimal (`12.5`); in an xlsx it is a number cell when 15 significant digits hold it (a
+spreadsheet's number reads back as the same decimal), else a text cell, which the
+importer reads as written. A quantity is a number cell below 2**53, else text.
+
+Formula guard: a spreadsheet runs a CSV cell starting with `=`, `+`, `-`, `@`, tab or CR
+as a formula (the errors.csv rule, `api.services.reports`). In the CSV such a text gets a
+leading `'`, and so does a text that already starts with `'`s before one of those
+characters; the importer reads a text file's cell of that shape without its first `'`
+(`itemsheet.validate`), the exact inverse, so `=SUM(A1)` is written `'=SUM(A1)` and read
+back `=SUM(A1)`, and `'=x` goes out as `''=x` and comes back `'=x`. The xlsx needs no
+guard: a string cell is never a formula, and a workbook's text is read as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.item_pages import ItemFilter, item_page, written_skus
+from db.models import JobSource
+from db.session import session_scope
+from itemsheet.fields import FIELDS
+from itemsheet.jobs import JobConflict, load_job
+from itemsheet.xlsx_writer import Cell, SheetLayout, XlsxStream
+
+PAGE_ROWS = 5000
+# An IN list this long at most per query (well under SQLite's limit on parameters).
+SKUS_PER_QUERY = 1000
+# Excel reads a CSV as UTF-8 only when it starts with a byte order mark.
+UTF8_BOM = "\ufeff"
+# A double holds every decimal of at most 15 significant digits exactly enough to read
+# back as the same decimal; whole numbers up to 2**53.
+NUMBER_DIGITS = 15
+EXACT_INTEGER = 2**53
+_GUARDED = re.compile(r"'*[=+\-@\t\r]")
+HEADER = [f.label for f in FIELDS]
+WIDTHS = [16, 32, 40, 18, 8, 12, 10, 16]
+
+
+class FileFormat(StrEnum):
+    """The formats a template or an export is written in."""
+
+    XLSX = "xlsx"
+    CSV = "csv"
+
+
+MEDIA_TYPES = {
+    FileFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    FileFormat.CSV: "text/csv; charset=utf-8",
+}
+
+
+def guard_cell(text: str) -> str:
+    """A CSV cell no spreadsheet runs as a formula, which the importer reads back as `text`."""
+    return f"'{text}" if _GUARDED.match(text) else text
+
+
+def check_import_export(session: Session, job_id: uuid.UUID) -> None:
+    """Refuse (`JobConflict`, one sentence) an export of what job `job_id` wrote when that
+    is not known; `JobNotFound` for an unknown id."""
+    job = load_job(session, job_id)
+    if job.source is JobSource.UNDO:
+        raise JobConflict(
+            "this job is an undo; export by the import it undid, or by --changed-since"
+        )
+    if job.dry_run:
+        raise JobConflict("a dry run wrote no items, so there is nothing of it to export")
+    if job.undo_removed_at is not None:
+        raise JobConflict(
+            "the record of the items this import wrote was removed"
+            f" {job.undo_removed_at:%Y-%m-%d} (IMPORTER_UNDO_DAYS); export by changed_since"
+            " instead"
+        )
+
+
+def iter_item_pages(
+    chosen: ItemFilter, *, job_id: uuid.UUID | None = None, page_rows: int = PAGE_ROWS
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """The chosen items a page at a time, each page read in a short transaction of its own.
+
+    All items: in SKU order, by key. Those of an import (`job_id`): the items, as they are
+    now and where they still exist, that its committed batches created or updated, batch
+    after batch, in SKU order within each (its before-images name them; see
+    `check_import_export` for when they are gone).
+    """
+    if job_id is None:
+        after: str | None = None
+        while True:
+            with session_scope(write=False) as session:
+                page = item_page(session, chosen, after=after, limit=page_rows)
+            if page:
+                yield page
+            if len(page) < page_rows:
+                return
+            after = page[-1][0]
+    batch = 0
+    while True:
+        pages = []
+        with session_scope(write=False) as session:
+            found = written_skus(session, job_id, after_batch=batch)
+            if found is None:
+                return
+            batch, skus = found
+            for start in range(0, len(skus), SKUS_PER_QUERY):
+                chunk = skus[start : start + SKUS_PER_QUERY]
+                pages.append(item_page(session, chosen, after=None, limit=len(chunk), skus=chunk))
+        yield from (page for page in pages if page)
+
+
+def price_text(value: Decimal) -> str:
+    """A price as its exact decimal, without trailing zeros or an exponent (`12.5`)."""
+    return format(value.normalize(), "f") if value else "0"
+
+
+def _csv_row(row: Sequence[Any]) -> list[str]:
+    sku, name, description, category, unit, price, quantity, barcode = row
+    return [
+        guard_cell(sku),
+        guard_cell(name),
+        "" if description is None else guard_cell(description),
+        "" if category is None else guard_cell(category),
+        "" if unit is None else guard_cell(unit),
+        "" if price is None else price_text(price),
+        "" if quantity is None else str(quantity),
+        "" if barcode is None else guard_cell(barcode),
+    ]
+
+
+def csv_chunks(pages: Iterable[Sequence[Sequence[Any]]], *, header: bool = True) -> Iterator[bytes]:
+    """The pages as CSV: UTF-8 with a BOM, every cell quoted (no spreadsheet splits one at
+    a `;`), CRLF; the header first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(HEADER)
+    yield (UTF8_BOM + _drain(buffer)).encode("utf-8")
+    for page in pages:
+        writer.writerows(map(_csv_row, page))
+        yield _drain(buffer).encode("utf-8")
+
+
+def _number(value: Decimal) -> Cell:
+    text = price_text(value)
+    return value.normalize() if len(text.replace(".", "").lstrip("0")) <= NUMBER_DIGITS else text
+
+
+def _xlsx_row(row: Sequence[Any]) -> list[Cell]:
+    sku, name, description, category, unit, price, quantity, barcode = row
+    if quantity is not None and abs(quantity) >= EXACT_INTEGER:
+        quantity = str(quantity)
+    price = None if price is None else _number(price)
+    return [sku, name, description, category, unit, price, quantity, barcode]
+
+
+def xlsx_chunks(
+    pages: Iterable[Sequence[Sequence[Any]]], *, sheet: str = "Items"
+) -> Iterator[bytes]:
+    """The pages as an xlsx of one sheet, `sheet`, its bold header frozen."""
+    book = XlsxStream([sheet])
+    yield book.begin_sheet(SheetLayout(widths=WIDTHS))
+    yield book.rows([HEADER])
+    for page in pages:
+        yield book.rows(map(_xlsx_row, page))
+    yield book.end_sheet()
+    yield book.close()
+
+
+def export_chunks(
+    fmt: FileFormat, chosen: ItemFilter, *, job_id: uuid.UUID | None = None
+) -> Iterator[bytes]:
+    """The chosen items as a file of `fmt`, chunk by chunk (see `iter_item_pages`)."""
+    pages = iter_item_pages(chosen, job_id=job_id)
+    return csv_chunks(pages) if fmt is FileFormat.CSV else xlsx_chunks(pages)
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
