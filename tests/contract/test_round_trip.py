@@ -1,0 +1,125 @@
+"""Round trip through the real `importer` commands: the template imports as it is, and a
+file `importer export` wrote imports back with every row unchanged, nothing written.
+
+Values are the awkward ones: keys and codes that look like numbers, formula-like text
+(the CSV guards it, the importer reads the guard back), quotes, separators and line
+breaks, `_x0041_` (a spreadsheet's escape), prices of many digits and quantities past
+what a double holds."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from itemsheet.fields import FIELDS
+from tests.contract.test_cli_contract import (
+    _DATABASE_URLS,
+    BOTH_DATABASES,
+    Importer,
+    assert_completed,
+    cli_in_process,
+    raw_items,
+)
+
+pytestmark = pytest.mark.subprocess  # the parse child
+
+HEADER = ["SKU", "Name", "Description", "Category", "Unit", "Price", "Quantity", "Barcode"]
+ROWS: list[list[Any]] = [
+    ["000123", "Widget", 'Says "hi"; loud, twice', "Tools", "pcs", 12.5, 10, "0012345678905"],
+    ["=SUM(A1)", '=HYPERLINK("x")', "+49 30 123", "-5% off", "@u", 0.1, 0, "'=quoted"],
+    ["A_x0041_B", "Line one\nline two", None, None, None, "1234567890.1234", None, None],
+    ["-7", "'leading quote", "tab\tinside", "x", "kg", 0, "9007199254740993", "4006381333931"],
+    ["Ü-1", "Grüße, 東京", "€ 9,99 is text here", None, None, "0.0001", 1, None],
+]
+
+
+def write_text_xlsx(path: Path, rows: list[list[Any]]) -> Path:
+    """An .xlsx whose text cells hold text, also where it starts with `=` (openpyxl would
+    otherwise write a formula)."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for r, values in enumerate(rows, start=1):
+        for c, value in enumerate(values, start=1):
+            cell = sheet.cell(r, c, value)
+            if isinstance(value, str):
+                cell.data_type = "s"
+    book.save(path)
+    return path
+
+
+def cli(data_dir: Path, *args: str) -> Any:
+    """Run an `importer` command in this process against the test's data dir."""
+    env = {"IMPORTER_DATABASE_URL": _DATABASE_URLS[data_dir]} if data_dir in _DATABASE_URLS else {}
+    with cli_in_process(data_dir, env, prefect=False) as app:
+        result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+@BOTH_DATABASES
+def test_an_export_imports_back_with_every_row_unchanged(
+    fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    source = write_text_xlsx(tmp_path / "source.xlsx", [HEADER, *ROWS])
+    assert_completed(importer(source), created=len(ROWS))
+    before = raw_items(data_dir)
+
+    exported = tmp_path / f"items.{fmt}"
+    cli(data_dir, "export", str(exported))
+    run = importer(exported)
+    assert_completed(run, unchanged=len(ROWS))
+    assert raw_items(data_dir) == before  # updated_at included: nothing was written
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_an_export_of_one_import_imports_back_unchanged(
+    fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    first = importer(write_text_xlsx(tmp_path / "a.xlsx", [HEADER, *ROWS[:2]]))
+    assert_completed(first, created=2)
+    changed = [list(row) for row in ROWS[1:]]
+    changed[0][1] = "Renamed"
+    second = importer(write_text_xlsx(tmp_path / "b.xlsx", [HEADER, *changed]))
+    assert_completed(second, created=len(ROWS) - 2, updated=1)
+    exported = tmp_path / f"second.{fmt}"
+    cli(data_dir, "export", str(exported), "--import", second.report["job_id"])
+    # Its four items and no other (000123 came from the first import alone).
+    assert_completed(importer(exported), unchanged=len(ROWS) - 1)
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_the_template_imports_as_it_is_its_example_one_valid_row(
+    fmt: str, tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    template = tmp_path / f"template.{fmt}"
+    cli(data_dir, "template", str(template))
+    run = importer(template)
+    assert_completed(run, created=1)
+    assert not [w for w in run.report["warnings"] if "ignored" in w], run.report["warnings"]
+    stored = raw_items(data_dir)
+    examples = {f.name: f.example for f in FIELDS}
+    assert list(stored) == [examples["sku"]]
+    assert {k: str(stored[examples["sku"]][k]) for k in examples} == examples
+
+
+def test_export_and_template_refuse_a_file_of_another_kind_in_one_line(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    for args in (
+        ("template", str(tmp_path / "t.ods")),
+        ("export", str(tmp_path / "e.json")),
+        ("export", str(tmp_path / "e.csv"), "--changed-since", "last week"),
+        ("export", str(tmp_path / "e.csv"), "--import", str(uuid.UUID(int=3))),
+    ):
+        with cli_in_process(data_dir, {}, prefect=False) as app:
+            result = CliRunner().invoke(app, list(args))
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("e.*")) and not list(tmp_path.glob("t.*"))
