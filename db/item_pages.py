@@ -59,7 +59,8 @@ def item_page(
         query = query.where(Item.sku > after)
     if skus is not None:
         query = query.where(Item.sku.in_(list(skus)))
-    return list(session.execute(query.order_by(Item.sku).limit(limit)).all())
+    # Core, not the ORM's row loading, which took half the time of an export.
+    return list(session.connection().execute(query.order_by(Item.sku).limit(limit)).all())
 
 
 def written_skus(

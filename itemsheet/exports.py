@@ -35,7 +35,7 @@ from db.models import JobSource
 from db.session import session_scope
 from itemsheet.fields import FIELDS
 from itemsheet.jobs import JobConflict, load_job
-from itemsheet.xlsx_writer import Cell, SheetLayout, XlsxStream
+from itemsheet.xlsx_writer import Cell, Number, SheetLayout, XlsxStream
 
 PAGE_ROWS = 5000
 # An IN list this long at most per query (well under SQLite's limit on parameters).
@@ -47,6 +47,7 @@ UTF8_BOM = "\ufeff"
 NUMBER_DIGITS = 15
 EXACT_INTEGER = 2**53
 _GUARDED = re.compile(r"'*[=+\-@\t\r]")
+_FIRST = frozenset("'=+-@\t\r")
 HEADER = [f.label for f in FIELDS]
 WIDTHS = [16, 32, 40, 18, 8, 12, 10, 16]
 
@@ -66,7 +67,10 @@ MEDIA_TYPES = {
 
 def guard_cell(text: str) -> str:
     """A CSV cell no spreadsheet runs as a formula, which the importer reads back as `text`."""
-    return f"'{text}" if _GUARDED.match(text) else text
+    # The first character rules out nearly every cell before the pattern is asked.
+    if text[:1] in _FIRST and _GUARDED.match(text):
+        return f"'{text}"
+    return text
 
 
 def check_import_export(session: Session, job_id: uuid.UUID) -> None:
@@ -154,7 +158,8 @@ def csv_chunks(pages: Iterable[Sequence[Sequence[Any]]], *, header: bool = True)
 
 def _number(value: Decimal) -> Cell:
     text = price_text(value)
-    return value.normalize() if len(text.replace(".", "").lstrip("0")) <= NUMBER_DIGITS else text
+    digits = len(text) - ("." in text)
+    return Number(text) if digits <= NUMBER_DIGITS else text
 
 
 def _xlsx_row(row: Sequence[Any]) -> list[Cell]:

@@ -22,13 +22,20 @@ from xml.sax.saxutils import quoteattr
 # Deflate level 1: a sheet's XML shrinks nearly as much as at 6 (it repeats itself), at
 # about three times the speed.
 COMPRESS_LEVEL = 1
-# Characters XML 1.0 cannot hold at all; they are dropped, as the importer drops them.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot hold at all (controls other than tab, LF and CR, and U+FFFE,
+# U+FFFF); they are dropped, as the importer drops them.
+_NOT_XML_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_SPECIAL = re.compile("[&<>\r]")
 # A spreadsheet reads `_xHHHH_` in a string as the character HHHH; a literal one keeps its
 # `_` as `_x005F_`, so the text reads back as written.
 _ESCAPE_LIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 
-Cell = str | int | Decimal | None
+
+class Number(str):
+    """A number cell given as its exact decimal text (no exponent)."""
+
+
+Cell = str | int | Decimal | Number | None
 
 
 @dataclass(frozen=True)
@@ -123,36 +130,37 @@ class XlsxStream:
 
     def rows(self, rows: Iterable[Sequence[Cell]]) -> bytes:
         """Append rows; the first row of a sheet with a header is written bold."""
-        letters = _LETTERS
         out: list[str] = []
         n = self._row
+        special = _SPECIAL.search
         for values in rows:
             n += 1
             bold = ' s="1"' if n == 1 and self._layout.header else ""
-            cells = [f'<row r="{n}">']
-            for i, value in enumerate(values):
+            out.append(f'<row r="{n}">')
+            for letter, value in zip(_LETTERS, values, strict=False):
                 if value is None or value == "":
                     continue
-                ref = f"{letters[i]}{n}"
-                if isinstance(value, str):
-                    cells.append(
-                        f'<c r="{ref}"{bold} t="inlineStr"><is><t xml:space="preserve">'
-                        f"{_text(value)}</t></is></c>"
+                kind = type(value)
+                if kind is str:
+                    text = _text(value) if special(value) else value  # type: ignore[arg-type]
+                    out.append(
+                        f'<c r="{letter}{n}"{bold} t="inlineStr"><is><t xml:space="preserve">'
+                        f"{text}</t></is></c>"
                     )
                 else:
-                    number = value if isinstance(value, int) else format(value, "f")
-                    cells.append(f'<c r="{ref}"{bold}><v>{number}</v></c>')
-            cells.append("</row>")
-            out.append("".join(cells))
+                    number = value if kind is Number or kind is int else format(value, "f")
+                    out.append(f'<c r="{letter}{n}"{bold}><v>{number}</v></c>')
+            out.append("</row>")
         self._row = n
         chunk = "".join(out)
-        # Whole-chunk passes: cheaper than looking at every cell, and the markup around
-        # the text holds neither.
-        if _NOT_XML.search(chunk):
-            chunk = _NOT_XML.sub("", chunk)
         if "_x" in chunk:
             chunk = _ESCAPE_LIKE.sub(r"_x005F_\1", chunk)
-        self._put(chunk)
+        # Dropped from the bytes: a control character is one byte in UTF-8, never part of
+        # another character's, and `bytes.translate` is far cheaper than a pattern.
+        data = chunk.encode("utf-8").translate(None, _NOT_XML_BYTES)
+        if b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data:
+            data = data.replace(b"\xef\xbf\xbe", b"").replace(b"\xef\xbf\xbf", b"")
+        self._write(data)
         return self._sink.take()
 
     def end_sheet(self) -> bytes:
@@ -181,8 +189,11 @@ class XlsxStream:
         return self._sink.take()
 
     def _put(self, text: str) -> None:
+        self._write(text.encode("utf-8"))
+
+    def _write(self, data: bytes) -> None:
         assert self._open is not None, "begin_sheet first"
-        self._open.write(text.encode("utf-8"))
+        self._open.write(data)
 
 
 _LETTERS = [column_letter(i) for i in range(64)]
