@@ -10,19 +10,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, type_coerce
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from db.models import Item, ItemUndo
 
-# The imported fields, in the contract's order: what an export writes.
+# The imported fields, in the contract's order: what an export writes. The price comes as
+# the driver gives it (SQLite: the double it stores, an int when whole; PostgreSQL: a
+# Decimal): SQLAlchemy's conversion of SQLite's double to a Decimal cost half the read.
 ITEM_COLUMNS = (
     Item.sku,
     Item.name,
     Item.description,
     Item.category,
     Item.unit,
-    Item.price,
+    type_coerce(Item.price, NullType()).label("price"),
     Item.quantity,
     Item.barcode,
 )

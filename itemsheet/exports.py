@@ -125,26 +125,36 @@ def iter_item_pages(
         yield from (page for page in pages if page)
 
 
-def price_text(value: Decimal) -> str:
-    """A price as its exact decimal, without trailing zeros or an exponent (`12.5`)."""
+def number_text(value: Decimal | float | int) -> str:
+    """A stored number as its exact decimal, without trailing zeros or an exponent (`12.5`).
+
+    SQLite stores a double: its shortest repr reads back as the same double (a price is
+    below 10**14 and a multiple of 0.0001, so never in exponent form).
+    """
+    if type(value) is float:
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, int):
+        return str(value)
+    assert isinstance(value, Decimal)
     return format(value.normalize(), "f") if value else "0"
 
 
 def _csv_row(row: Sequence[Any]) -> list[str]:
-    sku, name, description, category, unit, price, quantity, barcode = row
-    return [
-        guard_cell(sku),
-        guard_cell(name),
-        "" if description is None else guard_cell(description),
-        "" if category is None else guard_cell(category),
-        "" if unit is None else guard_cell(unit),
-        "" if price is None else price_text(price),
-        "" if quantity is None else str(quantity),
-        "" if barcode is None else guard_cell(barcode),
-    ]
+    # Inline checks, not a call per cell: this runs for every cell of a million rows.
+    cells = []
+    for value in row:
+        if value is None:
+            cells.append("")
+        elif type(value) is str:
+            guarded = value[:1] in _FIRST and _GUARDED.match(value)
+            cells.append(f"'{value}" if guarded else value)
+        else:
+            cells.append(number_text(value))
+    return cells
 
 
-def csv_chunks(pages: Iterable[Sequence[Sequence[Any]]], *, header: bool = True) -> Iterator[bytes]:
+def csv_chunks(pages: Iterable[Sequence[Sequence[Any]]]) -> Iterator[bytes]:
     """The pages as CSV: UTF-8 with a BOM, every cell quoted (no spreadsheet splits one at
     a `;`), CRLF; the header first."""
     buffer = io.StringIO()
@@ -156,8 +166,8 @@ def csv_chunks(pages: Iterable[Sequence[Sequence[Any]]], *, header: bool = True)
         yield _drain(buffer).encode("utf-8")
 
 
-def _number(value: Decimal) -> Cell:
-    text = price_text(value)
+def _number(value: Decimal | float | int) -> Cell:
+    text = number_text(value)
     digits = len(text) - ("." in text)
     return Number(text) if digits <= NUMBER_DIGITS else text
 
