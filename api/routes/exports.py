@@ -23,19 +23,33 @@ def _attachment(name: str, fmt: FileFormat) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}.{fmt.value}"'}
 
 
-@router.get(
-    "/excel/template.{fmt}",
-    name="import_template",
-    responses={
-        200: {"content": {MEDIA_TYPES[FileFormat.CSV]: {}, MEDIA_TYPES[FileFormat.XLSX]: {}}}
-    },
-)
-def import_template(fmt: FileFormat) -> Response:
-    """An empty items sheet to fill in: the columns in order, one example row; the xlsx
-    also marks SKU as required and explains every field on a second sheet."""
+def _template(fmt: FileFormat) -> Response:
     return Response(
         template_bytes(fmt), media_type=MEDIA_TYPES[fmt], headers=_attachment("items-template", fmt)
     )
+
+
+@router.get(
+    "/excel/template.xlsx",
+    name="import_template_xlsx",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPES[FileFormat.XLSX]: {}}}},
+)
+def import_template_xlsx() -> Response:
+    """An items workbook to fill in: the columns in order (SKU marked required), one
+    example row, and a second sheet that explains every field."""
+    return _template(FileFormat.XLSX)
+
+
+@router.get(
+    "/excel/template.csv",
+    name="import_template_csv",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPES[FileFormat.CSV]: {}}}},
+)
+def import_template_csv() -> Response:
+    """An items CSV to fill in: the plain header in the columns' order and one example row."""
+    return _template(FileFormat.CSV)
 
 
 @router.get(

@@ -67,6 +67,9 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "/api/excel/import/{job_id}/undo",
         "/api/excel/imports",
         "/api/excel/mappings",
+        "/api/excel/template.xlsx",
+        "/api/excel/template.csv",
+        "/api/items/export",
         "/api/health",
         "/metrics",
     }
