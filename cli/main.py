@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -443,7 +443,7 @@ def export(
 
     from db.item_pages import ItemFilter
     from db.session import session_scope
-    from itemsheet.exports import check_import_export, export_chunks
+    from itemsheet.exports import check_import_export, file_chunks, iter_item_pages
     from itemsheet.jobs import JobConflict, JobNotFound
 
     fmt = _file_format(file)
@@ -468,10 +468,18 @@ def export(
             err.print(f"[red]cannot export:[/] {exc}", soft_wrap=True)
             raise typer.Exit(1) from None
     chosen = ItemFilter(sku_prefix=sku_prefix or None, changed_since=since)
+    exported = 0
+
+    def counted() -> Iterator[Any]:
+        nonlocal exported
+        for page in iter_item_pages(chosen, job_id=import_id):
+            exported += len(page)
+            yield page
+
     with file.open("wb") as out_file:
-        for chunk in export_chunks(fmt, chosen, job_id=import_id):
+        for chunk in file_chunks(fmt, counted()):
             out_file.write(chunk)
-    err.print(f"exported the items to {file}")
+    err.print(f"exported {exported:,} items to {file}")
 
 
 @app.command("up")

@@ -193,12 +193,16 @@ def xlsx_chunks(
     yield book.close()
 
 
+def file_chunks(fmt: FileFormat, pages: Iterable[Sequence[Sequence[Any]]]) -> Iterator[bytes]:
+    """Pages of items as a file of `fmt`, chunk by chunk."""
+    return csv_chunks(pages) if fmt is FileFormat.CSV else xlsx_chunks(pages)
+
+
 def export_chunks(
     fmt: FileFormat, chosen: ItemFilter, *, job_id: uuid.UUID | None = None
 ) -> Iterator[bytes]:
     """The chosen items as a file of `fmt`, chunk by chunk (see `iter_item_pages`)."""
-    pages = iter_item_pages(chosen, job_id=job_id)
-    return csv_chunks(pages) if fmt is FileFormat.CSV else xlsx_chunks(pages)
+    return file_chunks(fmt, iter_item_pages(chosen, job_id=job_id))
 
 
 def _drain(buffer: io.StringIO) -> str:

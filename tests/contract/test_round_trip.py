@@ -72,7 +72,8 @@ def test_an_export_imports_back_with_every_row_unchanged(
     before = raw_items(data_dir)
 
     exported = tmp_path / f"items.{fmt}"
-    cli(data_dir, "export", str(exported))
+    said = cli(data_dir, "export", str(exported)).stderr
+    assert f"exported {len(ROWS)} items to" in said
     run = importer(exported)
     assert_completed(run, unchanged=len(ROWS))
     assert raw_items(data_dir) == before  # updated_at included: nothing was written
