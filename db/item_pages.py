@@ -52,10 +52,10 @@ def item_page(
     query = select(*ITEM_COLUMNS)
     prefix = chosen.sku_prefix
     if prefix:
-        # `>=` lets the SKU index start at the prefix; the exact test is the substr, since
-        # LIKE ignores case on SQLite and a linguistic collation does not keep a prefix's
-        # SKUs together on PostgreSQL.
-        query = query.where(Item.sku >= prefix, func.substr(Item.sku, 1, len(prefix)) == prefix)
+        # Not LIKE, which ignores case on SQLite and reads `_` and `%` as patterns; and no
+        # range on the SKU either: under a linguistic collation (PostgreSQL) a prefix's
+        # SKUs need not sort together. Paging by key keeps the scan to one pass in all.
+        query = query.where(func.substr(Item.sku, 1, len(prefix)) == prefix)
     if chosen.changed_since is not None:
         query = query.where(Item.updated_at >= chosen.changed_since)
     if after is not None:

@@ -32,7 +32,7 @@ def test_the_template_link_and_the_export_button_download_the_real_files(
 
     page.goto("/")
     with page.expect_download() as template_info:
-        page.get_by_role("link", name="Download template").click()
+        page.get_by_role("link", name="Download template", exact=True).click()
     template = template_info.value
     assert template.suggested_filename == "items-template.xlsx"
     book = workbook(template.path())
@@ -41,7 +41,7 @@ def test_the_template_link_and_the_export_button_download_the_real_files(
     assert [h.rstrip(" *") for h in header] == [f.label for f in FIELDS]
 
     with page.expect_download() as export_info:
-        page.get_by_role("link", name="Export items").click()
+        page.get_by_role("link", name="Export items", exact=True).click()
     export = export_info.value
     assert export.suggested_filename == "items.xlsx"
     sheet = workbook(export.path()).worksheets[0]
