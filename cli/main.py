@@ -479,7 +479,7 @@ def export(
     with file.open("wb") as out_file:
         for chunk in file_chunks(fmt, counted()):
             out_file.write(chunk)
-    err.print(f"exported {exported:,} items to {file}")
+    err.print(f"exported {exported:,} item{'' if exported == 1 else 's'} to {file}")
 
 
 @app.command("up")
