@@ -108,7 +108,10 @@ class XlsxStream:
         """Start the next sheet."""
         self._next += 1
         self._layout, self._row = layout, 0
-        self._open = self._zip.open(f"xl/worksheets/sheet{self._next}.xml", "w", force_zip64=True)
+        # No Zip64 marks: some spreadsheet programs refuse a workbook that carries them where
+        # they are not needed. Without them a sheet's XML may reach 2 GiB, about 8 million
+        # items of the usual size, far past the 1,048,576 rows a spreadsheet shows.
+        self._open = self._zip.open(f"xl/worksheets/sheet{self._next}.xml", "w")
         head = [
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
             '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
