@@ -18,6 +18,7 @@ from db.enums import JobSource, JobStatus, OnError
 from settings import SettingsError, apply_prefect_defaults, get_settings
 
 if TYPE_CHECKING:
+    from itemsheet.exports import FileFormat
     from itemsheet.importing import JobOptions
     from itemsheet.jobs import JobView
 
@@ -399,7 +400,7 @@ def gc(
         out.print(line)
 
 
-def _file_format(file: Path) -> Any:
+def _file_format(file: Path) -> FileFormat:
     """The format a file's suffix names (`.xlsx` or `.csv`), or a usage error."""
     from itemsheet.exports import FileFormat
 
@@ -419,7 +420,13 @@ def template(
     """Write the import template: the columns, an example row and (xlsx) what each field takes."""
     from itemsheet.template import template_bytes
 
-    file.write_bytes(template_bytes(_file_format(file)))
+    data = template_bytes(_file_format(file))
+    try:
+        file.write_bytes(data)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {file}: {exc.strerror}", param_hint="FILE"
+        ) from None
     err.print(f"wrote the import template to {file}")
 
 
@@ -447,6 +454,8 @@ def export(
     from itemsheet.jobs import JobConflict, JobNotFound
 
     fmt = _file_format(file)
+    if sku_prefix and not sku_prefix.isprintable():
+        raise typer.BadParameter("holds a control character", param_hint="--sku-prefix")
     since = None
     if changed_since is not None:
         try:
@@ -476,7 +485,13 @@ def export(
             exported += len(page)
             yield page
 
-    with file.open("wb") as out_file:
+    try:
+        out_file = file.open("wb")
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {file}: {exc.strerror}", param_hint="FILE"
+        ) from None
+    with out_file:
         for chunk in file_chunks(fmt, counted()):
             out_file.write(chunk)
     err.print(f"exported {exported:,} item{'' if exported == 1 else 's'} to {file}")

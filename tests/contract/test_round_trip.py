@@ -138,6 +138,9 @@ def test_export_and_template_refuse_a_file_of_another_kind_in_one_line(
         ("export", str(tmp_path / "e.json")),
         ("export", str(tmp_path / "e.csv"), "--changed-since", "last week"),
         ("export", str(tmp_path / "e.csv"), "--import", str(uuid.UUID(int=3))),
+        ("export", str(tmp_path / "e.csv"), "--sku-prefix", "A\x00"),
+        ("export", str(tmp_path / "missing" / "e.csv")),
+        ("template", str(tmp_path / "missing" / "t.xlsx")),
     ):
         with cli_in_process(data_dir, {}, prefect=False) as app:
             result = CliRunner().invoke(app, list(args))
