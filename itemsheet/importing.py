@@ -178,6 +178,8 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
         "source": summary.mapping_source,
         "mapping": summary.mapping,
         "headers": [c["header"] for c in summary.columns],
+        # Where the header was found: a rejected-rows file is read from the same row.
+        "row": summary.header_row,
     }
     if job.previewing:
         start_preview(job, columns=summary.columns, header_row=summary.header_row)

@@ -120,10 +120,12 @@ def validate(
         grid.rows.alias("row"), pl.int_range(pl.len(), dtype=pl.Int64).alias("index")
     ).slice(header.index + 1)
     error_rows = grid.error_cells.get_column("index").unique().implode()
-    # Control characters alone do not make a row non-empty.
+    # Control characters alone do not make a row non-empty, nor does a rejected-rows
+    # file's Error cell (a note row that holds nothing else is not a data row).
     non_empty = pl.any_horizontal(
         pl.col(c).str.strip_chars(_STRIPPABLE).str.strip_chars().str.len_chars() > 0
         for c in grid.frame.columns
+        if c not in header.notes
     ).fill_null(False) | pl.col("index").is_in(error_rows)
     data = data.filter(non_empty).join(_error_codes(grid, header), on="index", how="left")
 
