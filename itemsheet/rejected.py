@@ -2,7 +2,7 @@
 
 The rows are read again from the import's stored file, in a parse child and under the
 reading the import used (sheet, encoding, delimiter, header row; `itemsheet.row_pick`),
-by the row numbers of the job's kept row errors: every column as it was, the header row
+by the row numbers of the job's kept row errors (not the rows its mode skipped): every column as it was, the header row
 above them, and an `Error` column with each row's message, which an import ignores
 (`itemsheet.header.ERROR_HEADER`). A job keeps the errors of its first
 `IMPORTER_MAX_ROW_ERRORS` failing rows; when more rows failed, a last row holding only
@@ -82,9 +82,10 @@ def rejected_source(session: Session, job: ImportJob) -> RejectedSource:
         raise RejectedGone(removed_reason(job.files_removed_at))
     if not job.file_uri:
         raise RejectedGone("this import keeps no file: it was refused before it was stored")
+    # Rows the import's mode skipped are no failures: they are not handed back.
     rows = session.execute(
         select(RowError.row, RowError.message)
-        .where(RowError.job_id == job.id)
+        .where(RowError.job_id == job.id, RowError.skipped.is_(False))
         .order_by(RowError.row, RowError.id)
     ).all()
     messages: dict[int, str] = {}

@@ -201,3 +201,20 @@ def name_errors(rows: pl.DataFrame, skus: frozenset[str]) -> pl.DataFrame:
         pl.lit(None, pl.String).alias("error_value"),
         pl.format("name is required to create item '{}'", pl.col("sku")).alias("error_message"),
     )
+
+
+def mode_skips(rows: pl.DataFrame, skus: frozenset[str], mode: str) -> pl.DataFrame:
+    """Records (`row`, the error columns and `skipped`) for the rows of `skus`, which the
+    import's `mode` left alone: a stored item in create_only, a new one in update_only."""
+    why = (
+        "item '{}' exists and the mode is create_only; it was left alone"
+        if mode == "create_only"
+        else "item '{}' does not exist and the mode is update_only; it was not created"
+    )
+    return rows.filter(pl.col("sku").is_in(list(skus))).select(
+        "row",
+        pl.lit("sku", pl.String).alias("error_column"),
+        pl.col("sku").str.slice(0, VALUE_MAX_CHARS).alias("error_value"),
+        pl.format(why, pl.col("sku")).alias("error_message"),
+        pl.lit(True).alias("skipped"),
+    )
