@@ -2,11 +2,12 @@
 
 The rows are read again from the import's stored file, in a parse child and under the
 reading the import used (sheet, encoding, delimiter, header row; `itemsheet.row_pick`),
-by the row numbers of the job's kept row errors (not the rows its mode skipped): every column as it was, the header row
-above them, and an `Error` column with each row's message, which an import ignores
-(`itemsheet.header.ERROR_HEADER`). A job keeps the errors of its first
-`IMPORTER_MAX_ROW_ERRORS` failing rows; when more rows failed, a last row holding only
-an Error cell says how many and after which row, and an import skips it as empty.
+by the row numbers of the job's kept row errors (not the rows its mode skipped): every
+column as it was, the header row above them, and an `Error` column with each row's
+message, which an import ignores (`itemsheet.header.ERROR_HEADER`). A job keeps the
+errors of its first `IMPORTER_MAX_ROW_ERRORS` failing rows; when more rows failed, a last
+row holding only an Error cell says how many and after which row, and an import skips it
+as empty.
 """
 
 from __future__ import annotations
