@@ -101,6 +101,8 @@ def pick_rows(
                 .with_columns(pl.coalesce("code", name).alias(name))
                 .drop("code")
             )
+    # A join need not keep the order: sheet order again.
+    frame = frame.sort("index")
     return frame.with_columns((pl.col("index") == header).alias("header")).drop("index")
 
 

@@ -25,7 +25,7 @@ from tests.contract.test_cli_contract import (
     item,
     items,
 )
-from tests.contract.workbooks import csv_text, write_csv, write_xlsx
+from tests.contract.workbooks import ErrorValue, csv_text, write_csv, write_raw_xlsx
 
 pytestmark = pytest.mark.subprocess  # the parse child
 
@@ -38,6 +38,7 @@ ROWS = [
     ["RT-3", "Plum", 2, "blue", "2.5"],
     ["RT-4", "Fig", 4, "purple", 1],
     ["RT-5", None, 5, "brown", 2],
+    ["RT-6", "Kiwi", ErrorValue("#N/A"), "green", 6],
 ]
 
 
@@ -57,8 +58,8 @@ def rejected(data_dir: Path, job_id: str, kind: str, env: dict[str, str] | None 
 def test_rejected_rows_fixed_in_the_workbook_import_and_nothing_else_is_touched(
     tmp_path: Path, importer: Importer, data_dir: Path
 ) -> None:
-    first = importer(write_xlsx(tmp_path / "prices.xlsx", ROWS))
-    assert_completed(first, created=2, failed=3)
+    first = importer(write_raw_xlsx(tmp_path / "prices.xlsx", ROWS))
+    assert_completed(first, created=2, failed=4)
     before = items(data_dir)
 
     path = tmp_path / "rejected.xlsx"
@@ -73,22 +74,25 @@ def test_rejected_rows_fixed_in_the_workbook_import_and_nothing_else_is_touched(
         ["RT-2", "Pear", "abc", "green", 3],
         ["RT-3", "Plum", 2, "blue", "2.5"],
         ["RT-5", None, 5, "brown", 2],
+        ["RT-6", "Kiwi", "#N/A", "green", 6],  # an error cell, as the code it showed
     ]
     assert "price" in table[1][5] and "quantity" in table[2][5] and "name" in table[3][5]
 
     sheet["C2"] = 2.25  # Pear's price
     sheet["E3"] = 2  # Plum's quantity
     sheet["B4"] = "Walnut"  # the new item's name
+    sheet["C5"] = 1.25  # Kiwi's price
     book.save(path)
     second = importer(path)
-    assert_completed(second, created=3)
+    assert_completed(second, created=4)
     assert not any("Error" in w for w in second.report["warnings"]), second.report["warnings"]
     after = items(data_dir)
     assert {sku: after[sku] for sku in before} == before
     assert after["RT-2"] == item("Pear", price="2.25", quantity=3)
     assert after["RT-3"] == item("Plum", price="2", quantity=2)
     assert after["RT-5"] == item("Walnut", price="5", quantity=2)
-    assert set(after) == {"RT-1", "RT-2", "RT-3", "RT-4", "RT-5"}
+    assert after["RT-6"] == item("Kiwi", price="1.25", quantity=6)
+    assert set(after) == {"RT-1", "RT-2", "RT-3", "RT-4", "RT-5", "RT-6"}
 
 
 def test_rejected_rows_of_a_csv_keep_its_encoding_delimiter_and_decimal_mark(

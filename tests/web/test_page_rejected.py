@@ -48,10 +48,22 @@ def test_rejected_rows_download_beside_the_errors_and_import_once_fixed(
 
     sheet["C2"] = 0.25
     sheet["B3"] = "Spring"
+    sheet.append(["WR-1", "Bolt", 0.75, "A1", None])  # stored already: create_only skips it
     book.save(fixed)
-    upload(page, fixed)
+    page.goto("/")
+    page.locator("#file-input").set_input_files(str(fixed))
+    page.get_by_label("Mode").select_option("create_only")
+    page.get_by_label("Review before importing").uncheck()
+    page.get_by_role("button", name="Import", exact=True).click()
     expect_finished(page, "completed")
     assert job_id_in(page) != first_job
+    expect(page.locator("#job-meta")).to_contain_text("create only")
     expect(page.locator("#count-created")).to_have_text("2")
     expect(page.locator("#count-failed")).to_have_text("0")
+    expect(page.locator("#count-skipped")).to_have_text("1")
     expect(page.locator("#job-warnings-list li")).to_have_count(0)
+    table = page.get_by_role("table", name="Rows that were not imported, in sheet order")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table.locator("tbody tr td").last).to_have_text(
+        "item 'WR-1' exists and the mode is create_only; it was left alone"
+    )
