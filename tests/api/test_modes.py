@@ -1,5 +1,6 @@
-"""The upload's `mode` form field: kept on the job, shown in its JSON, the history and its
-events, told apart from other modes when looking for a duplicate, refused when unknown."""
+"""The upload's `mode` form field: kept on the job, shown in its JSON, the history, its
+events and the metrics, told apart from other modes when looking for a duplicate, refused
+when unknown."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from fastapi.testclient import TestClient
 from itemsheet.jobs import job_view
 from orchestration.events import job_event
 from tests.api.helpers import read_job, update_job
+from tests.api.test_metrics import scrape, value
 from tests.api.test_upload import post_file
 
 
-def test_the_mode_is_kept_and_shown_in_the_job_history_and_events(
+def test_the_mode_is_kept_and_shown_in_the_job_history_events_and_metrics(
     client: TestClient, workbook: Path
 ) -> None:
     accepted = post_file(client, workbook, mode="update_only")
@@ -31,6 +33,7 @@ def test_the_mode_is_kept_and_shown_in_the_job_history_and_events(
     assert [(j["job_id"], j["mode"], j["skipped"]) for j in history] == [(job_id, "update_only", 1)]
     assert told is not None
     assert (told.payload.mode, told.payload.skipped) == ("update_only", 1)
+    assert value(scrape(client), "importer_rows_total", outcome="skipped") == 1
 
 
 def test_without_a_mode_an_upload_upserts(client: TestClient, workbook: Path) -> None:
