@@ -3,6 +3,7 @@ rows themselves as a file to fix and upload again."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -109,7 +110,8 @@ async def import_rejected(job_id: JobIdPath, kind: Literal["xlsx", "csv"]) -> Re
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"the stored file cannot be read again: {exc.reason}"
         ) from exc
-    fallback = name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    # The upload's name is the client's: plain ASCII for old clients, the rest encoded.
+    fallback = re.sub(r'[^\x20-\x7e]|["\\]', "_", name)
     disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
     return Response(
         content, media_type=MEDIA_TYPES[kind], headers={"Content-Disposition": disposition}

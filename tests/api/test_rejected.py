@@ -159,3 +159,15 @@ def test_rejected_rows_need_an_api_key_when_keys_are_set(keyed: TestClient, fail
 
     assert refused.status_code == 401
     assert served.status_code == 200
+
+
+def test_the_download_keeps_the_uploads_name_safely(client: TestClient, tmp_path: Path) -> None:
+    job_id = import_here(client, write_xlsx(tmp_path / "Preisliste März.xlsx", ROWS))
+
+    response = client.get(f"/api/excel/import/{job_id}/rejected.csv")
+
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="Preisliste M_rz-rejected.csv";'
+        " filename*=UTF-8''Preisliste%20M%C3%A4rz-rejected.csv"
+    )
