@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli import options
-from db.enums import JobSource, JobStatus, OnError
+from db.enums import ImportMode, JobSource, JobStatus, OnError
 from settings import SettingsError, apply_prefect_defaults, get_settings
 
 if TYPE_CHECKING:
@@ -98,6 +98,13 @@ def import_file(
     encoding: options.EncodingOption = None,
     delimiter: options.DelimiterOption = None,
     decimal: options.DecimalOption = None,
+    mode: Annotated[
+        ImportMode,
+        typer.Option(
+            help="upsert: create and update; create_only: leave stored items alone;"
+            " update_only: create no items. Rows left alone count as skipped."
+        ),
+    ] = ImportMode.UPSERT,
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     from cli import review
@@ -116,6 +123,7 @@ def import_file(
         sheet=sheet,
         on_error=on_error,
         dry_run=dry_run,
+        mode=mode,
         batch_size=batch_size or settings.rows_per_batch(),
         mapping=review.parse_maps(maps),
         header_row=header_row,
@@ -300,7 +308,8 @@ def _print_job(view: dict[str, Any]) -> None:
     out.print(
         f"  rows {view['total_rows'] or 0:,}: created {view['created']:,},"
         f" updated {view['updated']:,},"
-        f" unchanged {view['unchanged']:,}, failed {view['failed']:,}"
+        f" unchanged {view['unchanged']:,}, skipped {view['skipped']:,} ({view['mode']}),"
+        f" failed {view['failed']:,}"
         f"{' (dry run: nothing written)' if view['dry_run'] else ''}"
     )
     if view["undo_of"]:

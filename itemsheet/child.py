@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import PackageLimits
@@ -33,6 +33,7 @@ from itemsheet.header import MappingChoice
 from itemsheet.prepare import SheetSummary, prepare, write_rows
 from itemsheet.processes import alive
 from itemsheet.reader import TextOptions
+from itemsheet.row_pick import RowPick, pick_rows, write_picked
 from itemsheet.sizes import human_size
 from itemsheet.warm import lower_priority
 
@@ -226,15 +227,49 @@ def prepare_in_child(
         args.append(f"--mapping={mapping_path}")
     args += ["--", str(source), str(out)]
     try:
-        return _watch(args, out, limits, on_poll)
+        return SheetSummary(**_watch(args, out, limits, on_poll)["summary"])
     finally:
         mapping_path.unlink(missing_ok=True)
 
 
+def pick_in_child(
+    source: Path,
+    out: Path,
+    *,
+    pick: RowPick,
+    package: PackageLimits,
+    limits: ChildLimits,
+) -> None:
+    """Read the rows `pick` names of `source` into `out` (`itemsheet.rejected`), in a child
+    process under the same limits as an import's parse; `SheetError` on any failure."""
+    from settings import make_private_dir, private_opener
+
+    make_private_dir(out.parent)
+    pick_path = out.with_suffix(".pick.json")
+    with open(pick_path, "w", opener=private_opener) as pick_file:
+        pick_file.write(json.dumps(pick.to_json()))
+    args = [
+        sys.executable,
+        "-m",
+        "itemsheet.child",
+        f"--limits={json.dumps(asdict(package))}",
+        f"--nice={_own_nice()}",
+        f"--address-space={limits.address_space}",
+        f"--pick={pick_path}",
+        "--",
+        str(source),
+        str(out),
+    ]
+    try:
+        _watch(args, out, limits, lambda: None)
+    finally:
+        pick_path.unlink(missing_ok=True)
+
+
 def _watch(
     args: list[str], out: Path, limits: ChildLimits, on_poll: Callable[[], None]
-) -> SheetSummary:
-    """Run the child on `args` within `limits`; its summary, or `SheetError`."""
+) -> dict[str, Any]:
+    """Run the child on `args` within `limits`; its answer, or `SheetError`."""
     from settings import private_opener
 
     started = time.monotonic()
@@ -278,7 +313,7 @@ def _watch(
         )
     if "error" in answer:
         raise SheetError(answer["error"])
-    return SheetSummary(**answer["summary"])
+    return dict(answer)
 
 
 def _limit_address_space(limit: int) -> None:
@@ -312,8 +347,30 @@ def serve() -> int:
     return main([str(a) for a in json.loads(line)])
 
 
+def _work(args: argparse.Namespace, choice: MappingChoice | None) -> dict[str, object]:
+    """Do what the arguments ask: pick rows (`--pick`), or prepare and keep the rows; the
+    answer for the parent."""
+    limits = PackageLimits(**json.loads(args.limits))
+    if args.pick is not None:
+        pick = RowPick.from_json(json.loads(args.pick.read_text()))
+        picked = pick_rows(args.source.read_bytes(), pick, limits=limits, scratch=args.out.parent)
+        write_picked(picked, args.out)
+        return {"picked": True}
+    validated, summary = prepare(
+        args.source.read_bytes(),
+        filename=args.filename,
+        sheet=args.sheet,
+        limits=limits,
+        choice=choice,
+        options=TextOptions.from_json(json.loads(args.options)) if args.options else None,
+        scratch=args.out.parent,
+    )
+    write_rows(validated, args.out, batch_rows=args.batch_rows)
+    return {"summary": asdict(summary)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Child entry point: prepare, keep the rows, print one JSON line."""
+    """Child entry point: prepare and keep the rows (or pick rows), print one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("source", type=Path)
     parser.add_argument("out", type=Path)
@@ -325,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mapping", type=Path, default=None)
     parser.add_argument("--options", default=None)
     parser.add_argument("--batch-rows", type=int, default=None)
+    parser.add_argument("--pick", type=Path, default=None)
     args = parser.parse_args(argv)
     lower_priority(args.nice)
     if args.address_space:
@@ -333,18 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mapping is not None:
         choice = MappingChoice.from_json(json.loads(args.mapping.read_text()))
     try:
-        validated, summary = prepare(
-            args.source.read_bytes(),
-            filename=args.filename,
-            sheet=args.sheet,
-            limits=PackageLimits(**json.loads(args.limits)),
-            choice=choice,
-            options=TextOptions.from_json(json.loads(args.options)) if args.options else None,
-            scratch=args.out.parent,
-        )
-        write_rows(validated, args.out, batch_rows=args.batch_rows)
+        answer = _work(args, choice)
     except MappingNeeded as exc:
-        answer: dict[str, object] = {
+        answer = {
             "error": exc.reason,
             "columns": exc.columns,
             "header_row": exc.header_row,
@@ -360,8 +409,6 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, MemoryError) or (args.address_space and _near_limit(args.address_space)):
             # Any failure at the edge of the address space is the limit's doing.
             answer = {"out_of_memory": True}
-    else:
-        answer = {"summary": asdict(summary)}
     sys.stdout.flush()
     print(json.dumps(answer), flush=True)
     return 0

@@ -125,10 +125,12 @@ def validate(
         grid.rows.alias("row"), pl.int_range(pl.len(), dtype=pl.Int64).alias("index")
     ).slice(header.index + 1)
     error_rows = grid.error_cells.get_column("index").unique().implode()
-    # Control characters alone do not make a row non-empty.
+    # Control characters alone do not make a row non-empty, nor does a rejected-rows
+    # file's Error cell (a note row that holds nothing else is not a data row).
     non_empty = pl.any_horizontal(
         pl.col(c).str.strip_chars(_STRIPPABLE).str.strip_chars().str.len_chars() > 0
         for c in grid.frame.columns
+        if c not in header.notes
     ).fill_null(False) | pl.col("index").is_in(error_rows)
     data = data.filter(non_empty).join(_error_codes(grid, header), on="index", how="left")
 
@@ -203,4 +205,21 @@ def name_errors(rows: pl.DataFrame, skus: frozenset[str]) -> pl.DataFrame:
         pl.lit("name", pl.String).alias("error_column"),
         pl.lit(None, pl.String).alias("error_value"),
         pl.format("name is required to create item '{}'", pl.col("sku")).alias("error_message"),
+    )
+
+
+def mode_skips(rows: pl.DataFrame, skus: frozenset[str], mode: str) -> pl.DataFrame:
+    """Records (`row`, the error columns and `skipped`) for the rows of `skus`, which the
+    import's `mode` left alone: a stored item in create_only, a new one in update_only."""
+    why = (
+        "item '{}' exists and the mode is create_only; it was left alone"
+        if mode == "create_only"
+        else "item '{}' does not exist and the mode is update_only; it was not created"
+    )
+    return rows.filter(pl.col("sku").is_in(list(skus))).select(
+        "row",
+        pl.lit("sku", pl.String).alias("error_column"),
+        pl.col("sku").str.slice(0, VALUE_MAX_CHARS).alias("error_value"),
+        pl.format(why, pl.col("sku")).alias("error_message"),
+        pl.lit(True).alias("skipped"),
     )

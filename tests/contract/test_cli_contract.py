@@ -1878,6 +1878,7 @@ def test_review_without_a_terminal_previews_then_confirm_writes_exactly_that(
         "created": 3,
         "updated": 0,
         "unchanged": 0,
+        "skipped": 0,
         "failed": 0,
     }
     assert not (data_dir / "importer.db").exists() or items(data_dir) == {}

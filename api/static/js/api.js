@@ -117,8 +117,11 @@ export async function downloadFile(path, filename) {
     const data = await response.json().catch(() => null);
     return { ok: false, status: response.status, data };
   }
+  // The name the server gives the file, if it gives one (the rejected rows keep the upload's).
+  const given = /filename\*=UTF-8''([^;]+)/i.exec(response.headers.get("Content-Disposition") ?? "");
+  const name = given ? decodeURIComponent(given[1]) : filename;
   const url = URL.createObjectURL(await response.blob());
-  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
   document.body.append(link);
   link.click();
   link.remove();
