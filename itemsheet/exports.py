@@ -8,20 +8,15 @@ decimal (`12.5`); in an xlsx it is a number cell when 15 significant digits hold
 spreadsheet's number reads back as the same decimal), else a text cell, which the
 importer reads as written. A quantity is a number cell below 2**53, else text.
 
-Formula guard: a spreadsheet runs a CSV cell starting with `=`, `+`, `-`, `@`, tab or CR
-as a formula (the errors.csv rule, `api.services.reports`). In the CSV such a text gets a
-leading `'`, and so does a text that already starts with `'`s before one of those
-characters; the importer reads a text file's cell of that shape without its first `'`
-(`itemsheet.validate`), the exact inverse, so `=SUM(A1)` is written `'=SUM(A1)` and read
-back `=SUM(A1)`, and `'=x` goes out as `''=x` and comes back `'=x`. The xlsx needs no
-guard: a string cell is never a formula, and a workbook's text is read as it is.
+Formula guard: in the CSV every text goes through `itemsheet.csv_writer.guard_cell`, whose
+`'` before a formula-like text the importer reads back off (`itemsheet.validate`), the
+exact inverse, so `=SUM(A1)` is written `'=SUM(A1)` and read back `=SUM(A1)`, and `'=x`
+goes out as `''=x` and comes back `'=x`. The xlsx needs no guard: a string cell is never
+a formula, and a workbook's text is read as it is.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -33,6 +28,7 @@ from sqlalchemy.orm import Session
 from db.item_pages import ItemFilter, item_page, written_skus
 from db.models import JobSource
 from db.session import session_scope
+from itemsheet.csv_writer import GUARD_FIRST, GUARDED, CsvText
 from itemsheet.fields import FIELDS
 from itemsheet.jobs import JobConflict, load_job
 from itemsheet.xlsx_writer import Cell, Number, SheetLayout, XlsxStream
@@ -40,14 +36,10 @@ from itemsheet.xlsx_writer import Cell, Number, SheetLayout, XlsxStream
 PAGE_ROWS = 5000
 # An IN list this long at most per query (well under SQLite's limit on parameters).
 SKUS_PER_QUERY = 1000
-# Excel reads a CSV as UTF-8 only when it starts with a byte order mark.
-UTF8_BOM = "\ufeff"
 # A double holds every decimal of at most 15 significant digits exactly enough to read
 # back as the same decimal; whole numbers up to 2**53.
 NUMBER_DIGITS = 15
 EXACT_INTEGER = 2**53
-_GUARDED = re.compile(r"'*[=+\-@\t\r]")
-_FIRST = frozenset("'=+-@\t\r")
 HEADER = [f.label for f in FIELDS]
 WIDTHS = [16, 32, 40, 18, 8, 12, 10, 16]
 
@@ -63,14 +55,6 @@ MEDIA_TYPES = {
     FileFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     FileFormat.CSV: "text/csv; charset=utf-8",
 }
-
-
-def guard_cell(text: str) -> str:
-    """A CSV cell no spreadsheet runs as a formula, which the importer reads back as `text`."""
-    # The first character rules out nearly every cell before the pattern is asked.
-    if text[:1] in _FIRST and _GUARDED.match(text):
-        return f"'{text}"
-    return text
 
 
 def check_import_export(session: Session, job_id: uuid.UUID) -> None:
@@ -141,13 +125,13 @@ def number_text(value: Decimal | float | int) -> str:
 
 
 def _csv_row(row: Sequence[Any]) -> list[str]:
-    # Inline checks, not a call per cell: this runs for every cell of a million rows.
+    # `guard_cell` inline, not a call per cell: this runs for every cell of a million rows.
     cells = []
     for value in row:
         if value is None:
             cells.append("")
         elif type(value) is str:
-            guarded = value[:1] in _FIRST and _GUARDED.match(value)
+            guarded = value[:1] in GUARD_FIRST and GUARDED.match(value)
             cells.append(f"'{value}" if guarded else value)
         else:
             cells.append(number_text(value))
@@ -155,15 +139,11 @@ def _csv_row(row: Sequence[Any]) -> list[str]:
 
 
 def csv_chunks(pages: Iterable[Sequence[Sequence[Any]]]) -> Iterator[bytes]:
-    """The pages as CSV: UTF-8 with a BOM, every cell quoted (no spreadsheet splits one at
-    a `;`), CRLF; the header first."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(HEADER)
-    yield (UTF8_BOM + _drain(buffer)).encode("utf-8")
+    """The pages as CSV (`itemsheet.csv_writer.CsvText`), the header first."""
+    out = CsvText()
+    yield out.rows([HEADER]).encode("utf-8")
     for page in pages:
-        writer.writerows(map(_csv_row, page))
-        yield _drain(buffer).encode("utf-8")
+        yield out.rows(map(_csv_row, page)).encode("utf-8")
 
 
 def _number(value: Decimal | float | int) -> Cell:
@@ -203,10 +183,3 @@ def export_chunks(
 ) -> Iterator[bytes]:
     """The chosen items as a file of `fmt`, chunk by chunk (see `iter_item_pages`)."""
     return file_chunks(fmt, iter_item_pages(chosen, job_id=job_id))
-
-
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text

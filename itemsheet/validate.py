@@ -35,7 +35,7 @@ class Validated:
 
 _STRIPPABLE = "".join(map(chr, [*range(0x21), 0x7F]))
 # A text file's cell that a CSV export guarded against formulas: `'` before `'`s and one of
-# `=+-@`, tab or CR (`itemsheet.exports.guard_cell`); read without that first `'`.
+# `=+-@`, tab or CR (`itemsheet.csv_writer.guard_cell`); read without that first `'`.
 _GUARDED_CELL = r"^'('*[=+\-@\t\r])"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from itemsheet.exports import guard_cell
+from itemsheet.csv_writer import guard_cell
 from itemsheet.header import find_header
 from itemsheet.validate import validate
 from tests.itemsheet.grids import grid_of
