@@ -12,8 +12,6 @@ as empty.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import tempfile
 import uuid
@@ -28,8 +26,9 @@ from sqlalchemy.orm import Session
 from db.models import ImportJob, RowError
 from db.session import session_scope
 from itemsheet.child import ChildLimits, pick_in_child
+from itemsheet.csv_writer import CsvText, guard_cell, guard_formula
 from itemsheet.errors import SheetError
-from itemsheet.formats import PackageLimits
+from itemsheet.formats import FileFormat, PackageLimits
 from itemsheet.header import ERROR_HEADER, MappingChoice, is_error_header
 from itemsheet.jobs import load_job
 from itemsheet.mappings import mapping_choice
@@ -38,11 +37,10 @@ from itemsheet.retention import removed_reason
 from itemsheet.row_pick import RowPick
 from itemsheet.storage import fetch_local
 from itemsheet.text import How
-from itemsheet.xlsx import Cell, write_xlsx
+from itemsheet.xlsx_writer import Cell, SheetLayout, XlsxStream
 from settings import Settings, get_settings, make_private_dir
 
 FORMATS = ("xlsx", "csv")
-_UTF8_BOM = "\ufeff"
 _INTEGER = re.compile(r"-?\d{1,15}")
 
 
@@ -64,6 +62,7 @@ class RejectedSource:
     more_failed: int
     last_kept_row: int
     delimiter: str
+    text_file: bool = False
 
 
 def _chosen(job: ImportJob, name: str) -> str | None:
@@ -106,7 +105,13 @@ def rejected_source(session: Session, job: ImportJob) -> RejectedSource:
     )
     delimiter = ((job.reading or {}).get("delimiter") or {}).get("value") or ","
     return RejectedSource(
-        job.file_uri, pick, messages, max(job.failed - len(messages), 0), int(last), delimiter
+        job.file_uri,
+        pick,
+        messages,
+        max(job.failed - len(messages), 0),
+        int(last),
+        delimiter,
+        text_file=job.file_format == FileFormat.CSV,
     )
 
 
@@ -166,12 +171,21 @@ def rejected_table(
     return table
 
 
-def table_csv(table: list[list[Cell]], delimiter: str) -> bytes:
-    """A table as CSV in UTF-8 with a BOM, every cell quoted, with the file's delimiter."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
-    writer.writerows([["" if v is None else v for v in row] for row in table])
-    return (_UTF8_BOM + buffer.getvalue()).encode("utf-8")
+def table_csv(table: list[list[Cell]], delimiter: str, *, text_file: bool) -> bytes:
+    """A table as CSV (`itemsheet.csv_writer.CsvText`) with the file's delimiter, its text
+    cells guarded against formulas so that an import reads each back as it read the row
+    the first time: a text file's cells as that file held them (`guard_formula`), a
+    workbook's text as the text it is (`guard_cell`)."""
+    guard = guard_formula if text_file else guard_cell
+    rows = [[guard(v) if isinstance(v, str) else v for v in row] for row in table]
+    return CsvText(delimiter=delimiter).rows(rows).encode("utf-8")
+
+
+def table_xlsx(table: list[list[Cell]]) -> bytes:
+    """A table as the only sheet of a workbook, its first row a frozen bold header."""
+    book = XlsxStream(["Rejected rows"])
+    chunks = [book.begin_sheet(SheetLayout()), book.rows(table), book.end_sheet(), book.close()]
+    return b"".join(chunks)
 
 
 def _read_rows(source: RejectedSource, settings: Settings) -> pl.DataFrame:
@@ -215,8 +229,5 @@ def rejected_file(job_id: uuid.UUID, kind: str) -> tuple[str, bytes]:
     table = rejected_table(picked, source.messages, note)
     name = f"{stem}-rejected.{kind}"
     if kind == "csv":
-        return name, table_csv(table, source.delimiter)
-    with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="rejected-") as scratch:
-        path = Path(scratch) / "rows.xlsx"
-        write_xlsx(path, table, sheet_name="Rejected rows")
-        return name, path.read_bytes()
+        return name, table_csv(table, source.delimiter, text_file=source.text_file)
+    return name, table_xlsx(table)

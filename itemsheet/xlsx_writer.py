@@ -4,13 +4,14 @@ rows at a time, so writing a million rows holds one page in memory, never the sh
 An xlsx is a zip of XML parts; `zipfile` writes a zip to a stream it cannot seek (each
 entry then carries its sizes after its data), so every row written can be handed on at
 once. Text is written as inline strings (never shared: that table would have to be
-complete before the sheet), numbers as numbers. Only what the template and the export
-need: several sheets, a bold header row, column widths, a frozen header and an input
-message (the note Excel shows when a cell is selected).
+complete before the sheet), numbers as numbers. Only what the template, the export and
+the rejected rows need: several sheets, a bold header row, column widths, a frozen header
+and an input message (the note Excel shows when a cell is selected).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -35,7 +36,7 @@ class Number(str):
     """A number cell given as its exact decimal text (no exponent)."""
 
 
-Cell = str | int | Decimal | Number | None
+Cell = str | int | float | Decimal | Number | None
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ class XlsxStream:
             n += 1
             bold = ' s="1"' if n == 1 and self._layout.header else ""
             out.append(f'<row r="{n}">')
+            if len(values) > len(_LETTERS):  # a wide sheet (a rejected upload's own columns)
+                _LETTERS.extend(map(column_letter, range(len(_LETTERS), len(values))))
             for letter, value in zip(_LETTERS, values, strict=False):
                 if value is None or value == "":
                     continue
@@ -150,8 +153,20 @@ class XlsxStream:
                         f'<c r="{letter}{n}"{bold} t="inlineStr"><is><t xml:space="preserve">'
                         f"{text}</t></is></c>"
                     )
+                elif kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+                    # No number cell holds it: its text, as a spreadsheet shows it.
+                    out.append(
+                        f'<c r="{letter}{n}"{bold} t="inlineStr"><is><t>{value}</t></is></c>'
+                    )
                 else:
-                    number = value if kind is Number or kind is int else format(value, "f")
+                    # A float as its shortest repr, which reads back as the same double.
+                    number = (
+                        value
+                        if kind is Number or kind is int
+                        else repr(value)
+                        if kind is float
+                        else format(value, "f")
+                    )
                     out.append(f'<c r="{letter}{n}"{bold}><v>{number}</v></c>')
             out.append("</row>")
         self._row = n

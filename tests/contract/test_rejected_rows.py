@@ -153,3 +153,67 @@ def test_past_the_kept_errors_the_file_says_how_many_rows_are_missing_and_import
     # The note row is no data row: three rows, all created.
     assert_completed(second, created=3)
     assert set(items(data_dir)) == {"CAP-0", "CAP-1", "CAP-2"}
+
+
+# Formula-like text in failing rows; each name is read back as the first import read it.
+FORMULAS = [
+    ["SKU", "Name", "Price"],
+    ["FX-1", "=SUM(A1)", "x"],
+    ["FX-2", "'=quoted", "x"],
+    ["FX-3", "-5% off", "x"],
+    ["FX-4", "@home", "x"],
+]
+
+
+def fixed_csv(content: bytes, path: Path) -> Path:
+    """The rejected rows with a price in every row, saved as a spreadsheet saves a CSV
+    (quoted only where needed): the guard's `'` stays in the cell as it was written."""
+    table = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    for row in table[1:]:
+        row[2] = "1.5"
+    return write_csv(path, table)
+
+
+def test_rejected_rows_of_a_csv_guard_formulas_and_read_back_as_the_first_import_did(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    first = importer(write_csv(tmp_path / "formulas.csv", FORMULAS))
+    assert_completed(first, failed=4)
+
+    content = rejected(data_dir, first.report["job_id"], "csv")
+    table = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    # No cell a spreadsheet would run; a cell the file had guarded already stays as it was.
+    assert [r[1] for r in table[1:]] == ["'=SUM(A1)", "'=quoted", "'-5% off", "'@home"]
+
+    second = importer(fixed_csv(content, tmp_path / "fixed.csv"))
+    assert_completed(second, created=4)
+    stored = items(data_dir)
+    # The importer reads a CSV cell's guard off: `'=quoted` was `=quoted` the first time too.
+    assert {sku: stored[sku]["name"] for sku in stored} == {
+        "FX-1": "=SUM(A1)",
+        "FX-2": "=quoted",
+        "FX-3": "-5% off",
+        "FX-4": "@home",
+    }
+
+
+def test_rejected_rows_of_a_workbook_as_csv_keep_its_text_exactly(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    first = importer(write_raw_xlsx(tmp_path / "formulas.xlsx", FORMULAS))
+    assert_completed(first, failed=4)
+
+    content = rejected(data_dir, first.report["job_id"], "csv")
+    table = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    # A workbook's text is text: a leading `'` is part of it, so the guard adds one more.
+    assert [r[1] for r in table[1:]] == ["'=SUM(A1)", "''=quoted", "'-5% off", "'@home"]
+
+    second = importer(fixed_csv(content, tmp_path / "fixed.csv"))
+    assert_completed(second, created=4)
+    stored = items(data_dir)
+    assert {sku: stored[sku]["name"] for sku in stored} == {
+        "FX-1": "=SUM(A1)",
+        "FX-2": "'=quoted",
+        "FX-3": "-5% off",
+        "FX-4": "@home",
+    }
