@@ -14,6 +14,7 @@ from tests.contract.test_cli_contract import (
     BOTH_DATABASES,
     Importer,
     Run,
+    assert_completed,
     errors_by_row,
     item,
     items,
@@ -42,24 +43,13 @@ SUPPLIER = [
 ]
 
 
-def assert_counts(run: Run, **expected: int) -> None:
-    """The job completed with these counts (others 0), which add up to `total_rows`."""
-    report = run.report
-    assert report["status"] == "completed", run.describe()
-    names = ("created", "updated", "unchanged", "skipped", "failed")
-    counts = {k: report[k] for k in names}
-    assert counts == {k: expected.get(k, 0) for k in names}, run.describe()
-    assert report["total_rows"] == sum(counts.values()), run.describe()
-    assert report["processed_rows"] == report["total_rows"], run.describe()
-
-
 def reasons(run: Run) -> dict[int, str]:
     return {row: e["message"] for row, e in errors_by_row(run).items()}
 
 
 def seeded(tmp_path: Path, importer: Importer) -> None:
     run = importer(write_xlsx(tmp_path / "shop.xlsx", SHOP))
-    assert_counts(run, created=3)
+    assert_completed(run, created=3)
     assert run.report["mode"] == "upsert"
 
 
@@ -73,7 +63,7 @@ def test_update_only_updates_the_shops_items_and_creates_none_of_the_suppliers_o
     run = importer(write_xlsx(tmp_path / "supplier.xlsx", SUPPLIER), "--mode", "update_only")
 
     assert run.report["mode"] == "update_only"
-    assert_counts(run, updated=1, unchanged=1, skipped=3, failed=1)
+    assert_completed(run, updated=1, unchanged=1, skipped=3, failed=1)
     assert reasons(run) == {
         3: "item 'S-1' does not exist and the mode is update_only; it was not created",
         5: "item 'S-2' does not exist and the mode is update_only; it was not created",
@@ -96,7 +86,7 @@ def test_create_only_creates_the_new_items_and_leaves_stored_ones_alone(
     run = importer(write_xlsx(tmp_path / "supplier.xlsx", SUPPLIER), "--mode", "create_only")
 
     # S-3 has no name: a new item needs one, so it fails; M-9's price fails first.
-    assert_counts(run, created=2, skipped=2, failed=2)
+    assert_completed(run, created=2, skipped=2, failed=2)
     messages = reasons(run)
     assert messages[2] == "item 'M-1' exists and the mode is create_only; it was left alone"
     assert messages[4] == "item 'M-2' exists and the mode is create_only; it was left alone"
@@ -115,7 +105,7 @@ def test_upsert_is_the_default_and_skips_nothing(
     run = importer(write_xlsx(tmp_path / "supplier.xlsx", SUPPLIER))
 
     assert run.report["mode"] == "upsert"
-    assert_counts(run, created=2, updated=1, unchanged=1, failed=2)
+    assert_completed(run, created=2, updated=1, unchanged=1, failed=2)
 
 
 def test_a_dry_run_counts_what_the_mode_would_skip_and_writes_nothing(
@@ -128,7 +118,7 @@ def test_a_dry_run_counts_what_the_mode_would_skip_and_writes_nothing(
         write_xlsx(tmp_path / "supplier.xlsx", SUPPLIER), "--mode", "update_only", "--dry-run"
     )
 
-    assert_counts(run, updated=1, unchanged=1, skipped=3, failed=1)
+    assert_completed(run, updated=1, unchanged=1, skipped=3, failed=1)
     assert items(data_dir) == before
 
 
@@ -142,7 +132,7 @@ def test_update_only_with_abort_does_not_count_a_new_nameless_sku_as_invalid(
         write_csv(tmp_path / "prices.csv", rows), "--mode", "update_only", "--on-error", "abort"
     )
 
-    assert_counts(run, updated=2, skipped=1)
+    assert_completed(run, updated=2, skipped=1)
     assert items(data_dir)["M-3"] == item("Drill", price="33")
 
 
@@ -166,7 +156,7 @@ def test_skipped_rows_share_the_cap_on_kept_messages_and_are_counted_apart(
         env=env,
     )
 
-    assert_counts(run, updated=1, skipped=5, failed=5)
+    assert_completed(run, updated=1, skipped=5, failed=5)
     assert sorted(reasons(run)) == [2, 3, 4, 5]
     assert run.report["warnings"] == [
         "5 rows failed and 5 were skipped; the first 4 row messages are kept"

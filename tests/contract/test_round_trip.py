@@ -26,6 +26,7 @@ from tests.contract.test_cli_contract import (
     cli_in_process,
     raw_items,
 )
+from tests.contract.test_rejected_rows import rejected
 
 pytestmark = pytest.mark.subprocess  # the parse child
 
@@ -147,3 +148,80 @@ def test_export_and_template_refuse_a_file_of_another_kind_in_one_line(
         assert result.exit_code == 2, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("e.*")) and not list(tmp_path.glob("t.*"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "counts"),
+    [
+        ("upsert", {"unchanged": len(ROWS)}),
+        ("update_only", {"unchanged": len(ROWS)}),
+        # Every exported item is stored, so create_only leaves each alone, said as skipped.
+        ("create_only", {"skipped": len(ROWS)}),
+    ],
+)
+def test_an_export_imports_back_in_every_mode_and_writes_nothing(
+    mode: str, counts: dict[str, int], tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    assert_completed(importer(write_text_xlsx(tmp_path / "s.xlsx", [HEADER, *ROWS])), created=5)
+    before = raw_items(data_dir)
+    exported = tmp_path / "items.csv"
+    cli(data_dir, "export", str(exported))
+    run = importer(exported, "--mode", mode)
+    assert run.report["mode"] == mode
+    assert_completed(run, **counts)
+    assert raw_items(data_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("mode", "counts", "written"),
+    [
+        ("create_only", {"created": len(ROWS) - 2, "skipped": 1}, len(ROWS) - 2),
+        ("update_only", {"updated": 1, "skipped": len(ROWS) - 2}, 1),
+    ],
+)
+def test_an_export_of_an_import_with_a_mode_holds_only_what_it_wrote(
+    mode: str,
+    counts: dict[str, int],
+    written: int,
+    tmp_path: Path,
+    importer: Importer,
+    data_dir: Path,
+) -> None:
+    assert_completed(importer(write_text_xlsx(tmp_path / "a.xlsx", [HEADER, *ROWS[:2]])), created=2)
+    changed = [list(row) for row in ROWS[1:]]
+    changed[0][1] = "Renamed"
+    second = importer(write_text_xlsx(tmp_path / "b.xlsx", [HEADER, *changed]), "--mode", mode)
+    assert_completed(second, **counts)
+    exported = tmp_path / "second.csv"
+    said = cli(data_dir, "export", str(exported), "--import", second.report["job_id"]).stderr
+    # The rows its mode skipped were not written, so they are not its items.
+    assert f"exported {written} item" in said
+    assert_completed(importer(exported), unchanged=written)
+
+
+def test_a_filled_in_template_that_fails_comes_back_with_an_error_column_and_imports_fixed(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    template = tmp_path / "template.xlsx"
+    cli(data_dir, "template", str(template))
+    book = openpyxl.load_workbook(template)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    price = HEADER.index("Price") + 1
+    sheet.cell(2, price, "a lot")
+    book.save(template)
+    first = importer(template)
+    assert_completed(first, failed=1)
+
+    fixed = tmp_path / "rejected.xlsx"
+    fixed.write_bytes(rejected(data_dir, first.report["job_id"], "xlsx"))
+    book = openpyxl.load_workbook(fixed)
+    sheet = book.worksheets[0]
+    assert [c.value for c in sheet[1]] == [*header, "Error"]
+    assert "price" in str(sheet.cell(2, len(HEADER) + 1).value)
+    sheet.cell(2, price, 9.99)
+    book.save(fixed)
+    second = importer(fixed)
+    # The template's header with the Error column is read as the template's: nothing ignored.
+    assert_completed(second, created=1)
+    assert not second.report["warnings"], second.report["warnings"]
