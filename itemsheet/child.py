@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import PackageLimits
@@ -36,6 +36,9 @@ from itemsheet.reader import TextOptions
 from itemsheet.row_pick import RowPick, pick_rows, write_picked
 from itemsheet.sizes import human_size
 from itemsheet.warm import lower_priority
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 _POLL_S = 0.02
 # The child writes the rows being imported: whatever umask its parent has, what it creates
@@ -68,6 +71,31 @@ class ChildLimits:
         if self.address_space_bytes is not None:
             return self.address_space_bytes
         return self.memory_bytes + ADDRESS_SPACE_HEADROOM
+
+
+def parse_limits(settings: Settings) -> tuple[PackageLimits, ChildLimits]:
+    """The package checks and the child's time and memory an import's parse runs under,
+    as `settings` give them; reading rows again (`pick_in_child`) runs under the same."""
+    package = PackageLimits(
+        max_uncompressed_bytes=settings.max_uncompressed_bytes,
+        max_compression_ratio=settings.max_compression_ratio,
+        max_entries=settings.max_zip_entries,
+        max_cells=settings.max_cells,
+    )
+    return package, ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20)
+
+
+def _child_command(package: PackageLimits, limits: ChildLimits) -> list[str]:
+    """The child's command line up to its job's own options."""
+    return [
+        sys.executable,
+        "-m",
+        "itemsheet.child",
+        f"--limits={json.dumps(asdict(package))}",
+        # A spare child was started at normal priority; it takes on its caller's.
+        f"--nice={_own_nice()}",
+        f"--address-space={limits.address_space}",
+    ]
 
 
 def memory_reason(limit_bytes: int) -> str:
@@ -199,15 +227,7 @@ def prepare_in_child(
     """
     # Every value is joined to its option (`--sheet=-x`), and the paths come after `--`:
     # a file or sheet name that begins with `-` is never read as an option.
-    args = [
-        sys.executable,
-        "-m",
-        "itemsheet.child",
-        f"--limits={json.dumps(asdict(package))}",
-        # A spare child was started at normal priority; it takes on its caller's.
-        f"--nice={_own_nice()}",
-        f"--address-space={limits.address_space}",
-    ]
+    args = _child_command(package, limits)
     if filename is not None:
         args.append(f"--filename={filename}")
     if sheet is not None:
@@ -248,18 +268,7 @@ def pick_in_child(
     pick_path = out.with_suffix(".pick.json")
     with open(pick_path, "w", opener=private_opener) as pick_file:
         pick_file.write(json.dumps(pick.to_json()))
-    args = [
-        sys.executable,
-        "-m",
-        "itemsheet.child",
-        f"--limits={json.dumps(asdict(package))}",
-        f"--nice={_own_nice()}",
-        f"--address-space={limits.address_space}",
-        f"--pick={pick_path}",
-        "--",
-        str(source),
-        str(out),
-    ]
+    args = [*_child_command(package, limits), f"--pick={pick_path}", "--", str(source), str(out)]
     try:
         _watch(args, out, limits, lambda: None)
     finally:

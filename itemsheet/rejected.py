@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from db.models import ImportJob, RowError
 from db.session import session_scope
-from itemsheet.child import ChildLimits, pick_in_child
+from itemsheet.child import parse_limits, pick_in_child
 from itemsheet.csv_writer import CsvText, guard_cell, guard_formula
 from itemsheet.errors import SheetError
-from itemsheet.formats import FileFormat, PackageLimits
+from itemsheet.formats import FileFormat
 from itemsheet.header import ERROR_HEADER, MappingChoice, is_error_header
 from itemsheet.jobs import load_job
 from itemsheet.mappings import mapping_choice
@@ -195,17 +195,13 @@ def _read_rows(source: RejectedSource, settings: Settings) -> pl.DataFrame:
         raise RejectedGone(exc.reason) from exc
     with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="rejected-") as scratch:
         out = Path(scratch) / "rows.arrow"
+        package, limits = parse_limits(settings)
         pick_in_child(
             local,
             out,
             pick=source.pick,
-            package=PackageLimits(
-                max_uncompressed_bytes=settings.max_uncompressed_bytes,
-                max_compression_ratio=settings.max_compression_ratio,
-                max_entries=settings.max_zip_entries,
-                max_cells=settings.max_cells,
-            ),
-            limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
+            package=package,
+            limits=limits,
         )
         return pl.read_ipc(out)
 
