@@ -8,25 +8,20 @@ import csv
 import io
 import uuid
 import zipfile
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import openpyxl
-import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_trigger
-from api.main import create_app
 from db.item_store import merge_items
 from db.models import JobSource, JobStatus, utcnow
 from db.session import session_scope
 from itemsheet.fields import FIELDS
 from itemsheet.template import REQUIRED_MARK, limit_of, type_of
-from settings import get_settings
-from tests.api.helpers import FakeTrigger, add_job
+from tests.api.helpers import add_job
+from tests.db.test_item_store import frame
 from tests.itemsheet.test_undoing import run_import
 
 LABELS = [f.label for f in FIELDS]
@@ -36,24 +31,8 @@ NAMED = ("sku", "name")
 
 def store(items: list[dict[str, Any]]) -> None:
     """Write items through the item store's bulk merge, as an import batch does."""
-    schema = {
-        "sku": pl.String,
-        "name": pl.String,
-        "description": pl.String,
-        "category": pl.String,
-        "unit": pl.String,
-        "price": pl.Decimal(18, 4),
-        "quantity": pl.Int64,
-        "barcode": pl.String,
-    }
-    columns = [c for c in schema if c in items[0]]
-    frame = pl.DataFrame(
-        [[i.get(c) for c in columns] for i in items],
-        schema={c: schema[c] for c in columns},
-        orient="row",
-    )
     with session_scope() as session:
-        merge_items(session, frame, now=utcnow())
+        merge_items(session, frame(items), now=utcnow())
 
 
 def csv_rows(response: Any) -> list[list[str]]:
@@ -306,15 +285,8 @@ def test_an_import_whose_writes_are_not_known_is_refused_with_409(
 
 
 @pytest.fixture
-def keyed(
-    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger
-) -> Iterator[TestClient]:
-    monkeypatch.setenv("IMPORTER_API_KEYS", KEY)
-    get_settings.cache_clear()
-    application = create_app()
-    application.dependency_overrides[get_trigger] = lambda: trigger
-    with TestClient(application) as test_client:
-        yield test_client
+def api_keys() -> str:
+    return KEY
 
 
 def test_template_and_export_need_a_key_when_keys_are_set(keyed: TestClient) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,11 +13,8 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_trigger
-from api.main import create_app
 from itemsheet import running
-from settings import get_settings
-from tests.api.helpers import FakeTrigger, add_job, stored_files, update_job
+from tests.api.helpers import add_job, stored_files, update_job
 from tests.contract.workbooks import write_xlsx
 
 pytestmark = pytest.mark.subprocess  # the parse child
@@ -138,15 +134,8 @@ def test_rejected_rows_of_an_import_without_failures_are_409(
 
 
 @pytest.fixture
-def keyed(
-    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger
-) -> Iterator[TestClient]:
-    monkeypatch.setenv("IMPORTER_API_KEYS", f"ops:{KEY}")
-    get_settings.cache_clear()
-    application = create_app()
-    application.dependency_overrides[get_trigger] = lambda: trigger
-    with TestClient(application) as test_client:
-        yield test_client
+def api_keys() -> str:
+    return f"ops:{KEY}"
 
 
 def test_rejected_rows_need_an_api_key_when_keys_are_set(keyed: TestClient, failing: Path) -> None:

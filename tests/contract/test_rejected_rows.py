@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -25,7 +26,7 @@ from tests.contract.test_cli_contract import (
     item,
     items,
 )
-from tests.contract.workbooks import ErrorValue, csv_text, write_csv, write_raw_xlsx
+from tests.contract.workbooks import ErrorValue, Rows, csv_text, write_csv, write_raw_xlsx
 
 pytestmark = pytest.mark.subprocess  # the parse child
 
@@ -174,46 +175,38 @@ def fixed_csv(content: bytes, path: Path) -> Path:
     return write_csv(path, table)
 
 
-def test_rejected_rows_of_a_csv_guard_formulas_and_read_back_as_the_first_import_did(
-    tmp_path: Path, importer: Importer, data_dir: Path
+@pytest.mark.parametrize(
+    ("write", "guarded", "quoted"),
+    [
+        # A CSV's own guard (`'=quoted`) was read off the first time: left as it is.
+        (write_csv, "'=quoted", "=quoted"),
+        # A workbook's text is text, its `'` too: the guard adds one more.
+        (write_raw_xlsx, "''=quoted", "'=quoted"),
+    ],
+    ids=["csv", "xlsx"],
+)
+def test_rejected_rows_as_csv_guard_formulas_and_read_back_as_the_first_import_did(
+    write: Callable[[Path, Rows], Path],
+    guarded: str,
+    quoted: str,
+    tmp_path: Path,
+    importer: Importer,
+    data_dir: Path,
 ) -> None:
-    first = importer(write_csv(tmp_path / "formulas.csv", FORMULAS))
+    first = importer(write(tmp_path / "formulas", FORMULAS))
     assert_completed(first, failed=4)
 
     content = rejected(data_dir, first.report["job_id"], "csv")
     table = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-    # No cell a spreadsheet would run; a cell the file had guarded already stays as it was.
-    assert [r[1] for r in table[1:]] == ["'=SUM(A1)", "'=quoted", "'-5% off", "'@home"]
-
-    second = importer(fixed_csv(content, tmp_path / "fixed.csv"))
-    assert_completed(second, created=4)
-    stored = items(data_dir)
-    # The importer reads a CSV cell's guard off: `'=quoted` was `=quoted` the first time too.
-    assert {sku: stored[sku]["name"] for sku in stored} == {
-        "FX-1": "=SUM(A1)",
-        "FX-2": "=quoted",
-        "FX-3": "-5% off",
-        "FX-4": "@home",
-    }
-
-
-def test_rejected_rows_of_a_workbook_as_csv_keep_its_text_exactly(
-    tmp_path: Path, importer: Importer, data_dir: Path
-) -> None:
-    first = importer(write_raw_xlsx(tmp_path / "formulas.xlsx", FORMULAS))
-    assert_completed(first, failed=4)
-
-    content = rejected(data_dir, first.report["job_id"], "csv")
-    table = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-    # A workbook's text is text: a leading `'` is part of it, so the guard adds one more.
-    assert [r[1] for r in table[1:]] == ["'=SUM(A1)", "''=quoted", "'-5% off", "'@home"]
+    # No cell a spreadsheet would run as a formula.
+    assert [r[1] for r in table[1:]] == ["'=SUM(A1)", guarded, "'-5% off", "'@home"]
 
     second = importer(fixed_csv(content, tmp_path / "fixed.csv"))
     assert_completed(second, created=4)
     stored = items(data_dir)
     assert {sku: stored[sku]["name"] for sku in stored} == {
         "FX-1": "=SUM(A1)",
-        "FX-2": "'=quoted",
+        "FX-2": quoted,
         "FX-3": "-5% off",
         "FX-4": "@home",
     }
