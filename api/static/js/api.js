@@ -105,10 +105,15 @@ export async function openStream(path, signal) {
 }
 
 /** GET a file with the key and hand it to the browser as a download named `filename`. */
-export async function downloadFile(path, filename) {
+export function downloadFile(path, filename) {
+  return downloadUrl(apiUrl(path), filename);
+}
+
+/** `downloadFile` of a whole URL (a link's own, outside the import routes). */
+export async function downloadUrl(address, filename) {
   let response;
   try {
-    response = await fetch(apiUrl(path), { headers: withKey(), cache: "no-store" });
+    response = await fetch(address, { headers: withKey(), cache: "no-store" });
   } catch {
     return { ok: false, status: 0, data: null };
   }
