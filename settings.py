@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.enums import ImportMode
 from itemsheet.source_urls import form_refusal
 
 MIB = 1024 * 1024
@@ -173,6 +174,11 @@ class Settings(BaseSettings):
         default=None, description="Cron schedule of the reimport; off when unset."
     )
     reimport_sheet: str | None = Field(default=None, description="Sheet of the reimported file.")
+    reimport_mode: ImportMode = Field(
+        default=ImportMode.UPSERT,
+        description="Mode of the scheduled reimport: upsert, create_only or update_only (a"
+        " supplier's list of more items than the shop keeps).",
+    )
     reimport_allowed: str = Field(
         default="",
         description="Comma-separated path or URL prefixes a `reimport-items` run may read"

@@ -21,7 +21,7 @@ from api.deps import get_trigger
 from api.limits import BodySizeLimit
 from api.metrics import RequestMetrics, RequestTimer
 from api.origin import OriginCheck
-from api.routes import docs, errors, events, health, imports, metrics, page, review
+from api.routes import docs, errors, events, exports, health, imports, metrics, page, review
 from api.schemas import ErrorOut
 from db.migrate import upgrade_database
 from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
@@ -86,7 +86,7 @@ def create_app() -> FastAPI:
             "dependencies": [Security(bearer_scheme)],
             "responses": {401: {"model": ErrorOut, "description": "No valid API key."}},
         }
-    for module in (imports, review, errors, events):
+    for module in (imports, review, errors, events, exports):
         app.include_router(module.router, prefix=API_PREFIX, **keyed)
     app.include_router(metrics.router, **keyed)
     app.include_router(events.websocket_router, prefix=API_PREFIX)

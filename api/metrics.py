@@ -138,7 +138,8 @@ def job_families(stats: JobStats) -> list[Metric]:
         jobs.add_metric([status.value, source.value], count)
     rows = CounterMetricFamily(
         "importer_rows",
-        "Data rows of imports by outcome (created, updated, unchanged, failed); dry runs"
+        "Data rows of imports by outcome (created, updated, unchanged, skipped by the mode,"
+        " failed); dry runs"
         " are not counted.",
         labels=["outcome"],
     )

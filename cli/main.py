@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cli import options
-from db.enums import JobSource, JobStatus, OnError
+from db.enums import ImportMode, JobSource, JobStatus, OnError
 from settings import SettingsError, apply_prefect_defaults, get_settings
 
 if TYPE_CHECKING:
+    from itemsheet.exports import FileFormat
     from itemsheet.importing import JobOptions
     from itemsheet.jobs import JobView
 
@@ -97,6 +98,13 @@ def import_file(
     encoding: options.EncodingOption = None,
     delimiter: options.DelimiterOption = None,
     decimal: options.DecimalOption = None,
+    mode: Annotated[
+        ImportMode,
+        typer.Option(
+            help="upsert: create and update; create_only: leave stored items alone;"
+            " update_only: create no items. Rows left alone count as skipped."
+        ),
+    ] = ImportMode.UPSERT,
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     from cli import review
@@ -115,6 +123,7 @@ def import_file(
         sheet=sheet,
         on_error=on_error,
         dry_run=dry_run,
+        mode=mode,
         batch_size=batch_size or settings.rows_per_batch(),
         mapping=review.parse_maps(maps),
         header_row=header_row,
@@ -299,7 +308,8 @@ def _print_job(view: dict[str, Any]) -> None:
     out.print(
         f"  rows {view['total_rows'] or 0:,}: created {view['created']:,},"
         f" updated {view['updated']:,},"
-        f" unchanged {view['unchanged']:,}, failed {view['failed']:,}"
+        f" unchanged {view['unchanged']:,}, skipped {view['skipped']:,} ({view['mode']}),"
+        f" failed {view['failed']:,}"
         f"{' (dry run: nothing written)' if view['dry_run'] else ''}"
     )
     if view["undo_of"]:
@@ -397,6 +407,103 @@ def gc(
         return
     for line in report.lines():
         out.print(line)
+
+
+def _file_format(file: Path) -> FileFormat:
+    """The format a file's suffix names (`.xlsx` or `.csv`), or a usage error."""
+    from itemsheet.exports import FileFormat
+
+    try:
+        return FileFormat(file.suffix.lower().removeprefix("."))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{file.name!r} ends in neither .xlsx nor .csv; the suffix picks the format",
+            param_hint="FILE",
+        ) from None
+
+
+@app.command("template")
+def template(
+    file: Annotated[Path, typer.Argument(help="Where to write it: a .xlsx or .csv file.")],
+) -> None:
+    """Write the import template: the columns, an example row and (xlsx) what each field takes."""
+    from itemsheet.template import template_bytes
+
+    data = template_bytes(_file_format(file))
+    try:
+        file.write_bytes(data)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {file}: {exc.strerror}", param_hint="FILE"
+        ) from None
+    err.print(f"wrote the import template to {file}")
+
+
+@app.command("export")
+def export(
+    file: Annotated[Path, typer.Argument(help="Where to write them: a .xlsx or .csv file.")],
+    sku_prefix: Annotated[
+        str | None, typer.Option(help="Only SKUs that start with this (case-sensitive).")
+    ] = None,
+    changed_since: Annotated[
+        str | None,
+        typer.Option(help="Only items changed at or after this ISO 8601 time (UTC if none)."),
+    ] = None,
+    import_id: Annotated[
+        uuid.UUID | None,
+        typer.Option("--import", help="Only the items this import created or updated."),
+    ] = None,
+) -> None:
+    """Export items to FILE in the import's shape: importing it back changes nothing."""
+    from datetime import UTC, datetime
+
+    from db.item_pages import ItemFilter
+    from db.session import session_scope
+    from itemsheet.exports import check_import_export, file_chunks, iter_item_pages
+    from itemsheet.jobs import JobConflict, JobNotFound
+
+    fmt = _file_format(file)
+    if sku_prefix and not sku_prefix.isprintable():
+        raise typer.BadParameter("holds a control character", param_hint="--sku-prefix")
+    since = None
+    if changed_since is not None:
+        try:
+            since = datetime.fromisoformat(changed_since)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{changed_since!r} is not an ISO 8601 time such as 2026-12-01T08:00:00Z",
+                param_hint="--changed-since",
+            ) from None
+        since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    _prepare_database()
+    if import_id is not None:
+        try:
+            with session_scope(write=False) as session:
+                check_import_export(session, import_id)
+        except JobNotFound:
+            raise typer.BadParameter(f"no import job {import_id}", param_hint="--import") from None
+        except JobConflict as exc:
+            err.print(f"[red]cannot export:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+    chosen = ItemFilter(sku_prefix=sku_prefix or None, changed_since=since)
+    exported = 0
+
+    def counted() -> Iterator[Any]:
+        nonlocal exported
+        for page in iter_item_pages(chosen, job_id=import_id):
+            exported += len(page)
+            yield page
+
+    try:
+        out_file = file.open("wb")
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {file}: {exc.strerror}", param_hint="FILE"
+        ) from None
+    with out_file:
+        for chunk in file_chunks(fmt, counted()):
+            out_file.write(chunk)
+    err.print(f"exported {exported:,} item{'' if exported == 1 else 's'} to {file}")
 
 
 @app.command("up")

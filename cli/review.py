@@ -79,7 +79,7 @@ def print_preview(job_id: uuid.UUID) -> dict[str, Any]:
         out.print(
             f"  rows {counts['total_rows']:,}: create {counts['created']:,},"
             f" update {counts['updated']:,}, unchanged {counts['unchanged']:,},"
-            f" failed {counts['failed']:,}"
+            f" skipped by the mode {counts.get('skipped', 0):,}, failed {counts['failed']:,}"
         )
     changes = Table("row", "sku", "change", title="Changes (first 50)")
     for change in preview.get("changes") or []:

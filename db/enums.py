@@ -38,6 +38,16 @@ class OnError(StrEnum):
     ABORT = "abort"
 
 
+class ImportMode(StrEnum):
+    """Which rows an import writes: `upsert` creates new SKUs and updates stored ones;
+    `create_only` leaves stored items alone, `update_only` creates none (a supplier's list
+    of more items than the shop keeps). Rows a mode leaves alone count as skipped."""
+
+    UPSERT = "upsert"
+    CREATE_ONLY = "create_only"
+    UPDATE_ONLY = "update_only"
+
+
 class JobSource(StrEnum):
     """Who started an import."""
 

@@ -1,19 +1,21 @@
 """Bulk item merges and transaction locks: the dialect SQL of writing items (the undo's is
 beside it in `db.undo_store`).
 
-A batch is merged in three steps inside the caller's transaction:
+A batch is merged in these steps inside the caller's transaction:
 1. its valid rows go into a temporary staging table (PostgreSQL: one COPY of CSV text
    that polars writes; SQLite: one `executemany`);
-2. only when some staged row has no name: one statement drops the new SKUs among them
+2. in a mode other than upsert: one statement drops the staged rows the mode leaves alone
+   (stored SKUs in create_only, new ones in update_only), returning their SKUs;
+3. only when some staged row has no name: one statement drops the new SKUs among them
    (an item cannot be created without a name; the caller reports them as row errors) and
    one fills the rest with the stored names (an empty name never clears one, and the
    insert always carries a name);
-3. one statement counts what the batch would create and change, compared in the
+4. one statement counts what the batch would create and change, compared in the
    database, nulls included (dry runs stop here);
-4. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
+5. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
    writes new and changed items in SKU order and leaves unchanged rows alone.
 Counts come from the database, never from a guess in Python. A `WriteHook` (the undo's
-before-image, `db.undo_store`) sees step 4 from inside the same transaction: on
+before-image, `db.undo_store`) sees step 5 from inside the same transaction: on
 PostgreSQL the upsert then returns its rows with their old values.
 """
 
@@ -27,6 +29,8 @@ from typing import Any, Protocol
 import polars as pl
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
+
+from db.enums import ImportMode
 
 STAGE = "item_stage"
 # Column types of the staging table; the same affinities as the item table, so a value
@@ -52,6 +56,8 @@ class MergeCounts:
     unchanged: int
     # New SKUs without a name: not written and not counted above.
     nameless: frozenset[str] = frozenset()
+    # SKUs the mode left alone: not written and not counted above.
+    skipped: frozenset[str] = frozenset()
     # A dry run asked for changes: up to that many rows that would change, each
     # {sku, action: "create" | "update", fields: {field: [stored, new]}} (changed fields).
     changes: tuple[dict[str, Any], ...] = ()
@@ -112,6 +118,19 @@ def _drop_nameless_new(conn: Connection) -> frozenset[str]:
     rows = conn.exec_driver_sql(
         f"DELETE FROM {STAGE} WHERE name IS NULL"
         f" AND NOT EXISTS (SELECT 1 FROM item i WHERE i.sku = {STAGE}.sku) RETURNING sku"
+    ).all()
+    return frozenset(str(row[0]) for row in rows)
+
+
+def _skip_by_mode(conn: Connection, mode: ImportMode) -> frozenset[str]:
+    """Remove the staged rows `mode` leaves alone; their SKUs. Stored or new is judged
+    against the items as this transaction sees them, as `_drop_nameless_new` judges."""
+    if mode is ImportMode.UPSERT:
+        return frozenset()
+    stored = "" if mode is ImportMode.CREATE_ONLY else "NOT "
+    rows = conn.exec_driver_sql(
+        f"DELETE FROM {STAGE} WHERE {stored}EXISTS"
+        f" (SELECT 1 FROM item i WHERE i.sku = {STAGE}.sku) RETURNING sku"
     ).all()
     return frozenset(str(row[0]) for row in rows)
 
@@ -220,8 +239,12 @@ def merge_items(
     dry_run: bool = False,
     changes: int = 0,
     hook: WriteHook | None = None,
+    mode: ImportMode = ImportMode.UPSERT,
 ) -> MergeCounts:
     """Create new items and update changed ones from `frame` (sku + imported fields).
+
+    `mode` leaves stored SKUs (create_only) or new ones (update_only) alone: they are
+    neither written nor counted, and their SKUs are in `skipped`.
 
     Only the columns in `frame` are compared and written; SKUs must be unique in it, and
     it may hold no other column (a sheet of SKUs alone: stored items are unchanged).
@@ -236,6 +259,7 @@ def merge_items(
     conn = _connection(session)
     fields = [c for c in frame.columns if c != "sku"]
     _stage(conn, frame.select("sku", *fields))
+    skipped = _skip_by_mode(conn, mode)
     nameless: frozenset[str] = frozenset()
     # A whole sheet with names (the common case) pays nothing for these two steps.
     if "name" not in fields or frame.get_column("name").null_count():
@@ -243,11 +267,12 @@ def merge_items(
         # Without a name column too: the insert carries every NOT NULL column, because the
         # databases check those before they find the conflict that makes it an update.
         _keep_stored_names(conn)
-    staged = frame.height - len(nameless)
+    staged = frame.height - len(nameless) - len(skipped)
     if dry_run:
         created, updated = _count(conn, fields)
         described = _changes(conn, fields, changes) if changes > 0 else ()
-        return MergeCounts(created, updated, staged - created - updated, nameless, described)
+        unchanged = staged - created - updated
+        return MergeCounts(created, updated, unchanged, nameless, skipped, described)
     columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
     assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
     stamp = _timestamp(conn, now)
@@ -273,7 +298,7 @@ def merge_items(
         written = result.rowcount
         if hook is not None:
             hook.after(conn, None)
-        return MergeCounts(created, written - created, staged - written, nameless)
+        return MergeCounts(created, written - created, staged - written, nameless, skipped)
     upsert = (
         f"INSERT INTO item ({columns}, created_at, updated_at)"
         f" SELECT {columns}, %(now)s, %(now)s FROM {STAGE} ORDER BY sku"
@@ -298,7 +323,7 @@ def merge_items(
         ).one()
         created, updated = int(row[0]), int(row[1])
         hook.after(conn, (created, str(row[2]), list(row[3] or [])))
-        return MergeCounts(created, updated, staged - created - updated, nameless)
+        return MergeCounts(created, updated, staged - created - updated, nameless, skipped)
     row = conn.exec_driver_sql(
         f"WITH merged AS ({upsert} RETURNING (xmax = 0) AS inserted)"
         f" SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted)"
@@ -306,7 +331,7 @@ def merge_items(
         {"now": stamp},
     ).one()
     created, updated = int(row[0]), int(row[1])
-    return MergeCounts(created, updated, staged - created - updated, nameless)
+    return MergeCounts(created, updated, staged - created - updated, nameless, skipped)
 
 
 def lock_for_transaction(session: Session, key: str) -> None:

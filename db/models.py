@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, EnumText, UTCDateTime
+from db.enums import ImportMode as ImportMode
 from db.enums import JobSource as JobSource
 from db.enums import JobStatus as JobStatus
 from db.enums import OnError as OnError
@@ -53,6 +54,9 @@ class ImportJob(Base):
     sheet_name: Mapped[str | None] = mapped_column(String(255))
     on_error: Mapped[OnError] = mapped_column(EnumText(OnError, 8), default=OnError.SKIP)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    mode: Mapped[ImportMode] = mapped_column(
+        EnumText(ImportMode, 16), default=ImportMode.UPSERT, server_default=ImportMode.UPSERT.value
+    )
     batch_size: Mapped[int] = mapped_column(Integer)
     total_rows: Mapped[int | None] = mapped_column(Integer)
     processed_rows: Mapped[int] = mapped_column(Integer, default=0)
@@ -60,6 +64,8 @@ class ImportJob(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Rows the mode left alone (an existing SKU in create_only, a new one in update_only).
+    skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_batch: Mapped[int] = mapped_column(Integer, default=0)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -137,7 +143,8 @@ class Item(Base):
 
 
 class RowError(Base):
-    """Why one data row of a job was not imported."""
+    """Why one data row of a job was not imported: it failed, or (`skipped`) the import's
+    mode left it alone."""
 
     __tablename__ = "import_row_error"
     __table_args__ = (Index("ix_import_row_error_job_id_row", "job_id", "row"),)
@@ -148,6 +155,7 @@ class RowError(Base):
     column: Mapped[str | None] = mapped_column(String(64))
     value: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text)
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ColumnMapping(Base):

@@ -42,13 +42,23 @@ def undo_under_way(session: Session, import_id: uuid.UUID) -> ImportJob | None:
 
 
 def add_row_errors(session: Session, job_id: uuid.UUID, errors: pl.DataFrame) -> None:
-    """Store failed rows; `errors` has columns row, error_column, error_value, error_message."""
+    """Store failed rows; `errors` has columns row, error_column, error_value, error_message
+    and, optionally, `skipped` (true: the import's mode left the row alone)."""
     if errors.is_empty():
         return
+    if "skipped" not in errors.columns:
+        errors = errors.with_columns(skipped=pl.lit(False))
     records = [
-        {"job_id": job_id, "row": row, "column": column, "value": value, "message": message}
-        for row, column, value, message in errors.select(
-            "row", "error_column", "error_value", "error_message"
+        {
+            "job_id": job_id,
+            "row": row,
+            "column": column,
+            "value": value,
+            "message": message,
+            "skipped": skipped,
+        }
+        for row, column, value, message, skipped in errors.select(
+            "row", "error_column", "error_value", "error_message", "skipped"
         ).iter_rows()
     ]
     session.execute(insert(RowError), records)

@@ -73,7 +73,13 @@ async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     )
     scheduled = bool(settings.reimport_source and settings.reimport_cron)
     parameters = (
-        {"source": settings.reimport_source, "sheet": settings.reimport_sheet} if scheduled else {}
+        {
+            "source": settings.reimport_source,
+            "sheet": settings.reimport_sheet,
+            "mode": settings.reimport_mode.value,
+        }
+        if scheduled
+        else {}
     )
     reimports = await reimport_items.ato_deployment(
         name=prefixed(REIMPORT_DEPLOYMENT),

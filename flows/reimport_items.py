@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
-from db.models import JobStatus, OnError
+from db.models import ImportMode, JobStatus, OnError
 from flows.import_items import import_items
 from itemsheet import running
 from itemsheet.reimport import plan_reimport
@@ -20,10 +20,13 @@ from itemsheet.reimport import plan_reimport
 
 @flow(name="reimport-items", flow_run_name="reimport {source}", log_prints=True)
 def reimport_items(
-    source: str, sheet: str | None = None, on_error: OnError = OnError.SKIP
+    source: str,
+    sheet: str | None = None,
+    on_error: OnError = OnError.SKIP,
+    mode: ImportMode = ImportMode.UPSERT,
 ) -> dict[str, Any]:
     """Import `source` again, unless it is unchanged since the last completed import."""
-    plan = plan_reimport(source, sheet=sheet, on_error=on_error)
+    plan = plan_reimport(source, sheet=sheet, on_error=on_error, mode=mode)
     if plan.run_import:
         get_run_logger().info("importing %s as job %s", source, plan.job_id)
         import_items(job_id=str(plan.job_id), return_state=True)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from itemsheet.errors import MappingNeeded, SheetError
 from itemsheet.formats import PackageLimits
@@ -33,8 +33,12 @@ from itemsheet.header import MappingChoice
 from itemsheet.prepare import SheetSummary, prepare, write_rows
 from itemsheet.processes import alive
 from itemsheet.reader import TextOptions
+from itemsheet.row_pick import RowPick, pick_rows, write_picked
 from itemsheet.sizes import human_size
 from itemsheet.warm import lower_priority
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 _POLL_S = 0.02
 # The child writes the rows being imported: whatever umask its parent has, what it creates
@@ -67,6 +71,31 @@ class ChildLimits:
         if self.address_space_bytes is not None:
             return self.address_space_bytes
         return self.memory_bytes + ADDRESS_SPACE_HEADROOM
+
+
+def parse_limits(settings: Settings) -> tuple[PackageLimits, ChildLimits]:
+    """The package checks and the child's time and memory an import's parse runs under,
+    as `settings` give them; reading rows again (`pick_in_child`) runs under the same."""
+    package = PackageLimits(
+        max_uncompressed_bytes=settings.max_uncompressed_bytes,
+        max_compression_ratio=settings.max_compression_ratio,
+        max_entries=settings.max_zip_entries,
+        max_cells=settings.max_cells,
+    )
+    return package, ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20)
+
+
+def _child_command(package: PackageLimits, limits: ChildLimits) -> list[str]:
+    """The child's command line up to its job's own options."""
+    return [
+        sys.executable,
+        "-m",
+        "itemsheet.child",
+        f"--limits={json.dumps(asdict(package))}",
+        # A spare child was started at normal priority; it takes on its caller's.
+        f"--nice={_own_nice()}",
+        f"--address-space={limits.address_space}",
+    ]
 
 
 def memory_reason(limit_bytes: int) -> str:
@@ -198,15 +227,7 @@ def prepare_in_child(
     """
     # Every value is joined to its option (`--sheet=-x`), and the paths come after `--`:
     # a file or sheet name that begins with `-` is never read as an option.
-    args = [
-        sys.executable,
-        "-m",
-        "itemsheet.child",
-        f"--limits={json.dumps(asdict(package))}",
-        # A spare child was started at normal priority; it takes on its caller's.
-        f"--nice={_own_nice()}",
-        f"--address-space={limits.address_space}",
-    ]
+    args = _child_command(package, limits)
     if filename is not None:
         args.append(f"--filename={filename}")
     if sheet is not None:
@@ -226,15 +247,38 @@ def prepare_in_child(
         args.append(f"--mapping={mapping_path}")
     args += ["--", str(source), str(out)]
     try:
-        return _watch(args, out, limits, on_poll)
+        return SheetSummary(**_watch(args, out, limits, on_poll)["summary"])
     finally:
         mapping_path.unlink(missing_ok=True)
 
 
+def pick_in_child(
+    source: Path,
+    out: Path,
+    *,
+    pick: RowPick,
+    package: PackageLimits,
+    limits: ChildLimits,
+) -> None:
+    """Read the rows `pick` names of `source` into `out` (`itemsheet.rejected`), in a child
+    process under the same limits as an import's parse; `SheetError` on any failure."""
+    from settings import make_private_dir, private_opener
+
+    make_private_dir(out.parent)
+    pick_path = out.with_suffix(".pick.json")
+    with open(pick_path, "w", opener=private_opener) as pick_file:
+        pick_file.write(json.dumps(pick.to_json()))
+    args = [*_child_command(package, limits), f"--pick={pick_path}", "--", str(source), str(out)]
+    try:
+        _watch(args, out, limits, lambda: None)
+    finally:
+        pick_path.unlink(missing_ok=True)
+
+
 def _watch(
     args: list[str], out: Path, limits: ChildLimits, on_poll: Callable[[], None]
-) -> SheetSummary:
-    """Run the child on `args` within `limits`; its summary, or `SheetError`."""
+) -> dict[str, Any]:
+    """Run the child on `args` within `limits`; its answer, or `SheetError`."""
     from settings import private_opener
 
     started = time.monotonic()
@@ -278,7 +322,7 @@ def _watch(
         )
     if "error" in answer:
         raise SheetError(answer["error"])
-    return SheetSummary(**answer["summary"])
+    return dict(answer)
 
 
 def _limit_address_space(limit: int) -> None:
@@ -312,8 +356,30 @@ def serve() -> int:
     return main([str(a) for a in json.loads(line)])
 
 
+def _work(args: argparse.Namespace, choice: MappingChoice | None) -> dict[str, object]:
+    """Do what the arguments ask: pick rows (`--pick`), or prepare and keep the rows; the
+    answer for the parent."""
+    limits = PackageLimits(**json.loads(args.limits))
+    if args.pick is not None:
+        pick = RowPick.from_json(json.loads(args.pick.read_text()))
+        picked = pick_rows(args.source.read_bytes(), pick, limits=limits, scratch=args.out.parent)
+        write_picked(picked, args.out)
+        return {"picked": True}
+    validated, summary = prepare(
+        args.source.read_bytes(),
+        filename=args.filename,
+        sheet=args.sheet,
+        limits=limits,
+        choice=choice,
+        options=TextOptions.from_json(json.loads(args.options)) if args.options else None,
+        scratch=args.out.parent,
+    )
+    write_rows(validated, args.out, batch_rows=args.batch_rows)
+    return {"summary": asdict(summary)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Child entry point: prepare, keep the rows, print one JSON line."""
+    """Child entry point: prepare and keep the rows (or pick rows), print one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("source", type=Path)
     parser.add_argument("out", type=Path)
@@ -325,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mapping", type=Path, default=None)
     parser.add_argument("--options", default=None)
     parser.add_argument("--batch-rows", type=int, default=None)
+    parser.add_argument("--pick", type=Path, default=None)
     args = parser.parse_args(argv)
     lower_priority(args.nice)
     if args.address_space:
@@ -333,18 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mapping is not None:
         choice = MappingChoice.from_json(json.loads(args.mapping.read_text()))
     try:
-        validated, summary = prepare(
-            args.source.read_bytes(),
-            filename=args.filename,
-            sheet=args.sheet,
-            limits=PackageLimits(**json.loads(args.limits)),
-            choice=choice,
-            options=TextOptions.from_json(json.loads(args.options)) if args.options else None,
-            scratch=args.out.parent,
-        )
-        write_rows(validated, args.out, batch_rows=args.batch_rows)
+        answer = _work(args, choice)
     except MappingNeeded as exc:
-        answer: dict[str, object] = {
+        answer = {
             "error": exc.reason,
             "columns": exc.columns,
             "header_row": exc.header_row,
@@ -360,8 +418,6 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, MemoryError) or (args.address_space and _near_limit(args.address_space)):
             # Any failure at the edge of the address space is the limit's doing.
             answer = {"out_of_memory": True}
-    else:
-        answer = {"summary": asdict(summary)}
     sys.stdout.flush()
     print(json.dumps(answer), flush=True)
     return 0

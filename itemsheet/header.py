@@ -24,6 +24,9 @@ SAMPLE_VALUES = 3
 SAMPLE_CHARS = 60
 # A mapping a person gives is stored with the job and shown in every answer about it.
 MAPPING_BYTES = 64 * 1024
+# The column a rejected-rows download adds (`itemsheet.rejected`): why each row failed.
+# Uploaded again once fixed, it is ignored without a warning and makes no row non-empty.
+ERROR_HEADER = "Error"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,13 @@ class Header:
     key: str = ""
     described: list[dict[str, Any]] = field(default_factory=list)
     mapping: dict[str, str | None] = field(default_factory=dict)
+    # Grid columns that are not data: a rejected-rows file's Error column.
+    notes: tuple[str, ...] = ()
+
+
+def is_error_header(label: str | None) -> bool:
+    """The header cell is the Error column of a rejected-rows download."""
+    return normalise_header(label) == normalise_header(ERROR_HEADER)
 
 
 def header_key(cells: list[str | None]) -> str:
@@ -207,6 +217,7 @@ def _map_header(
     ignored: list[str] = []
     mapping: dict[str, str | None] = {}
     sources: set[str] = set()
+    notes: list[str] = []
     for column, label in zip(frame.columns, cells, strict=True):
         if label is None or not label.strip():
             continue
@@ -214,7 +225,9 @@ def _map_header(
         mapping[normalise_header(label)] = mapped
         if source is not None:
             sources.add(source)
-        if mapped is None:
+        if mapped is None and source is None and is_error_header(label):
+            notes.append(column)  # the messages of a rejected-rows file, fixed and sent back
+        elif mapped is None:
             if source is None:  # a column a person chose to ignore is not worth a warning
                 ignored.append(label.strip())
         elif mapped in columns:
@@ -245,6 +258,7 @@ def _map_header(
         key=header_key(cells),
         described=_describe(frame, index, cells, choice, saved),
         mapping=mapping,
+        notes=tuple(notes),
     )
 
 

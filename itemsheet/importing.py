@@ -11,7 +11,7 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
-from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
+from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, count_row_errors, delete_row_errors, get_job
 from db.undo_store import keep_before
 from itemsheet.mappings import save_mapping
@@ -26,7 +26,7 @@ from itemsheet.messages import (
 from itemsheet.prepare import SheetSummary
 from itemsheet.review import drift_warning, note_changes, start_preview, wanted_changes
 from itemsheet.storage import StoredFile
-from itemsheet.validate import ERROR_COLUMNS, name_errors, unnamed
+from itemsheet.validate import ERROR_COLUMNS, mode_skips, name_errors, unnamed
 from settings import get_settings
 
 
@@ -45,6 +45,8 @@ class JobOptions:
     sheet: str | None = None
     on_error: OnError = OnError.SKIP
     dry_run: bool = False
+    # Which rows are written: new and stored SKUs (upsert), new ones only, stored ones only.
+    mode: ImportMode = ImportMode.UPSERT
     batch_size: int = 10_000
     # Columns: an explicit mapping (normalised header -> field or None; see
     # `header.explicit_mapping`) and the header's row number as the user sees it.
@@ -68,6 +70,7 @@ class BatchOutcome:
     updated: int
     unchanged: int
     failed: int
+    skipped: int = 0
 
 
 def create_job(
@@ -91,6 +94,7 @@ def create_job(
         sheet=options.sheet,
         on_error=options.on_error,
         dry_run=options.dry_run,
+        mode=options.mode,
         batch_size=options.batch_size,
         warnings=[],
         columns=[],
@@ -178,6 +182,8 @@ def record_summary(session: Session, job_id: uuid.UUID, summary: SheetSummary) -
         "source": summary.mapping_source,
         "mapping": summary.mapping,
         "headers": [c["header"] for c in summary.columns],
+        # Where the header was found: a rejected-rows file is read from the same row.
+        "row": summary.header_row,
     }
     if job.previewing:
         start_preview(job, columns=summary.columns, header_row=summary.header_row)
@@ -203,7 +209,10 @@ def record_abort(
     for batch in batches:
         rows += batch.height
         invalid = batch.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
+        # In update_only, a new SKU is skipped when its batch is written, whatever its name.
         unnamed_rows = unnamed(batch)
+        if job.mode is ImportMode.UPDATE_ONLY:
+            unnamed_rows = unnamed_rows.clear()
         nameless = nameless_new_skus(session, unnamed_rows.get_column("sku"))
         if nameless:
             invalid = pl.concat([invalid, name_errors(unnamed_rows, nameless)]).sort("row")
@@ -273,7 +282,13 @@ def apply_batch(
     # The before-image an undo needs commits with the batch; a dry pass writes neither.
     before = None if dry else keep_before(session, job_id, batch_no, written_at=now)
     counts = merge_items(
-        session, valid.select(fields), now=now, dry_run=dry, changes=wanted, hook=before
+        session,
+        valid.select(fields),
+        now=now,
+        dry_run=dry,
+        changes=wanted,
+        hook=before,
+        mode=job.mode,
     )
     if counts.changes:
         found = {c["sku"] for c in counts.changes}
@@ -281,8 +296,11 @@ def apply_batch(
         note_changes(job, counts.changes, dict(rows_of.iter_rows()))
     if counts.nameless:
         failed = pl.concat([failed, name_errors(valid, counts.nameless)]).sort("row")
-    _keep_row_errors(session, job, failed)
-    outcome = BatchOutcome(counts.created, counts.updated, counts.unchanged, failed.height)
+    skipped = mode_skips(valid, counts.skipped, job.mode)
+    _keep_row_errors(session, job, failed, skipped)
+    outcome = BatchOutcome(
+        counts.created, counts.updated, counts.unchanged, failed.height, skipped.height
+    )
     job.created += outcome.created
     job.updated += outcome.updated
     job.unchanged += outcome.unchanged
@@ -292,35 +310,45 @@ def apply_batch(
     return outcome
 
 
-def _keep_row_errors(session: Session, job: ImportJob, errors: pl.DataFrame) -> None:
-    """Count a batch's failing rows in `job.failed` and store their errors (in row order,
-    after those of the batches before) while the job keeps fewer than
-    `IMPORTER_MAX_ROW_ERRORS`; once one is not kept, the job warns how many are.
+def _keep_row_errors(
+    session: Session, job: ImportJob, errors: pl.DataFrame, skipped: pl.DataFrame | None = None
+) -> None:
+    """Count a batch's failing rows in `job.failed` and the rows its mode skipped in
+    `job.skipped`, and store their messages (in row order, after those of the batches
+    before) while the job keeps fewer than `IMPORTER_MAX_ROW_ERRORS`; once one is not
+    kept, the job warns how many are.
 
     How many are kept already is counted in the database, in the batch's transaction: a
     resumed attempt stores exactly what an undisturbed one would have. The count is asked
     only once the cap may bind, so a job of few failures pays nothing for it.
     """
+    if skipped is not None and not skipped.is_empty():
+        errors = pl.concat([errors.with_columns(skipped=pl.lit(False)), skipped]).sort("row")
     if errors.is_empty():
         return
     limit = get_settings().max_row_errors
-    failed = job.failed + errors.height
-    if failed <= limit and not has_kept_errors_warning(job.warnings):
+    count = int(errors.get_column("skipped").sum()) if "skipped" in errors.columns else 0
+    failed, passed = job.failed + errors.height - count, job.skipped + count
+    if failed + passed <= limit and not has_kept_errors_warning(job.warnings):
         add_row_errors(session, job.id, errors)
     else:
         kept = count_row_errors(session, job.id)
         shown = errors.head(max(limit - kept, 0))
         add_row_errors(session, job.id, shown)
-        job.warnings = with_kept_errors(job.warnings, failed=failed, kept=kept + shown.height)
-    job.failed = failed
+        job.warnings = with_kept_errors(
+            job.warnings, failed=failed, kept=kept + shown.height, skipped=passed
+        )
+    job.failed, job.skipped = failed, passed
 
 
 def _note_kept_errors(session: Session, job: ImportJob) -> None:
     """Say again how many row errors a job keeps, after its warnings were written anew
     (a resumed attempt reads its file again)."""
-    if job.failed:
+    if job.failed or job.skipped:
         kept = count_row_errors(session, job.id)
-        job.warnings = with_kept_errors(job.warnings, failed=job.failed, kept=kept)
+        job.warnings = with_kept_errors(
+            job.warnings, failed=job.failed, kept=kept, skipped=job.skipped
+        )
 
 
 def finish_job(

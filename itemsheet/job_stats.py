@@ -22,7 +22,7 @@ from itemsheet.failures import FailureClass, classify_failure
 # a second, a fresh interpreter in a few, and a job waiting for Prefect or a free worker in
 # minutes.
 START_DELAY_BOUNDS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0)
-ROW_OUTCOMES = ("created", "updated", "unchanged", "failed")
+ROW_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
+from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.repository import get_job, undo_under_way
 from itemsheet.dispatching import request_run
 from itemsheet.importing import finish_job
@@ -45,10 +45,20 @@ class JobView(BaseModel):
     updated: int
     unchanged: int
     failed: int
+    skipped: int = Field(
+        default=0,
+        description="Rows the mode left alone (a stored SKU in create_only, a new one in"
+        " update_only); created + updated + unchanged + skipped + failed = total_rows.",
+    )
     error: str | None = Field(description="Why the job failed or was cancelled, in one line.")
     warnings: list[str]
     dry_run: bool
     on_error: OnError
+    mode: ImportMode = Field(
+        default=ImportMode.UPSERT,
+        description="upsert, create_only (stored items left alone) or update_only (no item"
+        " created).",
+    )
     sheet: str | None
     elapsed_s: float | None
     rows_per_s: float
@@ -141,11 +151,13 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         updated=job.updated,
         unchanged=job.unchanged,
         failed=job.failed,
+        skipped=job.skipped or 0,
         error=job.error,
         # Capped here too, for jobs stored before the caps existed.
         warnings=capped(job.warnings or []),
         dry_run=job.dry_run,
         on_error=job.on_error,
+        mode=job.mode or ImportMode.UPSERT,
         sheet=job.sheet_name or job.sheet,
         elapsed_s=elapsed,
         rows_per_s=rate,

@@ -3,7 +3,8 @@
 An attempt keeps its validated rows in `<work dir>/<job>.<attempt>.arrow` and removes them
 when its job ends; its parse answers through `<job>.<attempt>.result`; an upload writes
 `<sha>.<id>.partial` beside the file it stores and a clean-up sets a file aside as
-`<sha>.<id>.removing`; a file from an object store is copied to `<work dir>/<sha>`. Each
+`<sha>.<id>.removing`; a file from an object store is copied to `<work dir>/<sha>`; a
+rejected-rows download reads its rows in a folder `<work dir>/rejected-<id>`. Each
 writer removes its own file, unless its process was killed first. What is removed here
 belongs to nothing that runs: rows only of jobs that have ended, other files only once
 they are older than `IMPORTER_LEFTOVER_GRACE_S` (longer than any upload or parse takes),
@@ -13,6 +14,7 @@ and never a file of a pending or processing job.
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ATTEMPT_FILE = re.compile(rf"(?P<job>{_UUID})\.\d+\.(?P<kind>arrow|result)")
 # A remote stored file's local copy (`storage.local_copy_name`): content and URL digests.
 STORED_COPY = re.compile(r"(?P<sha>[0-9a-f]{64})-[0-9a-f]{16}")
+# A rejected-rows download's scratch folder (`itemsheet.rejected`).
+SCRATCH = re.compile(r"rejected-[\w-]+")
 ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.AWAITING_REVIEW)
 _IN_CHUNK = 500
 
@@ -75,7 +79,9 @@ def _sweep_work_dir(
     # The files are listed before the jobs are read: a retried job's new attempt writes a
     # file of a new name, which this sweep then has not seen.
     try:
-        files = [(p, p.stat()) for p in work_dir.iterdir() if p.is_file()]
+        files = [
+            (p, p.stat()) for p in work_dir.iterdir() if p.is_file() or SCRATCH.fullmatch(p.name)
+        ]
     except FileNotFoundError:
         return Removed(), Removed()
     names = [p.name for p, _ in files]
@@ -109,6 +115,14 @@ def _sweep_work_dir(
             if not old:
                 continue
             unfinished = unfinished.plus(stat.st_size)
+        elif SCRATCH.fullmatch(path.name) and path.is_dir():
+            if not old:
+                continue
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            unfinished = unfinished.plus(size)
+            if not dry_run:
+                shutil.rmtree(path, ignore_errors=True)
+            continue
         else:
             continue  # not ours to judge (a spare's output is its owner's)
         if not dry_run:

@@ -22,7 +22,10 @@ NAME_CHARS = 255
 KEY_CHARS = 255
 ELLIPSIS = "…"
 _MORE = re.compile(r"^\.\.\. and ([\d,]+) more$")
-_KEPT = re.compile(r"^[\d,]+ rows failed; the first [\d,]+ row errors? (?:are|is) kept$")
+_KEPT = re.compile(
+    r"^[\d,]+ rows? failed(?: and [\d,]+ (?:was|were) skipped)?;"
+    r" the first [\d,]+ row (?:errors?|messages?) (?:are|is) kept$"
+)
 
 
 def clip(text: str, limit: int = MESSAGE_CHARS) -> str:
@@ -44,10 +47,18 @@ def capped(messages: Iterable[str], limit: int = MAX_WARNINGS) -> list[str]:
     return [*kept[: limit - 1], f"... and {len(kept) - limit + 1:,} more"]
 
 
-def kept_errors_warning(failed: int, kept: int) -> str:
-    """`300,000 rows failed; the first 10,000 row errors are kept`."""
-    errors = "row error is" if kept == 1 else "row errors are"
-    return f"{failed:,} rows failed; the first {kept:,} {errors} kept"
+def kept_errors_warning(failed: int, kept: int, skipped: int = 0) -> str:
+    """`300,000 rows failed; the first 10,000 row errors are kept`; with rows the mode
+    skipped: `250,000 rows failed and 50,000 were skipped; the first 10,000 row messages
+    are kept`."""
+    if not skipped:
+        errors = "row error is" if kept == 1 else "row errors are"
+        return f"{failed:,} rows failed; the first {kept:,} {errors} kept"
+    were = "was" if skipped == 1 else "were"
+    messages = "row message is" if kept == 1 else "row messages are"
+    return (
+        f"{failed:,} rows failed and {skipped:,} {were} skipped; the first {kept:,} {messages} kept"
+    )
 
 
 def has_kept_errors_warning(messages: list[str]) -> bool:
@@ -55,7 +66,7 @@ def has_kept_errors_warning(messages: list[str]) -> bool:
     return any(_KEPT.match(m) for m in messages)
 
 
-def with_kept_errors(messages: list[str], *, failed: int, kept: int) -> list[str]:
+def with_kept_errors(messages: list[str], *, failed: int, kept: int, skipped: int = 0) -> list[str]:
     """`messages` with the warning that only `kept` of `failed` row errors are kept, first
     (replacing an older one), or without it when every error is kept; still at most
     `MAX_WARNINGS`, the last saying how many more there are."""
@@ -64,7 +75,7 @@ def with_kept_errors(messages: list[str], *, failed: int, kept: int) -> list[str
     if rest and (more := _MORE.match(rest[-1])):
         hidden = int(more[1].replace(",", ""))
         rest.pop()
-    shown = [kept_errors_warning(failed, kept), *rest] if kept < failed else rest
+    shown = [kept_errors_warning(failed, kept, skipped), *rest] if kept < failed + skipped else rest
     if not hidden and len(shown) <= MAX_WARNINGS:
         return shown
     hidden += max(0, len(shown) - (MAX_WARNINGS - 1))

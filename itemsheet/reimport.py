@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.item_store import lock_for_transaction
-from db.models import ImportJob, JobSource, JobStatus, OnError, utcnow
+from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.session import session_scope
 from itemsheet.errors import SheetError
 from itemsheet.importing import JobOptions, create_job, create_refused_job, finish_job
@@ -153,7 +153,9 @@ def _check_allowed(source: str, prefixes: tuple[str, ...]) -> Location:
     return where
 
 
-def plan_reimport(source: str, *, sheet: str | None, on_error: OnError) -> Plan:
+def plan_reimport(
+    source: str, *, sheet: str | None, on_error: OnError, mode: ImportMode = ImportMode.UPSERT
+) -> Plan:
     """Fetch `source` and make its job; only a changed file, not being reimported, runs.
 
     A source outside the allowed locations, or one that cannot be fetched, gives a failed
@@ -161,7 +163,9 @@ def plan_reimport(source: str, *, sheet: str | None, on_error: OnError) -> Plan:
     """
     settings = get_settings()
     filename = PurePosixPath(source.rstrip("/")).name or source
-    options = JobOptions(sheet=sheet, on_error=on_error, batch_size=settings.rows_per_batch())
+    options = JobOptions(
+        sheet=sheet, on_error=on_error, mode=mode, batch_size=settings.rows_per_batch()
+    )
     try:
         where = _check_allowed(source, settings.reimport_prefixes())
         stored = _fetch(source, where, settings.resolved_storage_url(), settings.max_upload_bytes)

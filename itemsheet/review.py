@@ -32,7 +32,7 @@ from itemsheet.text import check_choices
 PREVIEW_CHANGES = 50
 PREVIEW_ERRORS = 10
 REJECTED_REASON = "the import was rejected at its review; nothing was written"
-COUNTS = ("total_rows", "created", "updated", "unchanged", "failed")
+COUNTS = ("total_rows", "created", "updated", "unchanged", "skipped", "failed")
 
 
 class ReviewConflict(Exception):
@@ -174,7 +174,7 @@ def reset_progress(session: Session, job: ImportJob) -> None:
     """Forget a preview pass's counts and row errors, so the real pass starts afresh."""
     delete_row_errors(session, job.id)
     job.warnings = with_kept_errors(job.warnings, failed=0, kept=0)
-    job.created = job.updated = job.unchanged = job.failed = 0
+    job.created = job.updated = job.unchanged = job.failed = job.skipped = 0
     job.processed_rows = 0
     job.last_batch = 0
 
@@ -246,6 +246,7 @@ def review_text(job: ImportJob) -> str:
         lines.append(
             f"{counts['total_rows']:,} rows: {counts['created']:,} to create,"
             f" {counts['updated']:,} to update, {counts['unchanged']:,} unchanged,"
+            f" {counts.get('skipped', 0):,} skipped (mode {job.mode or 'upsert'}),"
             f" {counts['failed']:,} failing"
         )
     if read := reading_text(job.reading):
@@ -308,7 +309,7 @@ def drift_warning(job: ImportJob) -> str | None:
     if not job.review or not counts:
         return None
     now = {k: getattr(job, k) or 0 for k in COUNTS}
-    if all(now[k] == counts.get(k) for k in COUNTS):
+    if all(now[k] == counts.get(k, 0) for k in COUNTS):
         return None
     said = ", ".join(f"{counts.get(k, 0):,} {k}" for k in COUNTS[1:])
     made = ", ".join(f"{now[k]:,} {k}" for k in COUNTS[1:])

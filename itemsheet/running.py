@@ -33,10 +33,9 @@ from db.models import JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.batch_hooks import BatchPoint, before_batch
-from itemsheet.child import ChildLimits, prepare_in_child
+from itemsheet.child import parse_limits, prepare_in_child
 from itemsheet.claims import beat, mark_interrupted
 from itemsheet.errors import MappingNeeded, SheetError
-from itemsheet.formats import PackageLimits
 from itemsheet.importing import (
     CancelRequested,
     apply_batch,
@@ -201,19 +200,15 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         finish(job_id, JobStatus.FAILED, reason=removed_reason(removed_at))
         return None
     out = rows_path(settings, job_id, attempt)
+    package, limits = parse_limits(settings)
     try:
         summary = prepare_in_child(
             fetch_local(file_uri, settings.work_dir),
             out,
             filename=filename,
             sheet=sheet,
-            package=PackageLimits(
-                max_uncompressed_bytes=settings.max_uncompressed_bytes,
-                max_compression_ratio=settings.max_compression_ratio,
-                max_entries=settings.max_zip_entries,
-                max_cells=settings.max_cells,
-            ),
-            limits=ChildLimits(settings.parse_timeout_s, settings.parse_memory_mib * 2**20),
+            package=package,
+            limits=limits,
             choice=choice,
             options=options,
             batch_rows=batch_size,

@@ -81,6 +81,7 @@ def find_active_duplicate(
             ImportJob.status.in_(ACTIVE_STATUSES),
             ImportJob.on_error == options.on_error,
             ImportJob.dry_run == options.dry_run,
+            ImportJob.mode == options.mode,
             _same(ImportJob.sheet, options.sheet),
             _same(ImportJob.encoding, options.encoding),
             _same(ImportJob.delimiter, options.delimiter),

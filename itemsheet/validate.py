@@ -34,6 +34,9 @@ class Validated:
 
 
 _STRIPPABLE = "".join(map(chr, [*range(0x21), 0x7F]))
+# A text file's cell that a CSV export guarded against formulas: `'` before `'`s and one of
+# `=+-@`, tab or CR (`itemsheet.csv_writer.guard_cell`); read without that first `'`.
+_GUARDED_CELL = r"^'('*[=+\-@\t\r])"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
 
 
@@ -47,6 +50,8 @@ def _clean_text(frame: pl.DataFrame, column: str, *, spreadsheet: bool) -> pl.Ex
     if frame.get_column(column).str.contains(_CONTROL).any():
         text = text.str.replace_all(_CONTROL, "")
     text = text.str.strip_chars()
+    if not spreadsheet and frame.get_column(column).str.contains(r"^\s*'+[=+\-@\t\r]").any():
+        text = text.str.replace(_GUARDED_CELL, "$1").str.strip_chars()
     if spreadsheet and frame.get_column(column).str.contains(_DATE_TEXT).any():
         # fastexcel renders date cells as "YYYY-MM-DD HH:MM:SS"; the contract wants ISO 8601.
         text = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1").str.replace(
@@ -120,10 +125,12 @@ def validate(
         grid.rows.alias("row"), pl.int_range(pl.len(), dtype=pl.Int64).alias("index")
     ).slice(header.index + 1)
     error_rows = grid.error_cells.get_column("index").unique().implode()
-    # Control characters alone do not make a row non-empty.
+    # Control characters alone do not make a row non-empty, nor does a rejected-rows
+    # file's Error cell (a note row that holds nothing else is not a data row).
     non_empty = pl.any_horizontal(
         pl.col(c).str.strip_chars(_STRIPPABLE).str.strip_chars().str.len_chars() > 0
         for c in grid.frame.columns
+        if c not in header.notes
     ).fill_null(False) | pl.col("index").is_in(error_rows)
     data = data.filter(non_empty).join(_error_codes(grid, header), on="index", how="left")
 
@@ -198,4 +205,21 @@ def name_errors(rows: pl.DataFrame, skus: frozenset[str]) -> pl.DataFrame:
         pl.lit("name", pl.String).alias("error_column"),
         pl.lit(None, pl.String).alias("error_value"),
         pl.format("name is required to create item '{}'", pl.col("sku")).alias("error_message"),
+    )
+
+
+def mode_skips(rows: pl.DataFrame, skus: frozenset[str], mode: str) -> pl.DataFrame:
+    """Records (`row`, the error columns and `skipped`) for the rows of `skus`, which the
+    import's `mode` left alone: a stored item in create_only, a new one in update_only."""
+    why = (
+        "item '{}' exists and the mode is create_only; it was left alone"
+        if mode == "create_only"
+        else "item '{}' does not exist and the mode is update_only; it was not created"
+    )
+    return rows.filter(pl.col("sku").is_in(list(skus))).select(
+        "row",
+        pl.lit("sku", pl.String).alias("error_column"),
+        pl.col("sku").str.slice(0, VALUE_MAX_CHARS).alias("error_value"),
+        pl.format(why, pl.col("sku")).alias("error_message"),
+        pl.lit(True).alias("skipped"),
     )

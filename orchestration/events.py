@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, JobSource, JobStatus
+from db.models import ImportJob, ImportMode, JobSource, JobStatus
 from itemsheet.jobs import JobView, job_view
 from settings import get_settings
 
@@ -58,11 +58,13 @@ class ImportEventPayload(BaseModel):
     filename: str
     source: JobSource
     dry_run: bool
+    mode: ImportMode
     total_rows: int | None
     processed_rows: int
     created: int
     updated: int
     unchanged: int
+    skipped: int
     failed: int
     elapsed_s: float | None
     rows_per_s: float

@@ -25,7 +25,7 @@ from api.auth import key_label
 from api.deps import JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep, get_dispatcher
 from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobPage, JobProgress
 from api.views import job_links, job_progress
-from db.models import JobSource, JobStatus, OnError
+from db.models import ImportMode, JobSource, JobStatus, OnError
 from itemsheet.header import MAPPING_BYTES, explicit_mapping, mapping_too_big
 from itemsheet.importing import JobOptions
 from itemsheet.jobs import (
@@ -112,6 +112,14 @@ async def upload_import(
             " by the file's values.",
         ),
     ] = None,
+    mode: Annotated[
+        ImportMode,
+        Form(
+            description="upsert: create new SKUs and update stored ones; create_only: leave"
+            " stored items alone; update_only: create no items. Rows left alone count as"
+            " skipped."
+        ),
+    ] = ImportMode.UPSERT,
 ) -> ImportAccepted | JSONResponse:
     """Store the file and start its import; the workbook is read by the flow run, not here."""
     if review and dry_run:
@@ -127,6 +135,7 @@ async def upload_import(
         sheet=sheet or None,
         on_error=on_error,
         dry_run=dry_run,
+        mode=mode,
         batch_size=settings.rows_per_batch(),
         mapping=_mapping_form(mapping),
         header_row=header_row,

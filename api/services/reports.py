@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Iterator
 
@@ -12,14 +10,11 @@ from sqlalchemy import and_, or_, select
 from db.models import JobStatus, RowError
 from db.repository import ERROR_RECORD_COLUMNS
 from db.session import session_scope
+from itemsheet.csv_writer import CsvText, guard_formula
 from itemsheet.jobs import JobView
 from settings import get_settings
 
-# A spreadsheet treats a cell starting with one of these as a formula (or DDE call).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_PAGE_ROWS = 2000
-# Excel reads a CSV as UTF-8 only when it starts with a byte order mark.
-UTF8_BOM = "\ufeff"
 
 
 def eta_seconds(view: JobView) -> float | None:
@@ -51,21 +46,10 @@ def flow_run_url(flow_run_id: uuid.UUID | str | None) -> str | None:
     return f"{base}/runs/flow-run/{flow_run_id}" if base else None
 
 
-def neutralise_cell(text: str | None) -> str:
-    """A CSV cell no spreadsheet runs as a formula: a leading `=+-@`, tab or CR gets a `'`."""
-    if not text:
-        return ""
-    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
-
-
 def iter_errors_csv(job_id: uuid.UUID, *, page_rows: int = CSV_PAGE_ROWS) -> Iterator[str]:
     """A job's row errors as CSV text, page by page, each page read in a short transaction."""
-    buffer = io.StringIO()
-    # Every cell quoted: Excel in locales whose list separator is `;` (de, fr, nl) reads a
-    # comma CSV at `;` and would split an unquoted `x;=HYPERLINK(...)` into a formula cell.
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(ERROR_RECORD_COLUMNS)
-    yield UTF8_BOM + _drain(buffer)
+    out = CsvText()
+    yield out.rows([ERROR_RECORD_COLUMNS])
     after: tuple[int, int] | None = None
     while True:
         query = select(RowError.row, RowError.column, RowError.value, RowError.message, RowError.id)
@@ -76,19 +60,11 @@ def iter_errors_csv(job_id: uuid.UUID, *, page_rows: int = CSV_PAGE_ROWS) -> Ite
             )
         with session_scope(write=False) as session:
             page = session.execute(query.order_by(RowError.row, RowError.id).limit(page_rows)).all()
-        for row, column, value, message, _ in page:
-            writer.writerow(
-                [row, neutralise_cell(column), neutralise_cell(value), neutralise_cell(message)]
-            )
         if page:
-            yield _drain(buffer)
+            yield out.rows(
+                [row, guard_formula(column), guard_formula(value), guard_formula(message)]
+                for row, column, value, message, _ in page
+            )
         if len(page) < page_rows:
             return
         after = (page[-1].row, page[-1].id)
-
-
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text

@@ -34,6 +34,25 @@ def app(importer_env: Path, trigger: FakeTrigger) -> Iterator[FastAPI]:
 
 
 @pytest.fixture
+def api_keys() -> str:
+    """What `IMPORTER_API_KEYS` says for the `keyed` client; a module names its own keys."""
+    return "api-key-0123456789"
+
+
+@pytest.fixture
+def keyed(
+    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger, api_keys: str
+) -> Iterator[TestClient]:
+    """A client of an app started with `api_keys`."""
+    monkeypatch.setenv("IMPORTER_API_KEYS", api_keys)
+    get_settings.cache_clear()
+    application = create_app()
+    application.dependency_overrides[get_trigger] = lambda: trigger
+    with TestClient(application) as test_client:
+        yield test_client
+
+
+@pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     """A client of `app` (its start-up migration is covered by its own test)."""
     test_client = TestClient(app)

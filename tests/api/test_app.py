@@ -59,6 +59,7 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "/api/excel/import/{job_id}/events",
         "/api/excel/import/{job_id}/errors",
         "/api/excel/import/{job_id}/errors.csv",
+        "/api/excel/import/{job_id}/rejected.{kind}",
         "/api/excel/import/{job_id}/cancel",
         "/api/excel/import/{job_id}/retry",
         "/api/excel/import/{job_id}/preview",
@@ -67,6 +68,9 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "/api/excel/import/{job_id}/undo",
         "/api/excel/imports",
         "/api/excel/mappings",
+        "/api/excel/template.xlsx",
+        "/api/excel/template.csv",
+        "/api/items/export",
         "/api/health",
         "/metrics",
     }
@@ -81,6 +85,14 @@ def test_openapi_documents_every_endpoint_and_its_refusals(client: TestClient) -
         "text/event-stream"
         in (paths["/api/excel/import/{job_id}/events"]["get"]["responses"]["200"]["content"])
     )
+    rejected = paths["/api/excel/import/{job_id}/rejected.{kind}"]["get"]
+    assert {"404", "409", "410"} <= set(rejected["responses"])
+    assert set(rejected["responses"]["200"]["content"]) == {
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "text/csv; charset=utf-8",
+    }
+    kind = next(p for p in rejected["parameters"] if p["name"] == "kind")
+    assert kind["schema"]["enum"] == ["xlsx", "csv"]
     metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
     assert set(metrics) == {"text/plain; version=0.0.4; charset=utf-8"}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,9 @@ UNKNOWN = uuid.UUID(int=1)
 
 
 @pytest.fixture
-def keyed(
-    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger
-) -> Iterator[TestClient]:
-    """A client of an app started with two API keys (and blank entries, which count for none)."""
-    monkeypatch.setenv("IMPORTER_API_KEYS", f" ,{KEYS},")
-    get_settings.cache_clear()
-    application = create_app()
-    application.dependency_overrides[get_trigger] = lambda: trigger
-    with TestClient(application) as test_client:
-        yield test_client
+def api_keys() -> str:
+    """Two API keys for the `keyed` client, and blank entries, which count for none."""
+    return f" ,{KEYS},"
 
 
 def routes(job_id: uuid.UUID) -> list[tuple[str, str]]:

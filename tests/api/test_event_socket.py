@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +14,10 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from api import fanout
-from api.deps import get_trigger
 from api.fanout import Hub
-from api.main import create_app
 from db.models import JobStatus, utcnow
 from settings import get_settings
-from tests.api.helpers import FakeTrigger, add_job, serve, update_job
+from tests.api.helpers import add_job, serve, update_job
 from tests.api.test_events import read_events
 
 KEYS = "first-key-0123456789,second-key-0123456789"
@@ -33,16 +29,9 @@ def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def keyed(
-    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger
-) -> Iterator[TestClient]:
-    """A client of an app started with two API keys."""
-    monkeypatch.setenv("IMPORTER_API_KEYS", KEYS)
-    get_settings.cache_clear()
-    application = create_app()
-    application.dependency_overrides[get_trigger] = lambda: trigger
-    with TestClient(application) as test_client:
-        yield test_client
+def api_keys() -> str:
+    """The keys of the `keyed` client's app: two API keys."""
+    return KEYS
 
 
 def socket_path(job_id: uuid.UUID) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from api.deps import get_trigger
 from api.main import create_app
 from db.models import JobSource, JobStatus
 from itemsheet.formats import UNSUPPORTED
-from settings import get_settings
 from tests.api.helpers import FakeTrigger, add_job, at
 
 KEY = "metrics-key-0123456789"
@@ -173,16 +171,9 @@ def test_each_app_keeps_its_own_request_counts(
 
 
 @pytest.fixture
-def keyed(
-    importer_env: Path, monkeypatch: pytest.MonkeyPatch, trigger: FakeTrigger
-) -> Iterator[TestClient]:
-    """A client of an app started with an API key."""
-    monkeypatch.setenv("IMPORTER_API_KEYS", KEY)
-    get_settings.cache_clear()
-    application = create_app()
-    application.dependency_overrides[get_trigger] = lambda: trigger
-    with TestClient(application) as test_client:
-        yield test_client
+def api_keys() -> str:
+    """The keys of the `keyed` client's app: an API key."""
+    return KEY
 
 
 @pytest.mark.parametrize(

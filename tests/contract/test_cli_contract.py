@@ -434,17 +434,29 @@ def check_report_shape(run: Run) -> None:
 
 
 def assert_completed(
-    run: Run, *, created: int = 0, updated: int = 0, unchanged: int = 0, failed: int = 0
+    run: Run,
+    *,
+    created: int = 0,
+    updated: int = 0,
+    unchanged: int = 0,
+    failed: int = 0,
+    skipped: int = 0,
 ) -> None:
     """The job completed with exactly these counts, which add up to `total_rows`."""
     report = run.report
     assert report["status"] == "completed", run.describe()
     assert run.returncode == 0, run.describe()
     assert report["error"] is None, run.describe()
-    counts = {k: report[k] for k in ("created", "updated", "unchanged", "failed")}
-    expected = {"created": created, "updated": updated, "unchanged": unchanged, "failed": failed}
+    expected = {
+        "created": created,
+        "updated": updated,
+        "unchanged": unchanged,
+        "skipped": skipped,
+        "failed": failed,
+    }
+    counts = {k: report[k] for k in expected}
     assert counts == expected, run.describe()
-    assert report["total_rows"] == created + updated + unchanged + failed, run.describe()
+    assert report["total_rows"] == sum(expected.values()), run.describe()
     assert report["processed_rows"] == report["total_rows"], run.describe()
     if report["total_rows"]:
         assert float(report["percent"]) == pytest.approx(100.0), run.describe()
@@ -1878,6 +1890,7 @@ def test_review_without_a_terminal_previews_then_confirm_writes_exactly_that(
         "created": 3,
         "updated": 0,
         "unchanged": 0,
+        "skipped": 0,
         "failed": 0,
     }
     assert not (data_dir / "importer.db").exists() or items(data_dir) == {}

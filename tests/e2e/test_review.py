@@ -115,6 +115,7 @@ def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_
         "created": 2,
         "updated": 200,
         "unchanged": 0,
+        "skipped": 0,
         "failed": 0,
     }
     assert preview["changes"][0] == {

@@ -9,7 +9,7 @@ import fsspec
 import pytest
 from sqlalchemy import select
 
-from db.models import ImportJob, JobStatus, OnError
+from db.models import ImportJob, ImportMode, JobStatus, OnError
 from db.session import session_scope
 from itemsheet import reimport
 from itemsheet.reimport import plan_reimport, source_allowed
@@ -205,3 +205,18 @@ def test_two_reimports_of_one_source_at_once_start_one_import(
             select(ImportJob).where(ImportJob.status == JobStatus.CANCELLED)
         ).one()
     assert skipped.error is not None and "is still running" in skipped.error
+
+
+def test_a_scheduled_supplier_list_is_reimported_in_the_mode_it_was_scheduled_with(
+    importer_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = write_xlsx(tmp_path / "supplier.xlsx", [["SKU", "Price"], ["A", 1]])
+    monkeypatch.setenv("IMPORTER_REIMPORT_ALLOWED", str(tmp_path))
+    get_settings.cache_clear()
+
+    plan = plan_reimport(str(feed), sheet=None, on_error=OnError.SKIP, mode=ImportMode.UPDATE_ONLY)
+
+    assert plan.run_import
+    with session_scope(write=False) as session:
+        job = session.get(ImportJob, plan.job_id)
+        assert job is not None and job.mode is ImportMode.UPDATE_ONLY

@@ -130,6 +130,8 @@ def test_leftovers_of_interrupted_work_are_removed_and_work_in_progress_is_kept(
         _write(work / f"{unused_sha}.{'0' * 32}.partial", 20, old=True),
         _write(storage / "ab" / f"{sha}.{'1' * 32}.partial", 30, old=True),
         _write(storage / "ab" / f"{sha}.{'2' * 32}.removing", 40, old=True),
+        # A rejected-rows download's folder, left by an API process that was killed.
+        age(_write(work / "rejected-1a2b" / "rows.arrow", 50, old=True).parent, HOURS_AGO),
     ]
     kept = [
         _write(work / f"{busy}.3.arrow", 1, old=True),
@@ -138,6 +140,7 @@ def test_leftovers_of_interrupted_work_are_removed_and_work_in_progress_is_kept(
         _write(work / f"{uuid.uuid4()}.1.arrow", 1, old=False),
         _write(work / "spare-12345-1.out", 1, old=True),  # its owner's to remove
         _write(storage / "ab" / f"{sha}.{'3' * 32}.partial", 1, old=False),  # being written
+        _write(work / "rejected-3c4d" / "rows.arrow", 1, old=False).parent,  # being read
         Path(busy_file.uri),
     ]
 
@@ -146,7 +149,7 @@ def test_leftovers_of_interrupted_work_are_removed_and_work_in_progress_is_kept(
     assert [p.name for p in removed if p.exists()] == []
     assert [p.name for p in kept if not p.exists()] == []
     assert report.work == Removed(3, 600)
-    assert report.unfinished == Removed(4, 100)
+    assert report.unfinished == Removed(5, 150)
 
 
 def test_a_dry_run_reports_what_a_real_run_removes_and_removes_nothing(

@@ -457,6 +457,7 @@ def test_every_control_has_a_label_and_the_keyboard_reaches_them(page: Page) -> 
         "delimiter-select",
         "decimal-select",
         "on-error-select",
+        "mode-select",
         "review-input",
         "dry-run-input",
         "upload-button",

@@ -122,3 +122,24 @@ def test_page_asks_for_the_key_then_uploads_and_follows_the_import_live(
     expect_finished(page, "completed")
     expect(form).to_be_hidden()
     screenshot(page, "api-key-job-done")
+
+
+def test_with_a_key_the_template_and_export_links_fetch_with_it_and_save_the_file(
+    page: Page, console: Console, stack: RunningStack
+) -> None:
+    console.allow_refusal(401)
+    page.goto("/")
+    page.get_by_label("API key", exact=True).fill(KEY)
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.get_by_role("region", name="API key needed")).to_be_hidden()
+    for name, filename in (
+        ("Download template", "items-template.xlsx"),
+        ("Export items", "items.xlsx"),
+        ("Export items as CSV", "items.csv"),
+    ):
+        with page.expect_download() as info:
+            page.get_by_role("link", name=name, exact=True).click()
+        assert info.value.suggested_filename == filename
+        data = Path(info.value.path()).read_bytes()
+        assert data.startswith(b"\xef\xbb\xbf" if filename.endswith(".csv") else b"PK"), data[:8]
+    expect(page.locator("#file-links-message")).to_be_hidden()

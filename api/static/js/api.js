@@ -105,10 +105,15 @@ export async function openStream(path, signal) {
 }
 
 /** GET a file with the key and hand it to the browser as a download named `filename`. */
-export async function downloadFile(path, filename) {
+export function downloadFile(path, filename) {
+  return downloadUrl(apiUrl(path), filename);
+}
+
+/** `downloadFile` of a whole URL (a link's own, outside the import routes). */
+export async function downloadUrl(address, filename) {
   let response;
   try {
-    response = await fetch(apiUrl(path), { headers: withKey(), cache: "no-store" });
+    response = await fetch(address, { headers: withKey(), cache: "no-store" });
   } catch {
     return { ok: false, status: 0, data: null };
   }
@@ -117,8 +122,11 @@ export async function downloadFile(path, filename) {
     const data = await response.json().catch(() => null);
     return { ok: false, status: response.status, data };
   }
+  // The name the server gives the file, if it gives one (the rejected rows keep the upload's).
+  const given = /filename\*=UTF-8''([^;]+)/i.exec(response.headers.get("Content-Disposition") ?? "");
+  const name = given ? decodeURIComponent(given[1]) : filename;
   const url = URL.createObjectURL(await response.blob());
-  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
   document.body.append(link);
   link.click();
   link.remove();

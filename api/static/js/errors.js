@@ -1,4 +1,5 @@
-// The job's row errors: a paged table read from `/errors`, and the link to `/errors.csv`.
+// The job's row errors: a paged table read from `/errors`, the link to `/errors.csv`, and
+// the rejected rows themselves as a workbook to fix and upload again (`/rejected.xlsx`).
 
 import { apiUrl, describeAnswer, downloadFile, jobPath, requestJson } from "./api.js";
 import { apiKey } from "./auth.js";
@@ -15,6 +16,7 @@ export function createErrorTable() {
   const prev = byId("errors-prev");
   const next = byId("errors-next");
   const csv = byId("errors-csv-link");
+  const rejected = byId("rejected-link");
   let jobId = null;
   // Pages are read by key: the row each page starts after, for every page seen so far.
   let starts = [null];
@@ -59,11 +61,21 @@ export function createErrorTable() {
     if (!answer.ok) replaceChildren(body, messageRow(describeAnswer(answer.status, answer.data)));
   });
 
+  // Always fetched: a file that is gone (410) or an import without failed rows (409) is
+  // told as a sentence here, not saved as a file.
+  rejected.addEventListener("click", async (event) => {
+    event.preventDefault();
+    if (!jobId) return;
+    const answer = await downloadFile(jobPath(jobId, "rejected.xlsx"), `import-${jobId}-rejected.xlsx`);
+    if (!answer.ok) replaceChildren(body, messageRow(describeAnswer(answer.status, answer.data)));
+  });
+
   return {
     load(id) {
       jobId = id;
       starts = [null];
       csv.href = apiUrl(jobPath(id, "errors.csv"));
+      rejected.href = apiUrl(jobPath(id, "rejected.xlsx"));
       return showPage(0);
     },
     hide() {

@@ -1,6 +1,7 @@
 // The page's entry point: the job named in the URL (`?job=<id>` or `#job=<id>`) is followed.
 
 import { byId, notify } from "./dom.js";
+import { setUpFileLinks } from "./files.js";
 import { createHistory } from "./history.js";
 import { createJobView } from "./job.js";
 import { setUpKeyForm } from "./key.js";
@@ -31,6 +32,7 @@ setUpKeyForm({
   },
 });
 
+setUpFileLinks();
 setUpUpload({
   onStarted: (id) => openJob(id, { focus: true }),
   onOpenJob: (id) => openJob(id, { focus: true }),

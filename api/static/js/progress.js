@@ -52,6 +52,9 @@ export function createProgressView() {
     setText(byId("count-updated"), formatCount(job.updated));
     setText(byId("count-unchanged"), formatCount(job.unchanged));
     setText(byId("count-failed"), formatCount(job.failed));
+    // Rows a create_only or update_only import left alone.
+    setText(byId("count-skipped"), formatCount(job.skipped ?? 0));
+    byId("card-skipped").hidden = undo || ((job.mode ?? "upsert") === "upsert" && !job.skipped);
     setText(nodes.rate, formatRate(job.rows_per_s));
     tick();
     const ended = job.status === "failed" || job.status === "cancelled";
@@ -167,6 +170,8 @@ function describeJob(job) {
     job.sheet ? `sheet ${job.sheet}` : "first visible sheet",
     job.on_error === "abort" ? "abort on invalid rows" : "skip invalid rows",
   ];
+  if (job.mode === "create_only") parts.push("create only");
+  if (job.mode === "update_only") parts.push("update only");
   if (job.dry_run) parts.push("dry run");
   if (job.attempt > 1) parts.push(`attempt ${job.attempt}`);
   return parts.join(" · ");
@@ -175,7 +180,9 @@ function describeJob(job) {
 function announcement(job) {
   if (job.source === "undo") return undoAnnouncement(job);
   const counts = `${formatCount(job.created)} created, ${formatCount(job.updated)} updated, `
-    + `${formatCount(job.unchanged)} unchanged, ${formatCount(job.failed)} failed`;
+    + `${formatCount(job.unchanged)} unchanged, `
+    + (job.skipped ? `${formatCount(job.skipped)} skipped, ` : "")
+    + `${formatCount(job.failed)} failed`;
   switch (job.status) {
     case "pending":
       return `Import of ${job.filename} is waiting to start.`;

@@ -130,6 +130,7 @@ export function createReview({ onAnswered }) {
     setText(byId("review-summary"), counts
       ? `${formatCount(counts.total_rows)} rows: ${formatCount(counts.created)} to create, `
         + `${formatCount(counts.updated)} to update, ${formatCount(counts.unchanged)} unchanged, `
+        + (counts.skipped ? `${formatCount(counts.skipped)} skipped by the mode, ` : "")
         + `${formatCount(counts.failed)} failing. Nothing is written until you confirm.`
       : "Map the columns, then preview again.");
     hasProblem = Boolean(preview.problem);

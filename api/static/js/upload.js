@@ -87,6 +87,7 @@ export function setUpUpload({ onStarted, onOpenJob }) {
     const sheet = byId("sheet-input").value.trim();
     if (sheet) body.append("sheet", sheet);
     body.append("on_error", byId("on-error-select").value);
+    body.append("mode", byId("mode-select").value);
     const dryRun = byId("dry-run-input").checked;
     body.append("dry_run", dryRun ? "true" : "false");
     // A dry run writes nothing, so there is nothing to review.
