@@ -311,8 +311,10 @@ def drift_warning(job: ImportJob) -> str | None:
     now = {k: getattr(job, k) or 0 for k in COUNTS}
     if all(now[k] == counts.get(k, 0) for k in COUNTS):
         return None
-    said = ", ".join(f"{counts.get(k, 0):,} {k}" for k in COUNTS[1:])
-    made = ", ".join(f"{now[k]:,} {k}" for k in COUNTS[1:])
+    # `skipped` is named only where a mode left rows alone: an upsert never skips any.
+    named = [k for k in COUNTS[1:] if k != "skipped" or counts.get(k, 0) or now[k]]
+    said = ", ".join(f"{counts.get(k, 0):,} {k}" for k in named)
+    made = ", ".join(f"{now[k]:,} {k}" for k in named)
     return (
         f"the items changed between the preview and the import: the preview counted {said};"
         f" the import made {made}"

@@ -85,3 +85,43 @@ def test_a_resumed_import_skips_exactly_what_an_undisturbed_one_skips(
         # the bad price failed.
         assert (created, updated, unchanged, failed, result["skipped"]) == (4, 0, 0, 2, 4)
         assert stored_names("B")[5] == "Old name"
+
+
+@pytest.mark.parametrize(
+    ("mode", "skipped", "sentence"),
+    [
+        (
+            ImportMode.UPSERT,
+            (0, 0),
+            "the preview counted 0 created, 4 updated, 0 unchanged, 0 failed;"
+            " the import made 0 created, 2 updated, 2 unchanged, 0 failed",
+        ),
+        (
+            ImportMode.UPDATE_ONLY,
+            (1, 2),
+            "the preview counted 0 created, 4 updated, 0 unchanged, 1 skipped, 0 failed;"
+            " the import made 0 created, 2 updated, 2 unchanged, 2 skipped, 0 failed",
+        ),
+    ],
+    ids=["upsert", "update_only"],
+)
+def test_a_reviews_drift_names_skipped_rows_only_where_its_mode_skipped_some(
+    mode: ImportMode, skipped: tuple[int, int], sentence: str
+) -> None:
+    from db.models import ImportJob
+    from itemsheet.review import drift_warning
+
+    said, made = skipped
+    counts = {"total_rows": 4 + said, "created": 0, "updated": 4, "unchanged": 0}
+    job = ImportJob(
+        review=True,
+        mode=mode,
+        preview={"counts": counts | {"skipped": said, "failed": 0}},
+        total_rows=4 + made,
+        created=0,
+        updated=2,
+        unchanged=2,
+        skipped=made,
+        failed=0,
+    )
+    assert drift_warning(job) == f"the items changed between the preview and the import: {sentence}"

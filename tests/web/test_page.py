@@ -323,7 +323,7 @@ def test_refused_uploads_are_explained_in_one_sentence(
     page: Page, console: Console, tmp_path: Path
 ) -> None:
     page.goto("/")
-    expect(page.locator("#upload .hint")).to_contain_text("up to 1 MiB")
+    expect(page.locator("#upload-hint")).to_contain_text("up to 1 MiB")
     console.allow_refusal(413)
     console.allow_refusal(415)
     message = page.locator("#upload-message")

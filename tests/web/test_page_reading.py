@@ -57,7 +57,7 @@ def test_review_shows_how_a_text_file_was_read_and_a_changed_decimal_mark_is_wri
     path.write_bytes(GERMAN_CSV.encode("cp1252"))
     page.add_init_script(KEEP_UPLOAD_FORMS)
     page.goto("/")
-    expect(page.locator("#upload .hint")).to_contain_text("text (.csv, .txt, .tsv) in any encoding")
+    expect(page.locator("#upload-hint")).to_contain_text("text (.csv, .txt, .tsv) in any encoding")
     expect(page.locator("#file-input")).to_have_attribute(
         "accept", re.compile(r"\.csv,\.txt,\.tsv$")
     )
