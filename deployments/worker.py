@@ -124,9 +124,8 @@ class SparePool:
         # (anyio requires a task group to be left by the task that entered it).
         self._entered = 0
         # Until the first spare is ready the worker is starting and no import runs here:
-        # that one spare warms up alone at normal priority, since the worker says it is up
-        # (and the service ready) only once one is; the Prefect server and the API start at
-        # the same time on the same cores. The others, and refills, warm up at low priority.
+        # spares then warm up at normal priority, since the worker says it is up (and the
+        # service ready) only once one is. Refills later warm up at low priority.
         self._starting_up = True
 
     async def __aenter__(self) -> SparePool:
@@ -165,6 +164,7 @@ class SparePool:
                 return False
             self.refill()
             await anyio.sleep(0.05)
+        self._starting_up = False
         return True
 
     def take(self, job_env: Mapping[str, str]) -> Spare | None:
@@ -183,8 +183,7 @@ class SparePool:
         self._spares = [s for s in self._spares if s.alive]
         if self._task_group is None:
             return
-        wanted = min(self.size, 1) if self._starting_up else self.size
-        for _ in range(wanted - len(self._spares) - self._starting):
+        for _ in range(self.size - len(self._spares) - self._starting):
             self._starting += 1
             self._task_group.start_soon(self._start_one)
 
@@ -229,9 +228,6 @@ class SparePool:
         if READY in said and spare.alive:
             spare.ready = True
             logger.debug("spare %s ready in %.2f s", process.pid, time.monotonic() - started)
-            if self._starting_up:
-                self._starting_up = False
-                self.refill()
         else:
             logger.warning("a spare interpreter did not get ready; starting another")
             self._spares.remove(spare)

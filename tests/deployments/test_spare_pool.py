@@ -140,7 +140,7 @@ def test_the_pool_fills_to_its_size_and_replaces_a_taken_spare_at_once(
 ) -> None:
     async def test() -> None:
         async with SparePool(2, tmp_path) as pool:
-            await until(lambda: len(stand_ins.started()) == 1, "the first spare started")
+            await until(lambda: len(stand_ins.started()) == 2, "two spares started")
             assert pool.ready_count() == 0
             stand_ins.let_ready()
             await until(lambda: pool.ready_count() == 2, "two spares ready")
@@ -197,11 +197,9 @@ def test_a_ready_spare_is_taken_before_one_warming_up_and_a_warming_one_before_n
 ) -> None:
     async def test() -> None:
         async with SparePool(2, tmp_path) as pool:
-            await until(lambda: len(stand_ins.started()) == 1, "the first spare started")
-            (ready,) = stand_ins.started()
+            await until(lambda: len(stand_ins.started()) == 2, "two spares started")
+            warming, ready = stand_ins.started()
             stand_ins.let_ready(ready)
-            await until(lambda: len(stand_ins.started()) == 2, "the second spare started")
-            (warming,) = set(stand_ins.started()) - {ready}
             await until(lambda: pool.ready_count() == 1, "one spare ready")
             first = pool.take({})
             assert first is not None and first.process.pid == ready
@@ -221,22 +219,18 @@ def test_wait_ready_returns_once_one_spare_is_ready_and_at_once_without_spares(
     async def test() -> None:
         async with SparePool(2, tmp_path) as pool:
             assert not await pool.wait_ready(0.3)  # none ready yet: a worker would not be up
-            # While the worker starts, one spare warms up alone, at normal priority: the
-            # worker is up once it is ready, and the Prefect server starts on the same cores.
-            await anyio.sleep(0.3)
-            (first,) = stand_ins.started()
-            assert stand_ins.commands[0][-2:] == ["--nice", "0"]
-            stand_ins.let_ready(first)
+            await until(lambda: len(stand_ins.started()) == 2, "two spares started")
+            stand_ins.let_ready(stand_ins.started()[1])
             assert await pool.wait_ready(TIMEOUT_S)
             assert pool.ready_count() == 1
-            # The rest, and each spare that replaces a taken one, warm up at low priority,
-            # behind running imports.
-            await until(lambda: len(stand_ins.commands) == 2, "the second spare started")
+            # While the worker started, its spares warmed up at normal priority; the one
+            # that replaces a taken spare warms up at low priority, behind running imports.
+            assert all(c[-2:] == ["--nice", "0"] for c in stand_ins.commands)
             taken = pool.take({})
-            assert taken is not None and taken.process.pid == first
+            assert taken is not None
             await until(lambda: len(stand_ins.commands) == 3, "the taken spare replaced")
             await end(taken)
-            assert all("--nice" not in c for c in stand_ins.commands[1:])
+            assert "--nice" not in stand_ins.commands[2]
             stand_ins.let_ready()
         # IMPORTER_WARM_SPARES=0: the worker is up at once and starts no interpreter.
         async with SparePool(0, tmp_path) as none:
