@@ -63,3 +63,45 @@ def test_an_export_downloaded_over_http_re_imports_with_every_row_unchanged(
                 "created": 0,
             }, (fmt, again)
             assert (again["updated"], again["failed"]) == (0, 0), (fmt, again)
+
+
+def test_a_suppliers_price_list_in_update_only_changes_the_shops_items_and_creates_none(
+    shared_stack: RunningStack, tmp_path: Path
+) -> None:
+    shop = "ESU-"
+    stocked: list[list[Any]] = [["SKU", "Name", "Price", "Qty"]]
+    stocked += [[f"{shop}{i:03d}", f"Item {i}", "10.00", 5] for i in range(20)]
+    # The supplier lists every second of the shop's items with a new price, and 30 the
+    # shop does not keep (without a name: they could not even be created).
+    supplier: list[list[Any]] = [["SKU", "Price"]]
+    supplier += [[f"{shop}{i:03d}", "12.50"] for i in range(0, 20, 2)]
+    supplier += [[f"{shop}{i:03d}", "99.00"] for i in range(100, 130)]
+    with httpx.Client(base_url=shared_stack.api, timeout=60) as client:
+        first = upload(client, write_csv(tmp_path / "shop.csv", stocked))
+        assert (first["status"], first["created"]) == ("completed", 20)
+        path = write_csv(tmp_path / "supplier.csv", supplier)
+        with path.open("rb") as f:
+            response = client.post(
+                "/api/excel/import", files={"file": (path.name, f)}, data={"mode": "update_only"}
+            )
+        assert response.status_code == 202, response.text
+        job = wait_for(client, response.json()["job_id"], {"completed", "failed"}, FINISH_S)
+        counts = ("status", "mode", "total_rows", "created", "updated", "skipped", "failed")
+        assert {k: job[k] for k in counts} == {
+            "status": "completed",
+            "mode": "update_only",
+            "total_rows": 40,
+            "created": 0,
+            "updated": 10,
+            "skipped": 30,
+            "failed": 0,
+        }, job
+        # Each row left alone says why, and none of them is an item now.
+        errors = client.get(f"/api/excel/import/{job['job_id']}/errors").json()
+        messages = [e["message"] for e in errors["items"]]
+        assert len(messages) == 30, errors
+        assert all("does not exist and the mode is update_only" in m for m in messages), messages
+        exported = client.get("/api/items/export", params={"format": "csv", "sku_prefix": shop})
+        lines = exported.text.strip().splitlines()
+        assert len(lines) == 1 + 20, lines[:3]
+        assert sum('"12.5"' in line for line in lines) == 10, lines[:5]
