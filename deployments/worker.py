@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 WORKER_TYPE = "importer"
 SPARE_START_TIMEOUT_S = 120.0
+LEAVE_TIMEOUT_S = 3.0
 
 logger = get_logger("importer.worker")
 
@@ -384,7 +385,10 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         ages out (about 90 s): its API would say ready while no worker polls yet."""
         if self._client is None or self._work_pool is None:
             return
-        with suppress(Exception):  # the server went first; its record ages out as before
+        # The server may be stopping too (a stack going down at once, or dead): Prefect's
+        # client would retry a refused call for about a minute, so the worker waits a few
+        # seconds at most, and the record ages out as before.
+        with suppress(Exception), anyio.move_on_after(LEAVE_TIMEOUT_S):
             await self._client.request(
                 "DELETE",
                 "/work_pools/{work_pool_name}/workers/{name}",

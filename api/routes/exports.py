@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BeforeValidator
 
 from api.deps import ReadSessionDep
 from api.schemas import ErrorOut
@@ -52,6 +53,20 @@ def import_template_csv() -> Response:
     return _template(FileFormat.CSV)
 
 
+def _iso_time(value: object) -> object:
+    """A time is written as ISO 8601 text: a bare number (which pydantic would read as Unix
+    seconds) is not one, and the documented schema says so."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError(
+            "changed_since must be an ISO 8601 time such as 2026-12-01T08:00:00Z, not a number"
+        )
+    return value
+
+
 @router.get(
     "/items/export",
     name="export_items",
@@ -75,6 +90,7 @@ def export_items(
     ] = None,
     changed_since: Annotated[
         datetime | None,
+        BeforeValidator(_iso_time),
         Query(description="Only items changed at or after this ISO 8601 time (UTC if none)."),
     ] = None,
     import_id: Annotated[

@@ -251,6 +251,9 @@ def test_an_empty_result_is_a_file_with_the_header_alone(client: TestClient, fmt
     [
         ({"format": "ods"}, 422, "format"),
         ({"changed_since": "yesterday"}, 422, "changed_since"),
+        # A bare number would be read as Unix seconds; the documented type is ISO 8601 text.
+        ({"changed_since": "180"}, 422, "ISO 8601"),
+        ({"changed_since": "1.5e9"}, 422, "changed_since"),
         ({"import": "42"}, 422, "import"),
         ({"sku_prefix": "A\x00"}, 422, "sku_prefix"),
         ({"sku_prefix": "A" * 65}, 422, "sku_prefix"),
