@@ -55,6 +55,13 @@ def main() -> int:
         help="the warm-up's nice value (default: low priority, so running imports go first)",
     )
     args = parser.parse_args()
+    return serve(nice=args.nice, output_fd=args.output_fd)
+
+
+def serve(*, nice: int | None, output_fd: int) -> int:
+    """Be a spare: stdin brings the run's order, stdout hears `ready`, and what the run
+    prints goes to `output_fd`. Also what a spare forked by `deployments.forkserver` does,
+    with the modules it imported before the fork already there."""
     # The parse child is started from this thread, so it keeps normal priority for the
     # parse; it warms itself up at low priority too.
     from itemsheet.child import keep_spare_child
@@ -62,15 +69,16 @@ def main() -> int:
 
     # A worker with no ready spare hands a run to one still warming up: never slower than
     # a fresh interpreter, which would import the same modules from the start.
-    nice = WARM_NICE if args.nice is None else args.nice
-    line = Warming(WARM_MODULES, nice=nice).until_done_or_work(sys.stdin)
+    line = Warming(WARM_MODULES, nice=WARM_NICE if nice is None else nice).until_done_or_work(
+        sys.stdin
+    )
     # The parse child warms up once this process has (one at a time is ready sooner), and
     # is started from this thread, of normal priority, which the parse must have.
     keep_spare_child()
     os.write(1, READY)
     # From here on, what the run prints goes where the worker's own output goes.
-    os.dup2(args.output_fd, 1)
-    os.close(args.output_fd)
+    os.dup2(output_fd, 1)
+    os.close(output_fd)
     if line is None:
         line = sys.stdin.readline()
     if not line.strip():

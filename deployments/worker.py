@@ -47,7 +47,9 @@ from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 from pydantic import PrivateAttr
 
+from deployments.forks import ForkServer
 from deployments.spare import READY
+from itemsheet.warm import WARM_NICE
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Flow as APIFlow
@@ -113,9 +115,14 @@ class Spare:
 class SparePool:
     """Keeps `size` spares starting or ready; a taken one is replaced at once."""
 
-    def __init__(self, size: int, cwd: Path) -> None:
+    def __init__(self, size: int, cwd: Path, *, forking: bool = True) -> None:
         self.size = size
         self.cwd = cwd
+        # Spares are forked from a template (`deployments.forks`) where it works, and
+        # started as interpreters of their own where it does not.
+        self._forking = forking
+        self.forks: ForkServer | None = None
+        self._template_env: dict[str, str] = {}
         self._spares: list[Spare] = []
         self._starting = 0  # spawns asked for whose process is not in `_spares` yet
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -137,19 +144,36 @@ class SparePool:
         self._output_fd = os.dup(1)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        if self.size:
+            # Without spares (IMPORTER_WARM_SPARES=0) nothing is prepared ahead: the first
+            # run starts the template, which costs it what a fresh interpreter would.
+            await self._start_forks()
         self.refill()
         return self
+
+    async def _start_forks(self) -> None:
+        if not self._forking or self.forks is not None or self._task_group is None:
+            return
+        self.forks = ForkServer(self.cwd, self._output_fd)
+        self._template_env = dict(os.environ)
+        await self._task_group.start(self._run_forks, 0 if self._starting_up else WARM_NICE)
+
+    async def _run_forks(self, nice: int, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        assert self.forks is not None
+        await self.forks.run(nice=nice, task_status=task_status)
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task_group is not None
         self._entered -= 1
         if self._entered > 0:
             return
-        self._task_group.cancel_scope.cancel()
-        await self._task_group.__aexit__(None, None, None)
         for spare in self._spares:
             await _end_unused(spare)
         self._spares.clear()
+        if self.forks is not None:
+            await self.forks.stop()
+        self._task_group.cancel_scope.cancel()
+        await self._task_group.__aexit__(None, None, None)
         os.close(self._output_fd)
         self._task_group = None
 
@@ -188,7 +212,26 @@ class SparePool:
             self._starting += 1
             self._task_group.start_soon(self._start_one)
 
+    async def fork_now(self, job_env: Mapping[str, str]) -> Spare | None:
+        """A spare forked at once for a run that found none (it imports the rest at normal
+        priority); None where forking does not work or the run's environment differs."""
+        await self._start_forks()
+        if self.forks is None or not _compatible(self._template_env, job_env):
+            return None
+        await self.forks.wait_ready()
+        process = await self.forks.fork(nice=0)
+        return None if process is None else Spare(process, self._template_env)
+
     async def _start_one(self) -> None:
+        if self.forks is not None and await self.forks.wait_ready():
+            process: anyio.abc.Process | None = await self.forks.fork(
+                nice=0 if self._starting_up else WARM_NICE
+            )
+            self._starting -= 1
+            if process is not None:
+                await self._warm_up(Spare(process, self._template_env))
+                return
+            self._starting += 1
         env = dict(os.environ)
         try:
             command = [
@@ -214,7 +257,11 @@ class SparePool:
             return
         finally:
             self._starting -= 1
-        spare = Spare(process, env)
+        await self._warm_up(Spare(process, env))
+
+    async def _warm_up(self, spare: Spare) -> None:
+        """Keep `spare` and wait for its `ready`."""
+        process = spare.process
         self._spares.append(spare)
         started = time.monotonic()
         assert process.stdout is not None
@@ -306,7 +353,7 @@ class SpareStarter:
         task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         env = self._run_env(flow_run)
-        spare = self.pool.take(self.job_env)
+        spare = self.pool.take(self.job_env) or await self.pool.fork_now(self.job_env)
         if spare is not None:
             process = spare.process
             if not spare.ready:

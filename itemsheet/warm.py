@@ -16,9 +16,17 @@ import select
 import threading
 from collections.abc import Iterable
 from contextlib import suppress
-from typing import TextIO
+from typing import Protocol, TextIO
 
 WARM_NICE = 10
+
+
+class HasFileno(Protocol):
+    """What `select` waits on: a file, a socket."""
+
+    def fileno(self) -> int: ...
+
+
 _POLL_S = 0.05
 
 
@@ -53,13 +61,20 @@ class Warming:
     def until_done_or_work(self, source: TextIO) -> str | None:
         """Wait for the imports; a line arriving on `source` meanwhile hurries them, and is
         returned once they are done. None: done, and nothing arrived yet."""
+        if self.until_done_or_readable(source):
+            return source.readline()
+        return None
+
+    def until_done_or_readable(self, source: HasFileno) -> bool:
+        """Wait for the imports, hurried once `source` has input (left unread); True if it
+        had some before they were done."""
         while self._thread.is_alive():
             ready, _, _ = select.select([source], [], [], _POLL_S)
             if ready:
-                line = source.readline()
                 self._hurry()
-                return line
-        return None
+                return True
+        self._thread.join()
+        return False
 
 
 def lower_priority(nice: int) -> None:

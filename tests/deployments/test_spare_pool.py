@@ -1,5 +1,8 @@
 """The worker's spares and the hand-over of a run, in-process, on stand-in interpreters.
 
+These pools start spares as interpreters of their own (`forking=False`), as a worker does
+where its fork server cannot fork; the forked spares are `test_fork_server.py`'s.
+
 As Prefect's own worker tests replace the process a run starts (`anyio.open_process`),
 these start a tiny `python -c` in place of `python -m deployments.spare` (it says `ready`
 when the test lets it, and records the line a run hands it) and of `python -m
@@ -139,7 +142,7 @@ def test_the_pool_fills_to_its_size_and_replaces_a_taken_spare_at_once(
     stand_ins: StandIns, tmp_path: Path
 ) -> None:
     async def test() -> None:
-        async with SparePool(2, tmp_path) as pool:
+        async with SparePool(2, tmp_path, forking=False) as pool:
             await until(lambda: len(stand_ins.started()) == 2, "two spares started")
             assert pool.ready_count() == 0
             stand_ins.let_ready()
@@ -162,7 +165,7 @@ def test_the_pool_fills_to_its_size_and_replaces_a_taken_spare_at_once(
 
 def test_a_dead_spare_gets_no_run_and_is_replaced(stand_ins: StandIns, tmp_path: Path) -> None:
     async def test() -> None:
-        async with SparePool(2, tmp_path) as pool:
+        async with SparePool(2, tmp_path, forking=False) as pool:
             stand_ins.let_ready()
             await until(lambda: pool.ready_count() == 2, "two spares ready")
             dead, other = stand_ins.started()
@@ -183,7 +186,7 @@ def test_a_spare_that_dies_while_warming_up_is_replaced(
     async def test() -> None:
         (stand_ins.here / "die-before-ready").touch()
         stand_ins.let_ready()
-        async with SparePool(1, tmp_path) as pool:
+        async with SparePool(1, tmp_path, forking=False) as pool:
             assert await pool.wait_ready(TIMEOUT_S)
             assert pool.ready_count() == 1
             dead, replacement = stand_ins.started()
@@ -196,7 +199,7 @@ def test_a_ready_spare_is_taken_before_one_warming_up_and_a_warming_one_before_n
     stand_ins: StandIns, tmp_path: Path
 ) -> None:
     async def test() -> None:
-        async with SparePool(2, tmp_path) as pool:
+        async with SparePool(2, tmp_path, forking=False) as pool:
             await until(lambda: len(stand_ins.started()) == 2, "two spares started")
             warming, ready = stand_ins.started()
             stand_ins.let_ready(ready)
@@ -217,7 +220,7 @@ def test_wait_ready_returns_once_one_spare_is_ready_and_at_once_without_spares(
     stand_ins: StandIns, tmp_path: Path
 ) -> None:
     async def test() -> None:
-        async with SparePool(2, tmp_path) as pool:
+        async with SparePool(2, tmp_path, forking=False) as pool:
             assert not await pool.wait_ready(0.3)  # none ready yet: a worker would not be up
             await until(lambda: len(stand_ins.started()) == 2, "two spares started")
             stand_ins.let_ready(stand_ins.started()[1])
@@ -233,7 +236,7 @@ def test_wait_ready_returns_once_one_spare_is_ready_and_at_once_without_spares(
             assert "--nice" not in stand_ins.commands[2]
             stand_ins.let_ready()
         # IMPORTER_WARM_SPARES=0: the worker is up at once and starts no interpreter.
-        async with SparePool(0, tmp_path) as none:
+        async with SparePool(0, tmp_path, forking=False) as none:
             started = time.monotonic()
             assert await none.wait_ready(TIMEOUT_S)
             assert time.monotonic() - started < 1
@@ -268,7 +271,7 @@ def test_a_run_is_handed_to_a_spare_with_its_per_run_environment(
     stand_ins: StandIns, tmp_path: Path
 ) -> None:
     async def test() -> None:
-        async with SparePool(1, tmp_path) as pool:
+        async with SparePool(1, tmp_path, forking=False) as pool:
             stand_ins.let_ready()
             assert await pool.wait_ready(TIMEOUT_S)
             (spare,) = stand_ins.started()
@@ -295,7 +298,7 @@ def test_without_a_fitting_spare_a_run_gets_a_fresh_prefect_engine(
     stand_ins: StandIns, tmp_path: Path, spares: int
 ) -> None:
     async def test() -> None:
-        async with SparePool(spares, tmp_path) as pool:
+        async with SparePool(spares, tmp_path, forking=False) as pool:
             stand_ins.let_ready()
             assert await pool.wait_ready(TIMEOUT_S)
             flow_run = FlowRun(flow_id=uuid.uuid4())

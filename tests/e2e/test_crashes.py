@@ -32,13 +32,13 @@ from tests.e2e.workers import (
     import_gate,
     is_spare,
     job_row,
-    parent_of,
     process_started_at,
     queue_import,
     running_workers,
     seed_items,
     stored_items,
     wait_until,
+    worker_of,
     write_mixed,
 )
 
@@ -98,10 +98,11 @@ def _assert_exact(job_id: object, workers: Workers) -> None:
 def test_an_import_starts_in_a_warm_interpreter_and_kill_9_of_it_resumes_exactly(
     warm_workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
+    warm_workers.wait_started()
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
     run_id = job_row(job_id).flow_run_id
     assert run_id is not None
-    # The run went to an interpreter its worker had started before the run existed.
+    # The run went to an interpreter its worker had prepared before the run existed.
     assert is_spare(pid), warm_workers.logs()
     assert process_started_at(pid) < flow_run_created_at(run_id), warm_workers.logs()
     os.kill(pid, signal.SIGKILL)
@@ -114,7 +115,7 @@ def test_kill_9_of_a_whole_worker_is_noticed_by_its_silence_and_resumed(
     warm_workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
-    worker = parent_of(pid)
+    worker = worker_of(pid)
     # The machine goes away: the worker (which would report the crash) and its run at once;
     # its unused spare is left without its worker.
     os.kill(worker, signal.SIGKILL)
@@ -127,7 +128,7 @@ def test_sigterm_to_the_worker_is_no_user_cancel_and_the_job_resumes_elsewhere(
     workers: Workers, importer_env: Path, tmp_path: Path
 ) -> None:
     job_id, pid = _interrupt_mid_import(tmp_path, importer_env)
-    worker = next(p for p in workers.procs if p.pid == parent_of(pid))
+    worker = next(p for p in workers.procs if p.pid == worker_of(pid))
     worker.send_signal(signal.SIGTERM)
     os.kill(pid, signal.SIGCONT)  # the run goes on until the worker's stop reaches it
     worker.wait(60)

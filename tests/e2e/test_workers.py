@@ -24,12 +24,12 @@ from tests.e2e.workers import (
     flow_run_process,
     hold_dir,
     import_gate,
-    parent_of,
     queue_import,
     running_workers,
     seed_items,
     stored_items,
     wait_until,
+    worker_of,
     write_mixed,
 )
 
@@ -61,14 +61,14 @@ def test_two_workers_share_the_pool_and_a_dead_workers_import_resumes_on_the_oth
         one = workers.start(IMPORTER_WORKER_LIMIT="1")
         first = queue_import(mixed)
         first_pid = gate.wait_held()
-        assert parent_of(first_pid) == one.pid
+        assert worker_of(first_pid) == one.pid
         two = workers.start()
         second = queue_import(other)
         running = wait_until(
             second, lambda j: str(j.status) == "processing", what=f"processing\n{workers.logs()}"
         )
         assert running.flow_run_id is not None
-        assert parent_of(flow_run_process(running.flow_run_id)) == two.pid
+        assert worker_of(flow_run_process(running.flow_run_id)) == two.pid
 
         # The first worker's machine goes away: the worker and its run at once.
         os.kill(one.pid, signal.SIGKILL)

@@ -68,6 +68,14 @@ class Workers:
         self.procs.append(proc)
         return proc
 
+    def wait_started(self, timeout: float = 120) -> None:
+        """Wait until every worker says it started (it does once a run would start warm)."""
+        deadline = time.monotonic() + timeout
+        logs = sorted(self.log_dir.glob("worker-*.log"))
+        while sum(b"started!" in p.read_bytes() for p in logs) < len(self.procs):
+            assert time.monotonic() < deadline, f"the workers did not start\n{self.logs()}"
+            time.sleep(0.1)
+
     def logs(self) -> str:
         """The tail of every worker's log, for assertion messages."""
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
@@ -160,8 +168,10 @@ def process_started_at(pid: int) -> float:
 
 
 def is_spare(pid: int) -> bool:
-    """True when `pid` is a warm interpreter a worker started ahead of its run."""
-    return b"deployments.spare" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    """True when `pid` is a warm interpreter a worker prepared ahead of its run: forked from
+    its template (a fork keeps the template's command line) or started as a spare."""
+    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b"deployments.forkserver" in command or b"deployments.spare" in command
 
 
 def flow_run_created_at(flow_run_id: uuid.UUID) -> float:
@@ -283,6 +293,15 @@ def _job_column(database: Path, job_id: str, column: str) -> Any:
 def parent_of(pid: int) -> int:
     """The parent pid of `pid`."""
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def worker_of(run_pid: int) -> int:
+    """The worker a run's process belongs to: its parent, or its parent's parent when the
+    run is a spare forked by the worker's template process."""
+    parent = parent_of(run_pid)
+    if b"deployments.forkserver" in Path(f"/proc/{parent}/cmdline").read_bytes():
+        return parent_of(parent)
+    return parent
 
 
 def queue_import(path: Path, *, start: bool = True) -> uuid.UUID:
