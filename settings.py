@@ -245,7 +245,10 @@ class Settings(BaseSettings):
         default=2,
         ge=0,
         le=8,
-        description="Pre-started interpreters a worker keeps ready for its next flow runs.",
+        description=(
+            "Interpreters a worker keeps ready for its next flow runs, forked from its"
+            " template process (0: each run is forked when it comes)."
+        ),
     )
     import_nice: int = Field(
         default=5,
