@@ -8,6 +8,10 @@ run's environment. It then runs Prefect's own engine entry point (`python -m
 prefect.engine`) in this process, so the run is exactly what a fresh interpreter would do,
 minus the imports, and exits: one process per run, as before. End of input (the worker
 went away) ends an unused spare.
+
+Most spares are not started this way but forked from the worker's template process
+(`deployments.forkserver`), which then calls `serve` with the modules it imported already
+there; this entry point is for where forking does not work.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ interpreter spends seconds importing Prefect, the flow and its libraries before 
 line of the flow runs. This worker type (`prefect.workers.base.BaseWorker`, Prefect's
 extension point for infrastructure) keeps `IMPORTER_WARM_SPARES` interpreters that have
 done those imports already (`deployments.spare`) and hands each new run to one of them.
+The spares are forks of a template process that imported Prefect once
+(`deployments.forks`), so making one takes milliseconds and a fraction of the imports.
 
 Everything else is Prefect's own machinery, as its process worker uses it: each run gets a
 `FlowRunExecutorContext` (state proposals, the control channel through which a cancel is
