@@ -14,6 +14,7 @@ from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
 from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, count_row_errors, delete_row_errors, get_job
 from db.undo_store import keep_before
+from itemsheet.guard import add_measured, limits
 from itemsheet.mappings import save_mapping
 from itemsheet.messages import (
     ERROR_CHARS,
@@ -59,6 +60,9 @@ class JobOptions:
     decimal: str | None = None
     # Wait for a person to confirm a preview before writing.
     review: bool = False
+    # Check the guardrails before the first write (`itemsheet.guard`); IMPORTER_GUARD=off
+    # turns them off for every import.
+    guard: bool = True
     requested_by: str | None = None
 
 
@@ -83,6 +87,8 @@ def create_job(
     source_uri: str | None = None,
 ) -> ImportJob:
     """A new pending job for a stored file."""
+    # A dry run writes nothing, so there is nothing to guard.
+    guarded = options.guard and get_settings().guard and not options.dry_run
     job = ImportJob(
         status=JobStatus.PENDING,
         source=source,
@@ -104,7 +110,10 @@ def create_job(
         delimiter=options.delimiter,
         decimal=options.decimal,
         review=options.review,
-        previewing=options.review,
+        guard=guarded,
+        # A guarded import is counted first, as a review is; it waits only when a
+        # guardrail trips.
+        previewing=options.review or guarded,
         requested_by=clip(options.requested_by, 100) if options.requested_by else None,
     )
     session.add(job)
@@ -289,11 +298,14 @@ def apply_batch(
         changes=wanted,
         hook=before,
         mode=job.mode,
+        # A preview also measures how far prices and quantities would move.
+        measure=limits(get_settings()) if job.previewing else None,
     )
     if counts.changes:
-        found = {c["sku"] for c in counts.changes}
-        rows_of = valid.filter(pl.col("sku").is_in(list(found))).select("sku", "row")
-        note_changes(job, counts.changes, dict(rows_of.iter_rows()))
+        note_changes(job, counts.changes, _rows_of(valid, counts.changes))
+    if counts.measured is not None:
+        found = (*counts.measured.large, *counts.measured.zeroed)
+        job.preview = add_measured(job.preview or {}, counts.measured, _rows_of(valid, found))
     if counts.nameless:
         failed = pl.concat([failed, name_errors(valid, counts.nameless)]).sort("row")
     skipped = mode_skips(valid, counts.skipped, job.mode)
@@ -308,6 +320,14 @@ def apply_batch(
     job.last_batch = batch_no
     job.updated_at = utcnow()
     return outcome
+
+
+def _rows_of(rows: pl.DataFrame, changes: Iterable[dict[str, object]]) -> dict[str, int]:
+    """The row numbers of the described changes' SKUs."""
+    found = list({str(c["sku"]) for c in changes})
+    if not found:
+        return {}
+    return dict(rows.filter(pl.col("sku").is_in(found)).select("sku", "row").iter_rows())
 
 
 def _keep_row_errors(

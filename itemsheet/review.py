@@ -16,20 +16,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, JobStatus, utcnow
+from db.models import ImportJob, Item, JobStatus, utcnow
 from db.repository import delete_row_errors, get_job, list_row_errors, undo_under_way
 from itemsheet.errors import MappingNeeded
 from itemsheet.fields import FIELDS
+from itemsheet.guard import PREVIEW_CHANGES, chart, check, largest_first
 from itemsheet.header import explicit_mapping
 from itemsheet.mappings import READING_CHOICES
 from itemsheet.markdown import md_text
 from itemsheet.messages import ERROR_CHARS, clip, with_kept_errors
 from itemsheet.recovery import CANCELLED_REASON
 from itemsheet.text import check_choices
+from settings import get_settings
 
-PREVIEW_CHANGES = 50
 PREVIEW_ERRORS = 10
 REJECTED_REASON = "the import was rejected at its review; nothing was written"
 COUNTS = ("total_rows", "created", "updated", "unchanged", "skipped", "failed")
@@ -146,18 +148,31 @@ def record_problem(session: Session, job_id: uuid.UUID, problem: MappingNeeded) 
 def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     """Close the preview pass with its counts and first row errors.
 
-    None: the job is to wait for a person (`await_answer`, once its run has suspended).
-    A job confirmed while it was previewed under a new mapping is written at once: ""
-    (its progress is reset for the real pass), or the reason it fails instead
-    (on_error=abort with invalid rows writes nothing).
+    None: the job is to wait for a person (`await_answer`, once its run has suspended):
+    it asked for a review, or its pass tripped a guardrail (`itemsheet.guard`). A job
+    confirmed while it was previewed under a new mapping, or a guarded import that
+    tripped none, is written at once: "" (its progress is reset for the real pass), or
+    the reason it fails instead (on_error=abort with invalid rows writes nothing).
     """
     job = _job(session, job_id, for_update=True)
     preview = dict(job.preview or {})
+    tripped: list[dict[str, Any]] = []
     if not preview.get("problem"):
         preview["counts"] = {k: getattr(job, k) or 0 for k in COUNTS}
         preview["errors"] = list_row_errors(session, job_id, limit=PREVIEW_ERRORS)
+        settings = get_settings()
+        if job.guard and job.reviewed_at is None:  # a person's confirmation stands
+            stored = session.scalar(select(func.count()).select_from(Item)) or 0
+            fields = [f for f in job.columns or [] if f != "sku"]
+            tripped = check(
+                preview, fields=fields, updated=job.updated, stored=stored, settings=settings
+            )
+            preview["guard"] = tripped
+        if tripped:
+            preview["changes"] = largest_first(preview, tripped)
+        preview["chart"] = chart(preview, tripped, settings)
     job.preview = preview
-    if job.reviewed_at is None or preview.get("problem"):
+    if preview.get("problem") or (job.reviewed_at is None and (job.review or tripped)):
         job.reviewed_at = None  # a confirmation needs columns that find the SKU
         return None
     if job.on_error.value == "abort" and job.failed:
@@ -242,6 +257,8 @@ def review_text(job: ImportJob) -> str:
     lines = [f"**Review of {name}** (nothing is written until it is confirmed)", ""]
     if preview.get("problem"):
         lines += [f"Problem: {md_text(preview['problem'])}", ""]
+    for trip in preview.get("guard") or []:
+        lines += [f"Unusual: {md_text(trip['sentence'])}", ""]
     if counts := preview.get("counts"):
         lines.append(
             f"{counts['total_rows']:,} rows: {counts['created']:,} to create,"
@@ -306,7 +323,7 @@ def _check_no_undo(session: Session, job: ImportJob, answer: ReviewAnswer) -> No
 def drift_warning(job: ImportJob) -> str | None:
     """When a reviewed import ends with other counts than its preview: what changed."""
     counts = (job.preview or {}).get("counts")
-    if not job.review or not counts:
+    if job.reviewed_at is None or not counts:  # nobody confirmed what a preview counted
         return None
     now = {k: getattr(job, k) or 0 for k in COUNTS}
     if all(now[k] == counts.get(k, 0) for k in COUNTS):

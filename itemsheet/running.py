@@ -193,7 +193,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
         on_error, batch_size = job.on_error, job.batch_size
         removed_at = job.files_removed_at
-        previewing = job.previewing
+        previewing, review = job.previewing, job.review
         choice = mapping_choice(session, job)
         options = TextOptions(job.encoding, job.delimiter, job.decimal)
     if removed_at is not None:  # a retry from the Prefect UI of a job past retention
@@ -229,8 +229,9 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         record_summary(session, job_id, summary)
         aborted = False
         # Rows without a name are errors only for new SKUs, which the database tells. A
-        # preview counts them all, and says so; the abort comes when it is confirmed.
-        abort_check = on_error is OnError.ABORT and not previewing
+        # review's preview counts them all, and says so; the abort comes when it is
+        # confirmed. A guardrails pass has nobody to show them to: it aborts here.
+        abort_check = on_error is OnError.ABORT and not (previewing and review)
         if abort_check and (summary.invalid_rows or summary.unnamed_rows):
             with RowBatches(out) as batches:
                 reason = record_abort(session, job_id, batches)

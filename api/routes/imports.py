@@ -120,6 +120,14 @@ async def upload_import(
             " skipped."
         ),
     ] = ImportMode.UPSERT,
+    guard: Annotated[
+        bool,
+        Form(
+            description="off: skip the guardrails for this import (see the README's"
+            ' "Guardrails"); on (default): an import that would do something unusual'
+            " waits awaiting_review."
+        ),
+    ] = True,
 ) -> ImportAccepted | JSONResponse:
     """Store the file and start its import; the workbook is read by the flow run, not here."""
     if review and dry_run:
@@ -141,6 +149,7 @@ async def upload_import(
         header_row=header_row,
         **choices,
         review=review,
+        guard=guard,
         requested_by=requester(request),
     )
     try:
