@@ -249,7 +249,7 @@ def _changes(
     (with `among`, only stored items that match that condition, in `order`)."""
     stored, staged = [f"i.{f}" for f in fields], [f"s.{f}" for f in fields]
     columns = ", ".join(["s.sku", "i.sku IS NULL", *stored, *staged])
-    which = f"i.sku IS NOT NULL AND ({among})" if among else "i.sku IS NULL OR"
+    which = f"i.sku IS NOT NULL AND ({among}) AND" if among else "i.sku IS NULL OR"
     rows = conn.exec_driver_sql(
         f"SELECT {columns}"
         f" FROM {STAGE} s LEFT JOIN item i ON i.sku = s.sku"

@@ -323,7 +323,8 @@ def _check_no_undo(session: Session, job: ImportJob, answer: ReviewAnswer) -> No
 def drift_warning(job: ImportJob) -> str | None:
     """When a reviewed import ends with other counts than its preview: what changed."""
     counts = (job.preview or {}).get("counts")
-    if job.reviewed_at is None or not counts:  # nobody confirmed what a preview counted
+    # A guarded import's own pass is nobody's preview, unless it tripped and was confirmed.
+    if not (job.review or job.reviewed_at) or not counts:
         return None
     now = {k: getattr(job, k) or 0 for k in COUNTS}
     if all(now[k] == counts.get(k, 0) for k in COUNTS):
