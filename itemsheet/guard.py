@@ -185,7 +185,13 @@ def chart(
             "price_factor" in rules and k in (0, len(prices) - 1)
         )
         price_buckets.append(
-            {"label": _range(low, high), "from": low, "to": high, "items": items, "beyond": beyond}
+            {
+                "label": _range(low, high),
+                "from_pct": low,
+                "to_pct": high,
+                "items": items,
+                "beyond": beyond,
+            }
         )
     quantities = list(sums.get("quantities") or [0] * len(QUANTITY_LABELS))
     quantity_buckets = [
