@@ -129,7 +129,9 @@ class JobView(BaseModel):
         " counts stay); null while they are kept. Such a job cannot be retried.",
     )
     review: bool = Field(
-        default=False, description="Nothing is written until a person confirms a preview."
+        default=False,
+        description="Nothing is written until a person confirms a preview (asked for, or"
+        " because a guardrail tripped).",
     )
     previewing: bool = Field(
         default=False,

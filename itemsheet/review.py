@@ -170,6 +170,9 @@ def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
             preview["guard"] = tripped
         if tripped:
             preview["changes"] = largest_first(preview, tripped)
+            # Held back, it is a review from now on: a new preview waits too, and a retry
+            # before it is confirmed is previewed again.
+            job.review = True
         preview["chart"] = chart(preview, tripped, settings)
     job.preview = preview
     if preview.get("problem") or (job.reviewed_at is None and (job.review or tripped)):

@@ -250,6 +250,26 @@ def test_swapped_columns_wait_and_a_confirmation_writes_them_once(files: Files) 
     assert not any("changed between the preview" in w for w in done.warnings)
 
 
+def test_a_held_back_import_previewed_again_waits_again_though_nothing_trips(
+    files: Files,
+) -> None:
+    store(quantities=[4] * N)
+    job = run(new_job(files, sheet(["4"] * N, [10] * N)))
+    assert job.status is JobStatus.AWAITING_REVIEW and job.review
+
+    # Meanwhile the items come to hold what the sheet says: nothing would trip now. But
+    # a person asked only to see it again, so it waits for them.
+    with session_scope() as session:
+        for item in session.query(Item):
+            item.price, item.quantity = Decimal("4"), 10
+    running.answer_review(job.job_id, ReviewAnswer(preview_only=True))
+    again = run(job.job_id)
+
+    assert again.status is JobStatus.AWAITING_REVIEW
+    assert not again.guard.tripped
+    assert again.updated == 0
+
+
 def test_a_rejected_guarded_import_writes_nothing(files: Files) -> None:
     store(quantities=[4] * N)
     before = stored_values()
