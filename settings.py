@@ -267,6 +267,14 @@ class Settings(BaseSettings):
         " IMPORTER_GUARD_PARTIAL_FIELDS fields would update more than this percentage of"
         " all stored items (the wrong supplier's list).",
     )
+    guard_min_items: int = Field(
+        default=10,
+        ge=1,
+        description="Guardrails: a share (of changed prices, of the items a sheet names, of"
+        " all stored items) is judged only on at least this many items, so a sheet that"
+        " changes one or two prices is no share of anything; the price factor rule judges"
+        " every price.",
+    )
     guard_partial_fields: int = Field(
         default=2,
         ge=0,

@@ -80,11 +80,12 @@ def check(
     large = list(sums.get("large") or [])
     tripped: list[dict[str, Any]] = []
     lim = limits(settings)
+    least = settings.guard_min_items
     if prices:
         changed = sum(prices)
         far = sum(n for k, n in enumerate(prices) if is_large(k, lim))
         share = settings.guard_price_share
-        if changed and far * 100 > share * changed:
+        if changed >= least and far * 100 > share * changed:
             shown = large[:EXAMPLES]
             tripped.append(
                 _trip(
@@ -115,7 +116,7 @@ def check(
                 )
             )
     share = settings.guard_zero_share
-    if touched and zeroes * 100 > share * touched:
+    if touched >= least and zeroes * 100 > share * touched:
         tripped.append(
             _trip(
                 "quantity_zero",
@@ -130,7 +131,7 @@ def check(
         )
     share = settings.guard_partial_share
     partial = 0 < len(fields) <= settings.guard_partial_fields
-    if partial and stored and updated * 100 > share * stored:
+    if partial and stored >= least and updated * 100 > share * stored:
         named = ", ".join(fields)
         tripped.append(
             _trip(

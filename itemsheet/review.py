@@ -2,7 +2,9 @@
 
 A job imported with `review` first runs a preview pass: the sheet is read and each batch
 is counted against the stored items exactly as a dry run counts it, and the first rows
-that would change are described field by field. The job then waits `awaiting_review`
+that would change are described field by field. A guarded import runs the same pass
+(`itemsheet.guard` measures it) and waits only when a guardrail trips; otherwise it is
+written at once. The job then waits `awaiting_review`
 with no process of its own until a person confirms (optionally with another column
 mapping), asks for a new preview under another mapping, or rejects it; unanswered, it
 expires (`itemsheet.recovery`). A confirmed job is written as any other, from its first

@@ -215,7 +215,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
             on_poll=touch,
         )
     except MappingNeeded as exc:
-        if not previewing:
+        if not (previewing and review):  # the guardrails' pass has nobody to ask
             finish(job_id, JobStatus.FAILED, reason=exc.reason)
             return None
         # A review shows the likeliest header's columns, for a person to map them.

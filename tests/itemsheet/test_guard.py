@@ -155,6 +155,15 @@ def test_the_price_change_rule_trips_past_its_share_of_updated_prices(
     assert [e.sku for e in trip.examples] == ["G-1", "G-2", "G-3"]
 
 
+def test_a_share_of_fewer_items_than_the_minimum_is_not_judged(files: Files) -> None:
+    # 9 of 10 stored prices change, all by 60 %: 100 % of the changed prices, but of 9.
+    store()
+    job = run(new_job(files, sheet(["16"] * (N - 1) + ["10"], [5] * N)))
+
+    assert job.status is JobStatus.COMPLETED
+    assert not job.guard.tripped
+
+
 @pytest.mark.parametrize(
     ("old", "new", "tripped"),
     [
