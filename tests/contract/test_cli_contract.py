@@ -1519,7 +1519,7 @@ def test_abort_with_a_new_sku_without_name_writes_nothing_and_reports_every_erro
     before = raw_items(data_dir)
     rows = [
         ["SKU", "Price"],
-        ["A-001", 1],  # row 2: valid update
+        ["A-001", 11],  # row 2: valid update (12.50 before; within the guardrails)
         ["NEW-1", 2],  # row 3: new, no name
         ["A-002", "abc"],  # row 4: invalid price
     ]
