@@ -363,6 +363,29 @@ def is_large(bucket: int, limits: Limits) -> bool:
     return above <= 1 - limits.change or below >= 1 + limits.change
 
 
+def measure_items(
+    session: Session,
+    frame: pl.DataFrame,
+    *,
+    limits: Limits,
+    mode: ImportMode = ImportMode.UPSERT,
+    count: bool = False,
+) -> tuple[int | None, Measured]:
+    """How far `frame` (sku and the fields to judge) would move the stored items it
+    names, without the rest of a dry run: the guardrails' own pass, which stages only the
+    fields its rules read. With `count`, also how many stored items it would change
+    (compared on the frame's fields); else None.
+    """
+    if frame.is_empty():
+        return (0 if count else None), Measured(0, (), ())
+    conn = _connection(session)
+    fields = [c for c in frame.columns if c != "sku"]
+    _stage(conn, frame.select("sku", *fields))
+    _skip_by_mode(conn, mode)
+    updated = _count(conn, fields)[1] if count else None
+    return updated, _measure(conn, fields, limits)
+
+
 class WriteHook(Protocol):
     """Sees a batch's write from inside its transaction (`db.undo_store.BeforeImage`)."""
 

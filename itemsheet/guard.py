@@ -39,10 +39,24 @@ def limits(settings: Settings) -> Limits:
     )
 
 
+def judged_fields(fields: list[str], settings: Settings) -> tuple[list[str], bool]:
+    """The fields the guardrails' own pass stages (a partial sheet's all, else price and
+    quantity) and whether it counts the items it would change (a partial sheet's rule)."""
+    named = [f for f in fields if f != "sku"]
+    if 0 < len(named) <= settings.guard_partial_fields:
+        return named, True
+    return [f for f in ("price", "quantity") if f in named], False
+
+
 def add_measured(
-    preview: dict[str, Any], measured: Measured, rows: dict[str, int]
+    preview: dict[str, Any],
+    measured: Measured,
+    rows: dict[str, int],
+    *,
+    updated: int | None = None,
 ) -> dict[str, Any]:
-    """The preview with a batch's measures added to its sums (`rows`: SKU -> row)."""
+    """The preview with a batch's measures (and, from the guardrails' own pass, its count
+    of items it would change) added to its sums (`rows`: SKU -> row)."""
     sums = dict(preview.get("measure") or {})
     prices = _added(sums.get("prices"), measured.prices)
     quantities = _added(sums.get("quantities"), measured.quantities)
@@ -56,6 +70,7 @@ def add_measured(
         "quantities": quantities,
         "large": large[:PREVIEW_CHANGES],
         "zeroed": zeroed[:PREVIEW_CHANGES],
+        "updated": int(sums.get("updated") or 0) + (updated or 0),
     }
     return {**preview, "measure": sums}
 
@@ -288,6 +303,8 @@ def _with_rows(changes: tuple[dict[str, Any], ...], rows: dict[str, int]) -> lis
 
 
 def _added(sums: list[int] | None, more: tuple[int, ...]) -> list[int]:
+    if not more:  # a batch with nothing to measure
+        return list(sums or [])
     if not sums or len(sums) != len(more):
         return list(more)
     return [a + b for a, b in zip(sums, more, strict=True)]

@@ -10,11 +10,11 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
+from db.item_store import lock_for_transaction, measure_items, merge_items, nameless_new_skus
 from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, count_row_errors, delete_row_errors, get_job
 from db.undo_store import keep_before
-from itemsheet.guard import add_measured, limits
+from itemsheet.guard import add_measured, judged_fields, limits
 from itemsheet.mappings import save_mapping
 from itemsheet.messages import (
     ERROR_CHARS,
@@ -285,6 +285,9 @@ def apply_batch(
     failed = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
     valid = rows.filter(pl.col("error_message").is_null())
     now = now or utcnow()
+    if job.previewing and not job.review:
+        _measure_batch(session, job, valid, batch_no=batch_no, rows=rows.height)
+        return BatchOutcome(0, 0, 0, 0)
     # A review's preview pass counts (and describes) what the real pass will write.
     wanted = wanted_changes(job) if job.previewing else 0
     dry = job.dry_run or job.previewing
@@ -320,6 +323,31 @@ def apply_batch(
     job.last_batch = batch_no
     job.updated_at = utcnow()
     return outcome
+
+
+def _measure_batch(
+    session: Session, job: ImportJob, valid: pl.DataFrame, *, batch_no: int, rows: int
+) -> None:
+    """The guardrails' own pass over one batch: only what the rules read is staged and
+    measured, and nothing is counted or kept but the preview's sums and the progress
+    (`review.end_preview` checks the rules, and previews in full if one trips)."""
+    settings = get_settings()
+    judged, count = judged_fields(list(job.columns), settings)
+    if judged:
+        updated, measured = measure_items(
+            session,
+            valid.select("sku", *judged),
+            limits=limits(settings),
+            mode=job.mode,
+            count=count,
+        )
+        found = (*measured.large, *measured.zeroed)
+        job.preview = add_measured(
+            job.preview or {}, measured, _rows_of(valid, found), updated=updated
+        )
+    job.processed_rows += rows
+    job.last_batch = batch_no
+    job.updated_at = utcnow()
 
 
 def _rows_of(rows: pl.DataFrame, changes: Iterable[dict[str, object]]) -> dict[str, int]:

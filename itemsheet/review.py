@@ -151,33 +151,46 @@ def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     """Close the preview pass with its counts and first row errors.
 
     None: the job is to wait for a person (`await_answer`, once its run has suspended):
-    it asked for a review, or its pass tripped a guardrail (`itemsheet.guard`). A job
-    confirmed while it was previewed under a new mapping, or a guarded import that
-    tripped none, is written at once: "" (its progress is reset for the real pass), or
-    the reason it fails instead (on_error=abort with invalid rows writes nothing).
+    it asked for a review, or a guardrail tripped (`itemsheet.guard`). "": the run goes
+    on at once, its progress reset: a job confirmed while it was previewed under a new
+    mapping, or a guarded import that tripped none, is written; one the guardrails' own
+    pass held back is a review from now on, previewed in full (counts, changes, row
+    errors) before it waits. Otherwise the reason it fails instead (on_error=abort with
+    invalid rows writes nothing).
     """
     job = _job(session, job_id, for_update=True)
     preview = dict(job.preview or {})
+    own_pass = not job.review  # the guardrails' pass: only what its rules read
     tripped: list[dict[str, Any]] = []
+    settings = get_settings()
+    if not preview.get("problem") and job.guard and job.reviewed_at is None:
+        # A person's confirmation stands: it is not checked again.
+        stored = session.scalar(select(func.count()).select_from(Item)) or 0
+        fields = [f for f in job.columns or [] if f != "sku"]
+        measured = int((preview.get("measure") or {}).get("updated") or 0)
+        updated = measured if own_pass else job.updated
+        tripped = check(preview, fields=fields, updated=updated, stored=stored, settings=settings)
+        preview["guard"] = tripped
+    if own_pass:
+        reset_progress(session, job)
+        if tripped:
+            # Held back: a review from now on (a new preview waits too, a retry before
+            # it is confirmed is previewed again), whose full preview comes first.
+            job.review = True
+            keep = ("round", "header_row", "columns")
+            job.preview = {**{k: preview.get(k) for k in keep}, **_EMPTY_PREVIEW}
+            return ""
+        job.preview = {**preview, "chart": chart(preview, tripped, settings)}
+        job.previewing = False
+        return ""
     if not preview.get("problem"):
         preview["counts"] = {k: getattr(job, k) or 0 for k in COUNTS}
         preview["errors"] = list_row_errors(session, job_id, limit=PREVIEW_ERRORS)
-        settings = get_settings()
-        if job.guard and job.reviewed_at is None:  # a person's confirmation stands
-            stored = session.scalar(select(func.count()).select_from(Item)) or 0
-            fields = [f for f in job.columns or [] if f != "sku"]
-            tripped = check(
-                preview, fields=fields, updated=job.updated, stored=stored, settings=settings
-            )
-            preview["guard"] = tripped
         if tripped:
             preview["changes"] = largest_first(preview, tripped)
-            # Held back, it is a review from now on: a new preview waits too, and a retry
-            # before it is confirmed is previewed again.
-            job.review = True
         preview["chart"] = chart(preview, tripped, settings)
     job.preview = preview
-    if preview.get("problem") or (job.reviewed_at is None and (job.review or tripped)):
+    if preview.get("problem") or job.reviewed_at is None:
         job.reviewed_at = None  # a confirmation needs columns that find the SKU
         return None
     if job.on_error.value == "abort" and job.failed:
@@ -188,6 +201,14 @@ def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     reset_progress(session, job)
     job.previewing = False
     return ""
+
+
+_EMPTY_PREVIEW: dict[str, Any] = {
+    "changes": [],
+    "counts": None,
+    "errors": [],
+    "problem": None,
+}
 
 
 def reset_progress(session: Session, job: ImportJob) -> None:

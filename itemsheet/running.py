@@ -346,7 +346,9 @@ def attempt(
     with heartbeat(job_id, number):
         if (batches := load(job_id, number)) is None:
             return End.FAILED, view(job_id)
-        if is_previewing(job_id):
+        # The guardrails' pass, or a review's preview (also one the guardrails' pass
+        # asked for: it is then previewed in full before it waits).
+        while is_previewing(job_id):
             if batches and not write(job_id, number, batches):
                 return End.CANCELLED, finish(job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON)
             if close_preview(job_id):
@@ -387,9 +389,10 @@ def is_previewing(job_id: uuid.UUID) -> bool:
 
 def close_preview(job_id: uuid.UUID) -> bool:
     """End a preview pass: True when the job is to wait for its review (its rows file is
-    let go: a confirmed import reads its file again); False when it was confirmed
-    meanwhile and is written now, from its first batch. A job that may not be written
-    (on_error=abort with invalid rows) is failed, and True returned too."""
+    let go: a confirmed import reads its file again); False when the run goes on: it was
+    confirmed meanwhile, or passed the guardrails, and is written now, from its first
+    batch, or a guardrail held it back and it is previewed in full first. A job that may
+    not be written (on_error=abort with invalid rows) is failed, and True returned too."""
     with session_scope() as session:
         outcome = end_preview(session, job_id)
     if outcome == "":
