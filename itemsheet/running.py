@@ -258,6 +258,8 @@ def write(
         job = get_job(session, job_id)
         assert job is not None
         size, total = job.batch_size, job.total_rows or 0
+        # The guardrails' own pass writes no item: no hook is told of its batches.
+        hooks = not (job.previewing and not job.review)
 
     with RowBatches(rows_path(get_settings(), job_id, attempt)) as rows:
 
@@ -269,7 +271,7 @@ def write(
             apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
             return min(batch_no * size, total)
 
-        return commit_batches(job_id, attempt, batches, show, commit)
+        return commit_batches(job_id, attempt, batches, show, commit, hooks=hooks)
 
 
 def commit_batches(
@@ -278,11 +280,14 @@ def commit_batches(
     batches: int,
     show: Callable[[float, int], None],
     commit: Callable[[Session, int], int],
+    *,
+    hooks: bool = True,
 ) -> bool:
     """The writer's loop of a job, an import's or an undo's: wait for the writer's turn,
     then `commit(session, batch_no)` each batch after the last committed one, in a
     transaction of its own, returning the rows done after it; with the heartbeat touched,
-    the `before_batch` hooks called and `show(percent, total)` at the start, at most every
+    the `before_batch` hooks called (unless `hooks` is false: a pass that writes no item)
+    and `show(percent, total)` at the start, at most every
     `SHOW_EVERY_S` and at the end. False when the job was cancelled before or between
     batches.
     """
@@ -303,7 +308,8 @@ def commit_batches(
         return False
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
-        before_batch(BatchPoint(job_id, filename, batch_no, min(done, total), keep_alive=touch))
+        if hooks:
+            before_batch(BatchPoint(job_id, filename, batch_no, min(done, total), keep_alive=touch))
         try:
             with session_scope() as session:
                 done = commit(session, batch_no)
