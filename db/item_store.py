@@ -14,6 +14,9 @@ A batch is merged in these steps inside the caller's transaction:
    database, nulls included (dry runs stop here);
 5. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
    writes new and changed items in SKU order and leaves unchanged rows alone.
+A measuring dry run (a review's preview, and `measure_items`, the guardrails' own pass over
+the fields their rules read) also sorts the stored items the batch names by how far their
+price and quantity would move, in one grouped statement, and describes the largest moves.
 Counts come from the database, never from a guess in Python. A `WriteHook` (the undo's
 before-image, `db.undo_store`) sees step 5 from inside the same transaction: on
 PostgreSQL the upsert then returns its rows with their old values.

@@ -111,8 +111,8 @@ def create_job(
         decimal=options.decimal,
         review=options.review,
         guard=guarded,
-        # A guarded import is counted first, as a review is; it waits only when a
-        # guardrail trips.
+        # A guarded import is measured first, as a review is previewed; it waits only
+        # when a guardrail trips.
         previewing=options.review or guarded,
         requested_by=clip(options.requested_by, 100) if options.requested_by else None,
     )
