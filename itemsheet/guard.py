@@ -20,12 +20,13 @@ from settings import Settings
 # The changes a preview keeps of each kind (as many as it describes).
 PREVIEW_CHANGES = 50
 EXAMPLES = 3
+# Short enough to stand under a bar of the page's chart, in two lines.
 QUANTITY_LABELS = (
     "to 0",
-    "down by more than 50 %",
-    "down by up to 50 %",
-    "up by up to 50 %",
-    "up by more than 50 %",
+    "down over 50 %",
+    "down up to 50 %",
+    "up to +50 %",
+    "up over 50 %",
     "from 0 or less",
 )
 

@@ -60,7 +60,7 @@ def test_swapped_columns_wait_with_the_guardrails_sentence_and_charts_then_confi
     expect(page.locator("#chart-prices rect.beyond")).to_have_count(4)
     expect(page.locator("#chart-prices line.chart-threshold")).to_have_count(2)
     expect(page.locator("#chart-quantities-summary")).to_have_text(
-        "12 stored items' quantities would change: 12 up by more than 50 %."
+        "12 stored items' quantities would change: 12 up over 50 %."
     )
     expect(page.locator("#review-changes-title")).to_have_text("Largest changes first")
     screenshot(page, "review-guard")
