@@ -225,6 +225,62 @@ class Settings(BaseSettings):
         description="How long an import started with review waits for a person to confirm"
         " it before it is cancelled (nothing written).",
     )
+    guard: bool = Field(
+        default=True,
+        description="Check every import against the guardrails before its first write (an"
+        " import that would do something unusual waits for a person); off: none is"
+        " checked.",
+    )
+    guard_price_share: float = Field(
+        default=20.0,
+        ge=0,
+        le=100,
+        description="Guardrail: an import waits when more than this percentage of the"
+        " stored items' changed prices would change by more than"
+        " IMPORTER_GUARD_PRICE_CHANGE.",
+    )
+    guard_price_change: float = Field(
+        default=50.0,
+        gt=0,
+        lt=100,
+        description="Guardrail: the percentage by which a price change counts as large"
+        " (either way), for IMPORTER_GUARD_PRICE_SHARE.",
+    )
+    guard_price_factor: float = Field(
+        default=10.0,
+        gt=1,
+        description="Guardrail: an import waits when any price would change by this factor"
+        " or more, either way (cents read as euros).",
+    )
+    guard_zero_share: float = Field(
+        default=20.0,
+        ge=0,
+        le=100,
+        description="Guardrail: an import waits when more than this percentage of the"
+        " stored items its sheet names would get quantity 0 where it was positive.",
+    )
+    guard_partial_share: float = Field(
+        default=80.0,
+        ge=0,
+        le=100,
+        description="Guardrail: an import waits when a sheet of at most"
+        " IMPORTER_GUARD_PARTIAL_FIELDS fields would update more than this percentage of"
+        " all stored items (the wrong supplier's list).",
+    )
+    guard_min_items: int = Field(
+        default=10,
+        ge=1,
+        description="Guardrails: a share (of changed prices, of the items a sheet names, of"
+        " all stored items) is judged only on at least this many items, so a sheet that"
+        " changes one or two prices is no share of anything; the price factor rule judges"
+        " every price.",
+    )
+    guard_partial_fields: int = Field(
+        default=2,
+        ge=0,
+        description="Guardrail: a sheet with at most this many fields besides the SKU is"
+        " partial, for IMPORTER_GUARD_PARTIAL_SHARE.",
+    )
     writer_wait_s: float = Field(
         default=3600.0,
         gt=0,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from db.models import JobStatus
 from itemsheet.header import check_mapping_size
-from itemsheet.jobs import JobView
+from itemsheet.jobs import GuardTrip, JobView
 
 
 class ErrorOut(BaseModel):
@@ -152,6 +152,36 @@ class PreviewChange(BaseModel):
     fields: dict[str, list[object | None]]
 
 
+class ChartBucket(BaseModel):
+    """Items whose value would change by an amount in one range."""
+
+    label: str = Field(examples=["+50 to +900 %", "to 0"])
+    from_pct: float | None = Field(
+        default=None, description="Lower bound of a price bucket, percent; null: none."
+    )
+    to_pct: float | None = Field(
+        default=None, description="Upper bound of a price bucket, percent; null: none."
+    )
+    items: int
+    beyond: bool = Field(description="Beyond the threshold of a guardrail that tripped.")
+
+
+class ChartDistribution(BaseModel):
+    """How many stored items would change by how much (one field)."""
+
+    items: int = Field(description="Stored items whose value would change.")
+    buckets: list[ChartBucket]
+    threshold: str | None = Field(description="The tripped guardrail's threshold, in words.")
+
+
+class PreviewChart(BaseModel):
+    """The distributions of price and quantity changes a review draws, computed in the
+    preview pass (price buckets between the guardrails' thresholds)."""
+
+    prices: ChartDistribution
+    quantities: ChartDistribution
+
+
 class PreviewField(BaseModel):
     """A field a column can be mapped to."""
 
@@ -173,7 +203,10 @@ class PreviewOut(BaseModel):
     counts: dict[str, int] | None = Field(
         description="total_rows, created, updated, unchanged, failed; null until complete."
     )
-    changes: list[PreviewChange] = Field(description="Up to 50 rows that would change.")
+    changes: list[PreviewChange] = Field(
+        description="Up to 50 rows that would change: the first ones, or the largest first"
+        " when a guardrail tripped."
+    )
     errors: list[RowErrorOut] = Field(description="The first row errors.")
     on_error: str
     expires_at: str | None = Field(description="When an unanswered review is cancelled.")
@@ -181,6 +214,14 @@ class PreviewOut(BaseModel):
         default=None,
         description="How the file was read: encoding, delimiter (text files) and decimal"
         " mark, each with `value` and `how`; change them with /preview or /confirm.",
+    )
+    guard: list[GuardTrip] = Field(
+        default_factory=list,
+        description="The guardrails the import tripped; its changes are then the largest"
+        " first, those that made it trip.",
+    )
+    chart: PreviewChart | None = Field(
+        default=None, description="How far prices and quantities would move; null until complete."
     )
 
 

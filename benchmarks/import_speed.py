@@ -8,7 +8,8 @@ already in the table, one in ten of them with a new price), and for every databa
   * `importer import FILE --json` as a user runs it (against one Prefect server started
     for the benchmark): wall time, the job's own time and rows/s, peak RSS;
   * the data work by phase in a fresh process: read (package check + fastexcel),
-    validate (polars), write (merge batches with their progress commits), peak RSS;
+    validate (polars), the guardrails' pass (every batch counted and measured, nothing
+    written), write (merge batches with their progress commits), peak RSS;
   * the naive write: per row a SELECT through the ORM, then `add` or set attributes,
     one commit per batch, on an evenly spread sample of the same rows;
 and once per size the naive read: pandas with openpyxl. The PostgreSQL cluster is a
@@ -224,6 +225,7 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
     )
     from itemsheet.prepare import SheetSummary
     from itemsheet.reader import read_grid
+    from itemsheet.review import end_preview
     from itemsheet.storage import StoredFile
     from itemsheet.validate import validate
     from settings import get_settings
@@ -259,6 +261,20 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
             session, job_id, SheetSummary("xlsx", "Items", validated.fields, rows.height, 0, [])
         )
     assert attempt is not None
+    # The guardrails' pass: every batch counted and measured, nothing written.
+    c0 = time.perf_counter()
+    for batch_no, start in enumerate(range(0, rows.height, batch_size), start=1):
+        with session_scope() as session:
+            apply_batch(
+                session,
+                job_id,
+                attempt=attempt,
+                batch_no=batch_no,
+                rows=rows.slice(start, batch_size),
+            )
+    with session_scope() as session:
+        assert end_preview(session, job_id) == "", "a guardrail tripped on the benchmark sheet"
+    check_s = time.perf_counter() - c0
     t3 = time.perf_counter()
     commits = 0
     created = updated = unchanged = 0
@@ -281,6 +297,7 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
         "read_s": t1 - t0,
         "validate_s": t2 - t1,
         "write_s": t4 - t3,
+        "check_s": check_s,
         "commits": commits,
         "counts": [created, updated, unchanged],
         "peak_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -480,7 +497,8 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
     pandas_rates = {int(k): v["rows"] / v["read_s"] for k, v in results["pandas_openpyxl"].items()}
     for run in results["runs"]:
         n, p, job = run["rows"], run["phases"], run["cli"]
-        data_s = p["read_s"] + p["validate_s"] + p["write_s"]
+        check_s = p.get("check_s", 0.0)
+        data_s = p["read_s"] + p["validate_s"] + check_s + p["write_s"]
         naive_rate = run["naive"]["rows"] / run["naive"]["write_s"]
         pandas_rate = pandas_rates.get(n) or (
             max(pandas_rates.items())[1] if pandas_rates else None
@@ -494,6 +512,7 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             "read_s": p["read_s"],
             "validate_s": p["validate_s"],
             "write_s": p["write_s"],
+            "check_s": check_s,
             "data_s": data_s,
             "data_rows_per_s": n / data_s,
             "commits_per_s": p["commits"] / p["write_s"],
@@ -519,7 +538,7 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def table(lines: list[dict[str, Any]]) -> str:
     head = (
-        "| rows | db | read | validate | write | data work | rows/s (data) | `importer import` job | "
+        "| rows | db | read | validate | guardrails | write | data work | rows/s (data) | `importer import` job | "
         "peak RSS | commits/s | vs naive ORM (write / data) | read vs pandas+openpyxl |"
     )
     out = [head, "|---" * (head.count("|") - 1) + "|"]
@@ -534,7 +553,7 @@ def table(lines: list[dict[str, Any]]) -> str:
         )
         out.append(
             f"| {x['rows']:,} | {x['database']} | {x['read_s']:.2f} s | {x['validate_s']:.2f} s | "
-            f"{x['write_s']:.2f} s | {x['data_s']:.2f} s | {x['data_rows_per_s']:,.0f} | "
+            f"{x['check_s']:.2f} s | {x['write_s']:.2f} s | {x['data_s']:.2f} s | {x['data_rows_per_s']:,.0f} | "
             f"{x['job_s']:.2f} s, {x['job_rows_per_s']:,.0f} rows/s | "
             f"{x['peak_rss_mb']:,} MB (CLI {x['cli_peak_rss_mb']:,} MB) | {x['commits_per_s']:.1f}{overhead} | "
             f"{x['write_vs_naive']:.0f}x / {x['data_vs_naive']:.0f}x (naive {x['naive_write_rows_per_s']:,.0f} rows/s) | {pandas} |"

@@ -105,6 +105,14 @@ def import_file(
             " update_only: create no items. Rows left alone count as skipped."
         ),
     ] = ImportMode.UPSERT,
+    guard: Annotated[
+        bool,
+        typer.Option(
+            "--guard/--no-guard",
+            help="--no-guard: skip the guardrails (an unusual import otherwise waits for"
+            " a review).",
+        ),
+    ] = True,
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     from cli import review
@@ -129,6 +137,7 @@ def import_file(
         header_row=header_row,
         **review.parse_choices(encoding, delimiter, decimal),
         review=with_review,
+        guard=guard,
         requested_by=_who(),
     )
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.progress import run_followed
@@ -67,6 +68,10 @@ def print_preview(job_id: uuid.UUID) -> dict[str, Any]:
     out.print(f"[bold]{filename}[/] [cyan]awaiting review[/] (job {job_id}): nothing written yet")
     if preview.get("problem"):
         out.print(f"  [red]problem:[/] {preview['problem']}")
+    for trip in preview.get("guard") or []:
+        out.print(f"  [yellow]unusual:[/] {escape(trip['sentence'])}")
+    if preview.get("guard"):
+        out.print("  a guardrail tripped, so this import waits for you (--no-guard skips them)")
     if read:
         out.print(f"  read as: {read} (change with --encoding, --delimiter, --decimal)")
     columns = Table("header", "field", "from", "samples", title="Columns")
@@ -81,7 +86,8 @@ def print_preview(job_id: uuid.UUID) -> dict[str, Any]:
             f" update {counts['updated']:,}, unchanged {counts['unchanged']:,},"
             f" skipped by the mode {counts.get('skipped', 0):,}, failed {counts['failed']:,}"
         )
-    changes = Table("row", "sku", "change", title="Changes (first 50)")
+    title = "Changes (largest first)" if preview.get("guard") else "Changes (first 50)"
+    changes = Table("row", "sku", "change", title=title)
     for change in preview.get("changes") or []:
         text = "; ".join(f"{f}: {b} -> {a}" for f, (b, a) in change["fields"].items())
         changes.add_row(str(change["row"]), change["sku"], f"{change['action']}: {text}")

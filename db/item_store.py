@@ -14,6 +14,9 @@ A batch is merged in these steps inside the caller's transaction:
    database, nulls included (dry runs stop here);
 5. one `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE ... WHERE <a field differs>`
    writes new and changed items in SKU order and leaves unchanged rows alone.
+A measuring dry run (a review's preview, and `measure_items`, the guardrails' own pass over
+the fields their rules read) also sorts the stored items the batch names by how far their
+price and quantity would move, in one grouped statement, and describes the largest moves.
 Counts come from the database, never from a guess in Python. A `WriteHook` (the undo's
 before-image, `db.undo_store`) sees step 5 from inside the same transaction: on
 PostgreSQL the upsert then returns its rows with their old values.
@@ -48,6 +51,55 @@ _STAGE_TYPES = {
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Where a measuring dry run cuts price changes: a change of more than `change` (a
+    fraction, either way) is large, one by `factor` or more (either way) is extreme."""
+
+    change: float
+    factor: float
+    # How many of the largest changes to describe.
+    largest: int = 50
+
+
+# The ratios new / stored price that bound the buckets of `Measured.prices`, beside the
+# limits' own: +-20 %, and 1 (unchanged prices are not counted).
+_MIDDLE_RATIOS = (0.8, 1.0, 1.2)
+# Buckets of `Measured.quantities`: to 0 (from a positive stock), down by more than 50 %,
+# down by up to 50 %, up by up to 50 %, up by more than 50 %, from 0 or less.
+QUANTITY_BUCKETS = 6
+
+
+def price_ratios(limits: Limits) -> list[float]:
+    """The ratios new / stored price between the buckets of `Measured.prices`, ascending.
+
+    Below 1 a ratio belongs to the bucket above it (a drop by exactly the large change
+    is not large), except 1/factor, which belongs below (a drop to a tenth is extreme);
+    above 1 a ratio belongs to the bucket below it, except factor, which belongs above.
+    """
+    edges = {1 / limits.factor, 1 - limits.change, 1 + limits.change, limits.factor}
+    return sorted(edges.union(_MIDDLE_RATIOS))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """How far a batch would move the stored items it names (a measuring dry run).
+
+    `touched`: stored items the batch names (after the mode's skips); `prices`: items per
+    bucket of price change (stored price positive, new price given and different;
+    buckets between `price_ratios`); `quantities`: items per bucket of quantity change
+    (`QUANTITY_BUCKETS`). `large`: up to `Limits.largest` rows whose price would change by
+    more than the large change, largest first; `zeroed`: up to as many rows whose positive
+    quantity would become 0, largest stock first (described as `MergeCounts.changes`).
+    """
+
+    touched: int
+    prices: tuple[int, ...]
+    quantities: tuple[int, ...]
+    large: tuple[dict[str, Any], ...] = ()
+    zeroed: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class MergeCounts:
     """What a batch did (or, in a dry run, would do) to the item table."""
 
@@ -61,6 +113,8 @@ class MergeCounts:
     # A dry run asked for changes: up to that many rows that would change, each
     # {sku, action: "create" | "update", fields: {field: [stored, new]}} (changed fields).
     changes: tuple[dict[str, Any], ...] = ()
+    # A dry run asked to measure: how far prices and quantities would move (`Measured`).
+    measured: Measured | None = None
 
 
 def _connection(session: Session) -> Connection:
@@ -186,15 +240,24 @@ def _shown(field: str, value: Any) -> Any:
     return value
 
 
-def _changes(conn: Connection, fields: list[str], limit: int) -> tuple[dict[str, Any], ...]:
-    """Up to `limit` staged rows that would create or change an item, field by field."""
+def _changes(
+    conn: Connection,
+    fields: list[str],
+    limit: int,
+    *,
+    among: str | None = None,
+    order: str = "s.sku",
+) -> tuple[dict[str, Any], ...]:
+    """Up to `limit` staged rows that would create or change an item, field by field
+    (with `among`, only stored items that match that condition, in `order`)."""
     stored, staged = [f"i.{f}" for f in fields], [f"s.{f}" for f in fields]
     columns = ", ".join(["s.sku", "i.sku IS NULL", *stored, *staged])
+    which = f"i.sku IS NOT NULL AND ({among}) AND" if among else "i.sku IS NULL OR"
     rows = conn.exec_driver_sql(
         f"SELECT {columns}"
         f" FROM {STAGE} s LEFT JOIN item i ON i.sku = s.sku"
-        f" WHERE i.sku IS NULL OR ({_differs(conn, fields, 'i', 's')})"
-        f" ORDER BY s.sku LIMIT {int(limit)}"
+        f" WHERE {which} ({_differs(conn, fields, 'i', 's')})"
+        f" ORDER BY {order} LIMIT {int(limit)}"
     ).all()
     found: list[dict[str, Any]] = []
     width = len(fields)
@@ -208,6 +271,122 @@ def _changes(conn: Connection, fields: list[str], limit: int) -> tuple[dict[str,
         }
         found.append({"sku": row[0], "action": "create" if new else "update", "fields": changed})
     return tuple(found)
+
+
+def _number(value: float) -> str:
+    """A limit as an SQL literal (exact decimal text, which both databases read alike)."""
+    return format(Decimal(repr(value)), "f")
+
+
+def _price_bucket(limits: Limits) -> str:
+    """SQL: the bucket of a changed price between `price_ratios`, from 0."""
+    cases = []
+    for index, ratio in enumerate(price_ratios(limits)):
+        if ratio == 1 / limits.factor:
+            cases.append(f"WHEN s.price * {_number(limits.factor)} <= i.price THEN {index}")
+        elif ratio == limits.factor or ratio <= 1:
+            cases.append(f"WHEN s.price < i.price * {_number(ratio)} THEN {index}")
+        else:
+            cases.append(f"WHEN s.price <= i.price * {_number(ratio)} THEN {index}")
+    last = len(price_ratios(limits))
+    return (
+        "CASE WHEN s.price IS NULL OR i.price IS NULL OR i.price <= 0 OR s.price = i.price"
+        f" THEN NULL {' '.join(cases)} ELSE {last} END"
+    )
+
+
+_QUANTITY_BUCKET = (
+    "CASE WHEN s.quantity IS NULL OR i.quantity IS NULL OR s.quantity = i.quantity THEN NULL"
+    " WHEN i.quantity <= 0 THEN 5 WHEN s.quantity = 0 THEN 0"
+    " WHEN s.quantity * 2 < i.quantity THEN 1 WHEN s.quantity < i.quantity THEN 2"
+    " WHEN s.quantity * 2 <= i.quantity * 3 THEN 3 ELSE 4 END"
+)
+
+
+def _large_price(limits: Limits) -> str:
+    """SQL: a stored positive price would change by more than the large change."""
+    change = _number(limits.change)
+    return (
+        f"i.price > 0 AND s.price IS NOT NULL AND (s.price < i.price * (1 - {change})"
+        f" OR s.price > i.price * (1 + {change}) OR s.price * {_number(limits.factor)} <= i.price)"
+    )
+
+
+# How far a price moves either way, as a factor (a price set to 0 moves furthest).
+_PRICE_FACTOR = (
+    "CASE WHEN s.price > i.price THEN s.price / i.price"
+    " WHEN s.price > 0 THEN i.price / s.price ELSE 1e12 END"
+)
+
+
+def _measure(conn: Connection, fields: list[str], limits: Limits) -> Measured:
+    """How far the staged rows would move the stored items they name (see `Measured`)."""
+    price = _price_bucket(limits) if "price" in fields else "NULL"
+    quantity = _QUANTITY_BUCKET if "quantity" in fields else "NULL"
+    rows = conn.exec_driver_sql(
+        f"SELECT pb, qb, COUNT(*) FROM (SELECT {price} AS pb, {quantity} AS qb"
+        f" FROM {STAGE} s JOIN item i ON i.sku = s.sku) t GROUP BY pb, qb"
+    ).all()
+    prices = [0] * (len(price_ratios(limits)) + 1)
+    quantities = [0] * QUANTITY_BUCKETS
+    touched = 0
+    for pb, qb, count in rows:
+        touched += int(count)
+        if pb is not None:
+            prices[int(pb)] += int(count)
+        if qb is not None:
+            quantities[int(qb)] += int(count)
+    large: tuple[dict[str, Any], ...] = ()
+    if any(n for k, n in enumerate(prices) if is_large(k, limits)):
+        large = _changes(
+            conn,
+            fields,
+            limits.largest,
+            among=_large_price(limits),
+            order=f"{_PRICE_FACTOR} DESC, s.sku",
+        )
+    zeroed: tuple[dict[str, Any], ...] = ()
+    if quantities[0]:
+        zeroed = _changes(
+            conn,
+            fields,
+            limits.largest,
+            among="i.quantity > 0 AND s.quantity = 0",
+            order="i.quantity DESC, s.sku",
+        )
+    return Measured(touched, tuple(prices), tuple(quantities), large, zeroed)
+
+
+def is_large(bucket: int, limits: Limits) -> bool:
+    """Whether price bucket `bucket` (between `price_ratios`) lies beyond the large
+    change, either way (the extreme buckets always do)."""
+    ratios = price_ratios(limits)
+    below = ratios[bucket - 1] if bucket > 0 else 0.0
+    above = ratios[bucket] if bucket < len(ratios) else float("inf")
+    return above <= 1 - limits.change or below >= 1 + limits.change
+
+
+def measure_items(
+    session: Session,
+    frame: pl.DataFrame,
+    *,
+    limits: Limits,
+    mode: ImportMode = ImportMode.UPSERT,
+    count: bool = False,
+) -> tuple[int | None, Measured]:
+    """How far `frame` (sku and the fields to judge) would move the stored items it
+    names, without the rest of a dry run: the guardrails' own pass, which stages only the
+    fields its rules read. With `count`, also how many stored items it would change
+    (compared on the frame's fields); else None.
+    """
+    if frame.is_empty():
+        return (0 if count else None), Measured(0, (), ())
+    conn = _connection(session)
+    fields = [c for c in frame.columns if c != "sku"]
+    _stage(conn, frame.select("sku", *fields))
+    _skip_by_mode(conn, mode)
+    updated = _count(conn, fields)[1] if count else None
+    return updated, _measure(conn, fields, limits)
 
 
 class WriteHook(Protocol):
@@ -240,6 +419,7 @@ def merge_items(
     changes: int = 0,
     hook: WriteHook | None = None,
     mode: ImportMode = ImportMode.UPSERT,
+    measure: Limits | None = None,
 ) -> MergeCounts:
     """Create new items and update changed ones from `frame` (sku + imported fields).
 
@@ -251,8 +431,9 @@ def merge_items(
     A row without a name (null, or no name column) updates an existing item and leaves
     its name as stored; for a new SKU it is not written and its SKU is in `nameless`.
     With `dry_run`, the counts are computed the same way and nothing is written, and up
-    to `changes` of the rows that would change are described; else `hook` sees the
-    write from inside the same transaction.
+    to `changes` of the rows that would change are described, and with `measure` how far
+    prices and quantities would move (`Measured`); else `hook` sees the write from inside
+    the same transaction.
     """
     if frame.is_empty():
         return MergeCounts(0, 0, 0)
@@ -272,7 +453,8 @@ def merge_items(
         created, updated = _count(conn, fields)
         described = _changes(conn, fields, changes) if changes > 0 else ()
         unchanged = staged - created - updated
-        return MergeCounts(created, updated, unchanged, nameless, skipped, described)
+        measured = _measure(conn, fields, measure) if measure is not None else None
+        return MergeCounts(created, updated, unchanged, nameless, skipped, described, measured)
     columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
     assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
     stamp = _timestamp(conn, now)

@@ -10,10 +10,11 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.item_store import lock_for_transaction, merge_items, nameless_new_skus
+from db.item_store import lock_for_transaction, measure_items, merge_items, nameless_new_skus
 from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, count_row_errors, delete_row_errors, get_job
 from db.undo_store import keep_before
+from itemsheet.guard import add_measured, judged_fields, limits
 from itemsheet.mappings import save_mapping
 from itemsheet.messages import (
     ERROR_CHARS,
@@ -59,6 +60,9 @@ class JobOptions:
     decimal: str | None = None
     # Wait for a person to confirm a preview before writing.
     review: bool = False
+    # Check the guardrails before the first write (`itemsheet.guard`); IMPORTER_GUARD=off
+    # turns them off for every import.
+    guard: bool = True
     requested_by: str | None = None
 
 
@@ -83,6 +87,8 @@ def create_job(
     source_uri: str | None = None,
 ) -> ImportJob:
     """A new pending job for a stored file."""
+    # A dry run writes nothing, so there is nothing to guard.
+    guarded = options.guard and get_settings().guard and not options.dry_run
     job = ImportJob(
         status=JobStatus.PENDING,
         source=source,
@@ -104,7 +110,10 @@ def create_job(
         delimiter=options.delimiter,
         decimal=options.decimal,
         review=options.review,
-        previewing=options.review,
+        guard=guarded,
+        # A guarded import is measured first, as a review is previewed; it waits only
+        # when a guardrail trips.
+        previewing=options.review or guarded,
         requested_by=clip(options.requested_by, 100) if options.requested_by else None,
     )
     session.add(job)
@@ -276,6 +285,9 @@ def apply_batch(
     failed = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
     valid = rows.filter(pl.col("error_message").is_null())
     now = now or utcnow()
+    if job.previewing and not job.review:
+        _measure_batch(session, job, valid, batch_no=batch_no, rows=rows.height)
+        return BatchOutcome(0, 0, 0, 0)
     # A review's preview pass counts (and describes) what the real pass will write.
     wanted = wanted_changes(job) if job.previewing else 0
     dry = job.dry_run or job.previewing
@@ -289,11 +301,14 @@ def apply_batch(
         changes=wanted,
         hook=before,
         mode=job.mode,
+        # A preview also measures how far prices and quantities would move.
+        measure=limits(get_settings()) if job.previewing else None,
     )
     if counts.changes:
-        found = {c["sku"] for c in counts.changes}
-        rows_of = valid.filter(pl.col("sku").is_in(list(found))).select("sku", "row")
-        note_changes(job, counts.changes, dict(rows_of.iter_rows()))
+        note_changes(job, counts.changes, _rows_of(valid, counts.changes))
+    if counts.measured is not None:
+        found = (*counts.measured.large, *counts.measured.zeroed)
+        job.preview = add_measured(job.preview or {}, counts.measured, _rows_of(valid, found))
     if counts.nameless:
         failed = pl.concat([failed, name_errors(valid, counts.nameless)]).sort("row")
     skipped = mode_skips(valid, counts.skipped, job.mode)
@@ -308,6 +323,39 @@ def apply_batch(
     job.last_batch = batch_no
     job.updated_at = utcnow()
     return outcome
+
+
+def _measure_batch(
+    session: Session, job: ImportJob, valid: pl.DataFrame, *, batch_no: int, rows: int
+) -> None:
+    """The guardrails' own pass over one batch: only what the rules read is staged and
+    measured, and nothing is counted or kept but the preview's sums and the progress
+    (`review.end_preview` checks the rules, and previews in full if one trips)."""
+    settings = get_settings()
+    judged, count = judged_fields(list(job.columns), settings)
+    if judged:
+        updated, measured = measure_items(
+            session,
+            valid.select("sku", *judged),
+            limits=limits(settings),
+            mode=job.mode,
+            count=count,
+        )
+        found = (*measured.large, *measured.zeroed)
+        job.preview = add_measured(
+            job.preview or {}, measured, _rows_of(valid, found), updated=updated
+        )
+    job.processed_rows += rows
+    job.last_batch = batch_no
+    job.updated_at = utcnow()
+
+
+def _rows_of(rows: pl.DataFrame, changes: Iterable[dict[str, object]]) -> dict[str, int]:
+    """The row numbers of the described changes' SKUs."""
+    found = list({str(c["sku"]) for c in changes})
+    if not found:
+        return {}
+    return dict(rows.filter(pl.col("sku").is_in(found)).select("sku", "row").iter_rows())
 
 
 def _keep_row_errors(

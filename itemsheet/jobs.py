@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, or_, select
@@ -27,6 +28,52 @@ from itemsheet.review import reset_progress
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class GuardExample(BaseModel):
+    """One item a tripped guardrail names: its SKU, row and old -> new values."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sku: str
+    row: int | None
+    fields: dict[str, list[Any]] = Field(description="field -> [stored, new]")
+    text: str = Field(description="As the sentence shows it: 'SKU-1 19.99 -> 1999.00'.")
+
+
+class GuardTrip(BaseModel):
+    """One guardrail an import tripped (see the README's "Guardrails")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str = Field(description="price_change, price_factor, quantity_zero or partial_sheet.")
+    threshold: dict[str, float] = Field(description="The rule's settings, e.g. share_pct: 20.")
+    seen: int = Field(description="How many items the rule counted.")
+    of: int = Field(description="Out of how many.")
+    percent: float | None
+    sentence: str = Field(description="The rule, its threshold and the numbers, in words.")
+    examples: list[GuardExample]
+
+
+class GuardView(BaseModel):
+    """Whether an import is checked against the guardrails, and what it tripped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checked: bool = Field(
+        description="The import is checked before its first write (false: guard=off,"
+        " IMPORTER_GUARD=off, a dry run, or a job from before the guardrails)."
+    )
+    tripped: list[GuardTrip] = Field(
+        default_factory=list,
+        description="The rules its preview tripped; the job then waits awaiting_review.",
+    )
+
+
+def guard_view(job: ImportJob) -> GuardView:
+    """The job's guardrails as clients see them."""
+    trips = (job.preview or {}).get("guard") or []
+    return GuardView(checked=job.guard, tripped=[GuardTrip(**t) for t in trips])
 
 
 class JobView(BaseModel):
@@ -82,13 +129,19 @@ class JobView(BaseModel):
         " counts stay); null while they are kept. Such a job cannot be retried.",
     )
     review: bool = Field(
-        default=False, description="Nothing is written until a person confirms a preview."
+        default=False,
+        description="Nothing is written until a person confirms a preview (asked for, or"
+        " because a guardrail tripped).",
     )
     previewing: bool = Field(
         default=False,
         description="The counts are a review's preview (a dry pass), not written items.",
     )
     review_round: int = Field(default=0, description="How many previews came before this one.")
+    guard: GuardView = Field(
+        default_factory=lambda: GuardView(checked=False),
+        description="The guardrails: whether they are checked and which rules tripped.",
+    )
     mapping: dict[str, str | None] | None = Field(
         default=None, description="The column mapping given (normalised header -> field)."
     )
@@ -175,6 +228,7 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         review=job.review,
         previewing=job.previewing,
         review_round=job.review_round,
+        guard=guard_view(job),
         mapping=job.mapping,
         header_row=job.header_row,
         encoding=job.encoding,
@@ -305,8 +359,10 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
     job.cancel_requested = False
     job.error = None
     job.finished_at = None
-    if job.review and job.reviewed_at is None:
-        # Never confirmed: it is previewed again (the items may have changed) and waits.
+    guarded = job.guard and (job.previewing or job.last_batch == 0)
+    if (job.review or guarded) and job.reviewed_at is None:
+        # Never confirmed: it is previewed again (the items may have changed) and waits;
+        # a guarded one that wrote nothing yet is checked again.
         job.previewing = True
         job.review_round += 1
         reset_progress(session, job)

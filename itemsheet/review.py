@@ -2,7 +2,9 @@
 
 A job imported with `review` first runs a preview pass: the sheet is read and each batch
 is counted against the stored items exactly as a dry run counts it, and the first rows
-that would change are described field by field. The job then waits `awaiting_review`
+that would change are described field by field. A guarded import runs the same pass
+(`itemsheet.guard` measures it) and waits only when a guardrail trips; otherwise it is
+written at once. The job then waits `awaiting_review`
 with no process of its own until a person confirms (optionally with another column
 mapping), asks for a new preview under another mapping, or rejects it; unanswered, it
 expires (`itemsheet.recovery`). A confirmed job is written as any other, from its first
@@ -16,20 +18,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, JobStatus, utcnow
+from db.models import ImportJob, Item, JobStatus, utcnow
 from db.repository import delete_row_errors, get_job, list_row_errors, undo_under_way
 from itemsheet.errors import MappingNeeded
 from itemsheet.fields import FIELDS
+from itemsheet.guard import PREVIEW_CHANGES, chart, check, largest_first
 from itemsheet.header import explicit_mapping
 from itemsheet.mappings import READING_CHOICES
 from itemsheet.markdown import md_text
 from itemsheet.messages import ERROR_CHARS, clip, with_kept_errors
 from itemsheet.recovery import CANCELLED_REASON
 from itemsheet.text import check_choices
+from settings import get_settings
 
-PREVIEW_CHANGES = 50
 PREVIEW_ERRORS = 10
 REJECTED_REASON = "the import was rejected at its review; nothing was written"
 COUNTS = ("total_rows", "created", "updated", "unchanged", "skipped", "failed")
@@ -146,18 +150,47 @@ def record_problem(session: Session, job_id: uuid.UUID, problem: MappingNeeded) 
 def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     """Close the preview pass with its counts and first row errors.
 
-    None: the job is to wait for a person (`await_answer`, once its run has suspended).
-    A job confirmed while it was previewed under a new mapping is written at once: ""
-    (its progress is reset for the real pass), or the reason it fails instead
-    (on_error=abort with invalid rows writes nothing).
+    None: the job is to wait for a person (`await_answer`, once its run has suspended):
+    it asked for a review, or a guardrail tripped (`itemsheet.guard`). "": the run goes
+    on at once, its progress reset: a job confirmed while it was previewed under a new
+    mapping, or a guarded import that tripped none, is written; one the guardrails' own
+    pass held back is a review from now on, previewed in full (counts, changes, row
+    errors) before it waits. Otherwise the reason it fails instead (on_error=abort with
+    invalid rows writes nothing).
     """
     job = _job(session, job_id, for_update=True)
     preview = dict(job.preview or {})
+    own_pass = not job.review  # the guardrails' pass: only what its rules read
+    tripped: list[dict[str, Any]] = []
+    settings = get_settings()
+    if not preview.get("problem") and job.guard and job.reviewed_at is None:
+        # A person's confirmation stands: it is not checked again.
+        stored = session.scalar(select(func.count()).select_from(Item)) or 0
+        fields = [f for f in job.columns or [] if f != "sku"]
+        measured = int((preview.get("measure") or {}).get("updated") or 0)
+        updated = measured if own_pass else job.updated
+        tripped = check(preview, fields=fields, updated=updated, stored=stored, settings=settings)
+        preview["guard"] = tripped
+    if own_pass:
+        reset_progress(session, job)
+        if tripped:
+            # Held back: a review from now on (a new preview waits too, a retry before
+            # it is confirmed is previewed again), whose full preview comes first.
+            job.review = True
+            keep = ("round", "header_row", "columns")
+            job.preview = {**{k: preview.get(k) for k in keep}, **_EMPTY_PREVIEW}
+            return ""
+        job.preview = {**preview, "chart": chart(preview, tripped, settings)}
+        job.previewing = False
+        return ""
     if not preview.get("problem"):
         preview["counts"] = {k: getattr(job, k) or 0 for k in COUNTS}
         preview["errors"] = list_row_errors(session, job_id, limit=PREVIEW_ERRORS)
+        if tripped:
+            preview["changes"] = largest_first(preview, tripped)
+        preview["chart"] = chart(preview, tripped, settings)
     job.preview = preview
-    if job.reviewed_at is None or preview.get("problem"):
+    if preview.get("problem") or job.reviewed_at is None:
         job.reviewed_at = None  # a confirmation needs columns that find the SKU
         return None
     if job.on_error.value == "abort" and job.failed:
@@ -168,6 +201,14 @@ def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     reset_progress(session, job)
     job.previewing = False
     return ""
+
+
+_EMPTY_PREVIEW: dict[str, Any] = {
+    "changes": [],
+    "counts": None,
+    "errors": [],
+    "problem": None,
+}
 
 
 def reset_progress(session: Session, job: ImportJob) -> None:
@@ -242,6 +283,8 @@ def review_text(job: ImportJob) -> str:
     lines = [f"**Review of {name}** (nothing is written until it is confirmed)", ""]
     if preview.get("problem"):
         lines += [f"Problem: {md_text(preview['problem'])}", ""]
+    for trip in preview.get("guard") or []:
+        lines += [f"Unusual: {md_text(trip['sentence'])}", ""]
     if counts := preview.get("counts"):
         lines.append(
             f"{counts['total_rows']:,} rows: {counts['created']:,} to create,"
@@ -306,7 +349,8 @@ def _check_no_undo(session: Session, job: ImportJob, answer: ReviewAnswer) -> No
 def drift_warning(job: ImportJob) -> str | None:
     """When a reviewed import ends with other counts than its preview: what changed."""
     counts = (job.preview or {}).get("counts")
-    if not job.review or not counts:
+    # A guarded import's own pass is nobody's preview, unless it tripped and was confirmed.
+    if not (job.review or job.reviewed_at) or not counts:
         return None
     now = {k: getattr(job, k) or 0 for k in COUNTS}
     if all(now[k] == counts.get(k, 0) for k in COUNTS):

@@ -193,7 +193,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
         on_error, batch_size = job.on_error, job.batch_size
         removed_at = job.files_removed_at
-        previewing = job.previewing
+        previewing, review = job.previewing, job.review
         choice = mapping_choice(session, job)
         options = TextOptions(job.encoding, job.delimiter, job.decimal)
     if removed_at is not None:  # a retry from the Prefect UI of a job past retention
@@ -215,7 +215,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
             on_poll=touch,
         )
     except MappingNeeded as exc:
-        if not previewing:
+        if not (previewing and review):  # the guardrails' pass has nobody to ask
             finish(job_id, JobStatus.FAILED, reason=exc.reason)
             return None
         # A review shows the likeliest header's columns, for a person to map them.
@@ -229,8 +229,9 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         record_summary(session, job_id, summary)
         aborted = False
         # Rows without a name are errors only for new SKUs, which the database tells. A
-        # preview counts them all, and says so; the abort comes when it is confirmed.
-        abort_check = on_error is OnError.ABORT and not previewing
+        # review's preview counts them all, and says so; the abort comes when it is
+        # confirmed. A guardrails pass has nobody to show them to: it aborts here.
+        abort_check = on_error is OnError.ABORT and not (previewing and review)
         if abort_check and (summary.invalid_rows or summary.unnamed_rows):
             with RowBatches(out) as batches:
                 reason = record_abort(session, job_id, batches)
@@ -257,6 +258,8 @@ def write(
         job = get_job(session, job_id)
         assert job is not None
         size, total = job.batch_size, job.total_rows or 0
+        # The guardrails' own pass writes no item: no hook is told of its batches.
+        hooks = not (job.previewing and not job.review)
 
     with RowBatches(rows_path(get_settings(), job_id, attempt)) as rows:
 
@@ -268,7 +271,7 @@ def write(
             apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
             return min(batch_no * size, total)
 
-        return commit_batches(job_id, attempt, batches, show, commit)
+        return commit_batches(job_id, attempt, batches, show, commit, hooks=hooks)
 
 
 def commit_batches(
@@ -277,11 +280,14 @@ def commit_batches(
     batches: int,
     show: Callable[[float, int], None],
     commit: Callable[[Session, int], int],
+    *,
+    hooks: bool = True,
 ) -> bool:
     """The writer's loop of a job, an import's or an undo's: wait for the writer's turn,
     then `commit(session, batch_no)` each batch after the last committed one, in a
     transaction of its own, returning the rows done after it; with the heartbeat touched,
-    the `before_batch` hooks called and `show(percent, total)` at the start, at most every
+    the `before_batch` hooks called (unless `hooks` is false: a pass that writes no item)
+    and `show(percent, total)` at the start, at most every
     `SHOW_EVERY_S` and at the end. False when the job was cancelled before or between
     batches.
     """
@@ -302,7 +308,8 @@ def commit_batches(
         return False
     shown = time.monotonic()
     for batch_no in range(start, batches + 1):
-        before_batch(BatchPoint(job_id, filename, batch_no, min(done, total), keep_alive=touch))
+        if hooks:
+            before_batch(BatchPoint(job_id, filename, batch_no, min(done, total), keep_alive=touch))
         try:
             with session_scope() as session:
                 done = commit(session, batch_no)
@@ -345,7 +352,9 @@ def attempt(
     with heartbeat(job_id, number):
         if (batches := load(job_id, number)) is None:
             return End.FAILED, view(job_id)
-        if is_previewing(job_id):
+        # The guardrails' pass, or a review's preview (also one the guardrails' pass
+        # asked for: it is then previewed in full before it waits).
+        while is_previewing(job_id):
             if batches and not write(job_id, number, batches):
                 return End.CANCELLED, finish(job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON)
             if close_preview(job_id):
@@ -386,9 +395,10 @@ def is_previewing(job_id: uuid.UUID) -> bool:
 
 def close_preview(job_id: uuid.UUID) -> bool:
     """End a preview pass: True when the job is to wait for its review (its rows file is
-    let go: a confirmed import reads its file again); False when it was confirmed
-    meanwhile and is written now, from its first batch. A job that may not be written
-    (on_error=abort with invalid rows) is failed, and True returned too."""
+    let go: a confirmed import reads its file again); False when the run goes on: it was
+    confirmed meanwhile, or passed the guardrails, and is written now, from its first
+    batch, or a guardrail held it back and it is previewed in full first. A job that may
+    not be written (on_error=abort with invalid rows) is failed, and True returned too."""
     with session_scope() as session:
         outcome = end_preview(session, job_id)
     if outcome == "":

@@ -30,7 +30,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from db.models import ImportJob, ImportMode, JobSource, JobStatus
-from itemsheet.jobs import JobView, job_view
+from itemsheet.jobs import GuardView, JobView, job_view
 from settings import get_settings
 
 # The one place that says which transitions are told, and by what name: a new status
@@ -71,6 +71,9 @@ class ImportEventPayload(BaseModel):
     error: str | None
     attempt: int
     flow_run_id: uuid.UUID | None
+    # Which guardrails the import tripped: an awaiting-review event names them, so an
+    # automation can say why the import waits.
+    guard: GuardView | None = None
     job_url: str
     page_url: str
 

@@ -120,6 +120,17 @@ async def upload_import(
             " skipped."
         ),
     ] = ImportMode.UPSERT,
+    # Text, not a bool: a form without a bool field reads as false (an unticked
+    # checkbox), and the guardrails are on unless a client says off.
+    guard: Annotated[
+        str | None,
+        Form(
+            max_length=5,
+            description="off (or false): skip the guardrails for this import (see the"
+            ' README\'s "Guardrails"); on (default): an import that would do something'
+            " unusual waits awaiting_review.",
+        ),
+    ] = None,
 ) -> ImportAccepted | JSONResponse:
     """Store the file and start its import; the workbook is read by the flow run, not here."""
     if review and dry_run:
@@ -127,6 +138,7 @@ async def upload_import(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "a dry run writes nothing, so it needs no review; choose one of the two",
         )
+    guarded = _guard_form(guard)
     try:
         choices = check_choices(encoding, delimiter, decimal)
     except ValueError as exc:
@@ -141,6 +153,7 @@ async def upload_import(
         header_row=header_row,
         **choices,
         review=review,
+        guard=guarded,
         requested_by=requester(request),
     )
     try:
@@ -316,3 +329,15 @@ def dispatch_after_answer(request: Request, background: BackgroundTasks, job_id:
         dispatcher.kick()
     else:  # an app run without its lifespan (tests): right after the answer
         background.add_task(dispatcher.dispatch, job_id)
+
+
+def _guard_form(value: str | None) -> bool:
+    """The upload's `guard` field: on unless it says off; 422 for another word."""
+    word = (value or "on").strip().lower()
+    if word in ("on", "true", "1", "yes"):
+        return True
+    if word in ("off", "false", "0", "no"):
+        return False
+    raise HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, f"guard must be on or off, not '{word}'"
+    )

@@ -42,9 +42,11 @@ Answer = Annotated[ReviewIn | None, Body()]
 
 @router.get("/excel/import/{job_id}/preview", responses={**NOT_FOUND, 409: {"model": ErrorOut}})
 def import_preview(job_id: JobIdPath, session: ReadSessionDep, settings: SettingsDep) -> PreviewOut:
-    """What the import would do: columns, counts, the first changes and row errors."""
+    """What the import would do: columns, counts, the first (or, when a guardrail
+    tripped, the largest) changes, the distributions of price and quantity changes, and
+    row errors."""
     job = load_job(session, job_id)
-    if not job.review:
+    if not job.review and not job.guard:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             "this import was not started with review, so it has no preview",
@@ -67,6 +69,8 @@ def import_preview(job_id: JobIdPath, session: ReadSessionDep, settings: Setting
             "on_error": job.on_error.value,
             "expires_at": until.isoformat() if until else None,
             "reading": job.reading,
+            "guard": preview.get("guard") or [],
+            "chart": preview.get("chart"),
         }
     )
 

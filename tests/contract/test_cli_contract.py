@@ -1519,7 +1519,7 @@ def test_abort_with_a_new_sku_without_name_writes_nothing_and_reports_every_erro
     before = raw_items(data_dir)
     rows = [
         ["SKU", "Price"],
-        ["A-001", 1],  # row 2: valid update
+        ["A-001", 11],  # row 2: valid update (12.50 before; within the guardrails)
         ["NEW-1", 2],  # row 3: new, no name
         ["A-002", "abc"],  # row 4: invalid price
     ]
@@ -1899,3 +1899,30 @@ def test_review_without_a_terminal_previews_then_confirm_writes_exactly_that(
     report = json.loads(confirmed.stdout.strip().splitlines()[-1])
     assert (report["status"], report["created"]) == ("completed", 3)
     assert items(data_dir) == EXPECTED
+
+
+def test_an_unusual_sheet_waits_with_its_reason_unless_no_guard_is_given(
+    tmp_path: Path, importer: Importer, data_dir: Path
+) -> None:
+    header = ["SKU", "Name", "Price", "Qty"]
+    stock = [header] + [[f"GC-{i:02d}", f"Part {i}", 24.5, 2] for i in range(12)]
+    assert_completed(importer(write_xlsx(tmp_path / "stock.xlsx", stock)), created=12)
+    # Price and stock swapped: every price 24.50 -> 2.00.
+    swapped = [header] + [[f"GC-{i:02d}", f"Part {i}", 2, 24] for i in range(12)]
+
+    held = importer(write_xlsx(tmp_path / "swapped.xlsx", swapped))
+
+    assert (held.returncode, held.report["status"]) == (0, "awaiting_review"), held.describe()
+    tripped = held.report["guard"]["tripped"]
+    assert [t["rule"] for t in tripped] == ["price_change", "price_factor"]
+    assert tripped[0]["sentence"].startswith(
+        "12 of 12 updated prices (100 %) would change by more than 50 %; e.g. GC-00 24.50 -> 2.00"
+    )
+    assert f"importer confirm {held.report['job_id']}" in held.stderr
+    assert items(data_dir)["GC-00"]["price"] == Decimal("24.5")
+
+    forced = importer(write_xlsx(tmp_path / "swapped-again.xlsx", swapped), "--no-guard")
+
+    assert_completed(forced, updated=12)
+    assert forced.report["guard"] == {"checked": False, "tripped": []}
+    assert (items(data_dir)["GC-00"]["price"], items(data_dir)["GC-00"]["quantity"]) == (2, 24)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from orchestration.names import REIMPORT_DEPLOYMENT
 from settings import Settings
 from tests.contract.workbooks import write_csv, write_xlsx
 from tests.e2e.stack import (
@@ -275,3 +276,58 @@ def test_reviews_survive_a_restart_of_the_stack_and_an_unanswered_one_expires(
             "CANCELLED"
         )
     assert sorted(items(data_dir)) == ["K-00000", "K-00001", "K-00002", "K-00003"]
+
+
+def test_a_scheduled_reimport_of_swapped_columns_waits_tells_prefect_and_a_confirm_writes_it(
+    stack: RunningStack, client: httpx.Client
+) -> None:
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    feeds = stack.data_dir.parent / "feeds"
+    header = ["SKU", "Name", "Price", "Qty"]
+    feed = write_xlsx(
+        feeds / "guard-feed.xlsx",
+        [header] + [[f"GS-{i:03d}", f"Item {i}", 12, 3] for i in range(40)],
+    )
+    # The supplier's next file has its price and stock columns swapped.
+    swapped = write_xlsx(
+        feeds / "guard-swapped.xlsx",
+        [header] + [[f"GS-{i:03d}", f"Item {i}", 3, 12] for i in range(40)],
+    )
+    deployment = stack.deployment("reimport-items", REIMPORT_DEPLOYMENT)
+    with temporary_settings({PREFECT_API_URL: stack.prefect_api}):
+        for source in (feed, swapped):
+            run = run_deployment(deployment, parameters={"source": str(source)}, timeout=WAIT_S)
+            assert run.state is not None and run.state.is_completed(), run.state
+    history = client.get("/api/excel/imports", params={"source": "schedule"}).json()
+    by_name = {j["filename"]: j["job_id"] for j in history["items"]}
+    first, job_id = by_name["guard-feed.xlsx"], by_name["guard-swapped.xlsx"]
+    assert wait_for(client, first, {"completed"}, WAIT_S)["created"] == 40
+
+    waiting = wait_for(client, job_id, {"awaiting_review"}, WAIT_S)
+    [trip] = waiting["guard"]["tripped"]
+    assert trip["rule"] == "price_change"
+    assert trip["sentence"] == (
+        "40 of 40 updated prices (100 %) would change by more than 50 %;"
+        " e.g. GS-000 12.00 -> 3.00, GS-001 12.00 -> 3.00, GS-002 12.00 -> 3.00"
+    )
+    assert items(stack.data_dir)["GS-000"][1] == 12  # nothing written
+    preview = client.get(f"/api/excel/import/{job_id}/preview").json()
+    assert preview["guard"][0]["sentence"] == trip["sentence"]
+    assert preview["chart"]["prices"]["items"] == 40
+
+    # Prefect heard why it waits: an automation can tell someone.
+    said = events_once(stack, [job_id], 2)
+    assert [e["event"] for e in said] == [
+        "importer.import.started",
+        "importer.import.awaiting-review",
+    ]
+    assert said[-1]["payload"]["guard"]["tripped"][0]["sentence"] == trip["sentence"]
+    assert said[-1]["resource"]["importer.source"] == "schedule"
+
+    assert client.post(f"/api/excel/import/{job_id}/confirm").status_code == 202
+    done = wait_for(client, job_id, {"completed", "failed"}, WAIT_S)
+
+    assert (done["status"], done["updated"]) == ("completed", 40)
+    assert items(stack.data_dir)["GS-000"][1] == 3

@@ -87,12 +87,15 @@ def test_flow_run_is_named_after_the_file(tmp_path: Path) -> None:
 
 
 def _crash_after(monkeypatch: pytest.MonkeyPatch, batches_done: int) -> None:
-    """Make the writer fail inside the transaction of batch `batches_done + 1`."""
+    """Make the writer fail inside the transaction of batch `batches_done + 1` (of the
+    pass that writes, after the guardrails' pass)."""
     real = running_module.apply_batch
 
     def crashing(session: Any, job_id: uuid.UUID, **kwargs: Any) -> Any:
+        job = get_job(session, job_id)
+        writing = job is not None and not job.previewing
         outcome = real(session, job_id, **kwargs)
-        if kwargs["batch_no"] == batches_done + 1:
+        if writing and kwargs["batch_no"] == batches_done + 1:
             raise RuntimeError("simulated worker crash while writing")
         return outcome
 
@@ -105,8 +108,9 @@ def _seed_and_import(
     tmp_path.mkdir(parents=True, exist_ok=True)
     seed = write_xlsx(tmp_path / "seed.xlsx", catalogue(20))
     assert run_job(queue_job(seed)).status == JobStatus.COMPLETED
-    # 10 unchanged (0-9), 10 updated (10-19: new prices), 15 created (20-34), 2 invalid.
-    rows = catalogue(10) + catalogue(25, start=10, price=9.25)[1:]
+    # 10 unchanged (0-9), 10 updated (10-19: prices up by 23-41 %, within the
+    # guardrails), 15 created (20-34), 2 invalid.
+    rows = catalogue(10) + catalogue(25, start=10, price=6.25)[1:]
     rows += [["SKU-BAD", "Bad price", "abc", 1], ["SKU-00003", "Duplicate", 1, 1]]
     path = write_xlsx(tmp_path / "update.xlsx", rows)
     job_id = queue_job(path, batch_size=4)
@@ -223,11 +227,15 @@ def test_progress_is_never_ahead_of_committed_items(tmp_path: Path) -> None:
                     # One snapshot for both reads, as SQLite's WAL readers get anyway.
                     session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
                 job = session.execute(
-                    text("SELECT processed_rows, created FROM import_job WHERE id = :id"),
+                    text(
+                        "SELECT processed_rows, created, previewing FROM import_job WHERE id = :id"
+                    ),
                     {"id": job_id.hex},
                 ).one()
                 stored = session.scalar(select(func.count()).select_from(Item))
-            samples.append((job[0], job[1], stored or 0))
+            # The guardrails' pass counts first, writing nothing: its counts say so.
+            if not job[2]:
+                samples.append((job[0], job[1], stored or 0))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -331,10 +339,11 @@ def test_cancel_requested_stops_between_batches_and_keeps_committed_rows(
     job_id = queue_job(write_csv(tmp_path / "a.csv", catalogue(12)), batch_size=3)
 
     def cancel_after_second(session: Any, key: uuid.UUID, **kwargs: Any) -> Any:
+        job = get_job(session, key)
+        assert job is not None
+        writing = not job.previewing  # past the guardrails' pass
         outcome = real(session, key, **kwargs)
-        if kwargs["batch_no"] == 2:
-            job = get_job(session, key)
-            assert job is not None
+        if writing and kwargs["batch_no"] == 2:
             job.cancel_requested = True  # as the API does, committed with this batch
         return outcome
 

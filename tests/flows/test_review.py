@@ -92,7 +92,20 @@ def test_a_preview_writes_nothing_and_the_confirmed_import_makes_exactly_its_cou
     assert preview["errors"] == [
         {"row": 6, "column": "price", "value": "cheap", "message": "price is not a number"}
     ]
-    assert preview["changes"][:3] == [
+    # A price set to 0 and one 66 times higher trip the guardrails (the factor rule; two
+    # changed prices are too few for a share): the changes that made it trip come first,
+    # largest first, then the others by row.
+    assert [t["rule"] for t in preview["guard"]] == ["price_factor"]
+    assert [c["sku"] for c in preview["changes"]] == [
+        "SKU-00003",
+        "SKU-00000",
+        "SKU-00001",
+        "SKU-00002",
+        "NEW-0",
+        "NEW-1",
+        "NEW-2",
+    ]
+    assert preview["changes"][1:4] == [
         {"row": 2, "sku": "SKU-00000", "action": "update", "fields": {"price": ["1.5", "99"]}},
         {
             "row": 3,
@@ -102,7 +115,6 @@ def test_a_preview_writes_nothing_and_the_confirmed_import_makes_exactly_its_cou
         },
         {"row": 4, "sku": "SKU-00002", "action": "update", "fields": {"quantity": [2, 77]}},
     ]
-    assert [c["sku"] for c in preview["changes"][3:]] == ["SKU-00003", "NEW-0", "NEW-1", "NEW-2"]
 
     done = answer(job_id, ReviewAnswer(confirm=True))
 
@@ -141,8 +153,9 @@ def test_items_changed_between_preview_and_confirmation_are_said_in_the_warnings
     run_job(queue_job(write_csv(tmp_path / "base.csv", catalogue(4))))
     job_id = queue_job(write_csv(tmp_path / "raise.csv", catalogue(4, price=3)), review=True)
     assert preview_counts(run_job(job_id))["updated"] == 4
-    # Meanwhile another import sets two of those prices already.
-    run_job(queue_job(write_csv(tmp_path / "other.csv", catalogue(2, price=3))))
+    # Meanwhile another import sets two of those prices already (60 % and 100 % up, past
+    # the guardrails, which this one skips).
+    run_job(queue_job(write_csv(tmp_path / "other.csv", catalogue(2, price=3)), guard=False))
 
     done = answer(job_id, ReviewAnswer(confirm=True))
 

@@ -35,8 +35,11 @@ def sheet_a(path: Path) -> Path:
 
 
 def sheet_b(path: Path) -> Path:
-    """Import B: new prices for 300 of A's items and 200 new items; only SKU, Name, Price."""
-    rows: list[list[Any]] = [[s, None, Decimal(900 + i)] for i, s in enumerate(SKUS_A[:300])]
+    """Import B: new prices for 300 of A's items (10 cents more: within the guardrails) and
+    200 new items; only SKU, Name, Price."""
+    rows: list[list[Any]] = [
+        [s, None, Decimal(i) + Decimal("0.35")] for i, s in enumerate(SKUS_A[:300])
+    ]
     rows += [[f"N-{i:05d}", f"New {i}", Decimal(i)] for i in range(200)]
     return write_xlsx(path, [["SKU", "Name", "Price"], *rows])
 

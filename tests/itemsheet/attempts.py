@@ -63,7 +63,7 @@ def fake_parse_child(monkeypatch: pytest.MonkeyPatch) -> Files:
         return SheetSummary(
             "csv",
             None,
-            ["sku", "name"],
+            [c for c in frame.columns if c != "row" and not c.startswith("error_")],
             frame.height,
             int(invalid),
             [UNKNOWN_COLUMN],

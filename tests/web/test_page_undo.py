@@ -22,8 +22,8 @@ def test_undo_from_the_page_restores_the_items_and_marks_the_import_undone(
 ) -> None:
     upload(page, write_xlsx(tmp_path / "base.xlsx", catalogue("WU", 300)))
     expect_finished(page, "completed")
-    # The second sheet changes 100 prices and adds 50 items.
-    rows = catalogue("WU", 100, price=9.75) + catalogue("WN", 50)[1:]
+    # The second sheet changes 100 prices (by 30 %, within the guardrails) and adds 50 items.
+    rows = catalogue("WU", 100, price=3.25) + catalogue("WN", 50)[1:]
     upload(page, write_xlsx(tmp_path / "prices.xlsx", rows))
     expect_finished(page, "completed")
     import_id = job_id_in(page)

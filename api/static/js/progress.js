@@ -142,7 +142,11 @@ export function progressSentence(job) {
       return job.waiting_for ? `Waiting to start: ${job.waiting_for}…` : "Waiting for the import to start…";
     case "processing":
       if (job.cancel_requested) return `Stopping after the current batch at ${of}…`;
-      if (job.previewing) return total === null ? "Reading the sheet…" : `Previewing ${of}`;
+      if (job.previewing && total !== null) {
+        // A guarded import is counted against the stored items before it writes.
+        return job.review ? `Previewing ${of}` : `Checking ${of} against the guardrails`;
+      }
+      if (job.previewing) return "Reading the sheet…";
       return total === null ? "Reading the sheet…" : `Processing ${of}`;
     case "awaiting_review":
       return job.total_rows === null

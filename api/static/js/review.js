@@ -1,8 +1,10 @@
-// The review of an import started with "Review before importing": how the file was read
-// and its columns (one select each), the counts and changes a confirmed import would make,
-// and Confirm / Cancel.
+// The review of an import started with "Review before importing", or held back by a
+// guardrail: why it waits (the guardrails' sentences), how the file was read and its
+// columns (one select each), the counts, how far prices and quantities would move (two
+// small charts), the changes a confirmed import would make, and Confirm / Cancel.
 
 import { describeAnswer, jobPath, requestJson, sentence } from "./api.js";
+import { drawDistribution } from "./chart.js";
 import { byId, el, notify, replaceChildren, setText, show } from "./dom.js";
 import { formatCount } from "./format.js";
 import { changedChoices, choiceValue, describeReading, fillSelect } from "./reading.js";
@@ -116,6 +118,25 @@ export function createReview({ onAnswered }) {
     show(byId("review-changes-empty"), preview.counts !== null && rows.length === 0);
   }
 
+  /** The guardrails that tripped, each in one sentence, at the top of the review. */
+  function drawGuard(preview) {
+    const trips = preview.guard ?? [];
+    replaceChildren(byId("review-guard-list"),
+      ...trips.map((trip) => el("li", { "data-rule": trip.rule }, sentence(trip.sentence))));
+    show(byId("review-guard"), trips.length > 0);
+    setText(byId("review-changes-title"), trips.length ? "Largest changes first" : "Changes");
+  }
+
+  function drawCharts(preview) {
+    const chart = preview.chart;
+    const figures = chart ? [
+      drawDistribution("chart-prices", "prices", chart.prices),
+      drawDistribution("chart-quantities", "quantities", chart.quantities),
+    ] : [];
+    replaceChildren(byId("review-charts-body"), ...figures);
+    show(byId("review-charts"), figures.length > 0);
+  }
+
   function drawErrors(preview) {
     const rows = preview.errors.map((e) => el("tr", {},
       el("td", {}, e.row), el("td", {}, e.column ?? ""), el("td", {}, e.value ?? ""),
@@ -136,6 +157,8 @@ export function createReview({ onAnswered }) {
     hasProblem = Boolean(preview.problem);
     notify(byId("review-problem"), preview.problem ? sentence(preview.problem) : "");
     show(byId("review-changes-title"), counts !== null);
+    drawGuard(preview);
+    drawCharts(preview);
     drawReading(preview);
     drawColumns(preview);
     drawChanges(preview);
