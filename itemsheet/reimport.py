@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import fsspec
 from fsspec.core import split_protocol, url_to_fs
 from fsspec.implementations.local import LocalFileSystem
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from db.item_store import lock_for_transaction
@@ -67,14 +67,21 @@ def _last_completed(session: Session, source: str) -> ImportJob | None:
 
 
 def _running(session: Session, source: str, *, besides: uuid.UUID) -> ImportJob | None:
+    """A scheduled import of `source` that is under way, or waits for a person (one a
+    guardrail held back: until it is answered or expires, later rounds add no other)."""
     return session.scalars(
         select(ImportJob)
         .where(
             ImportJob.source_uri == source,
             ImportJob.id != besides,
             ImportJob.source == JobSource.SCHEDULE,
-            ImportJob.status.in_([JobStatus.PENDING, JobStatus.PROCESSING]),
-            ImportJob.updated_at > utcnow() - STALE_AFTER,
+            or_(
+                and_(
+                    ImportJob.status.in_([JobStatus.PENDING, JobStatus.PROCESSING]),
+                    ImportJob.updated_at > utcnow() - STALE_AFTER,
+                ),
+                ImportJob.status == JobStatus.AWAITING_REVIEW,
+            ),
         )
         .limit(1)
     ).one_or_none()
@@ -196,11 +203,16 @@ def plan_reimport(
         running = _running(session, source, besides=job.id)
         last = _last_completed(session, source)
         if running is not None:
+            state = (
+                "waits for a review"
+                if running.status is JobStatus.AWAITING_REVIEW
+                else "is still running"
+            )
             finish_job(
                 session,
                 job.id,
                 JobStatus.CANCELLED,
-                reason=f"skipped: the reimport of this source in job {running.id} is still running",
+                reason=f"skipped: the reimport of this source in job {running.id} {state}",
             )
         elif last is not None and last.file_sha256 == stored.sha256:
             job.total_rows = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import fsspec
@@ -220,3 +221,29 @@ def test_a_scheduled_supplier_list_is_reimported_in_the_mode_it_was_scheduled_wi
     with session_scope(write=False) as session:
         job = session.get(ImportJob, plan.job_id)
         assert job is not None and job.mode is ImportMode.UPDATE_ONLY
+
+
+def test_while_a_held_back_reimport_waits_for_a_person_later_rounds_add_no_other(
+    importer_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = write_xlsx(tmp_path / "prices.xlsx", [["SKU", "Price"], ["A", 1]])
+    monkeypatch.setenv("IMPORTER_REIMPORT_ALLOWED", str(tmp_path))
+    get_settings.cache_clear()
+    first = plan_reimport(str(feed), sheet=None, on_error=OnError.SKIP)
+    with session_scope() as session:
+        held = session.get(ImportJob, first.job_id)
+        assert held is not None
+        # What a tripped guardrail leaves: the job waits, for hours, without a beat.
+        held.status = JobStatus.AWAITING_REVIEW
+        held.updated_at = held.updated_at - timedelta(hours=5)
+    write_xlsx(feed, [["SKU", "Price"], ["A", 2]])  # the supplier's next list
+
+    later = plan_reimport(str(feed), sheet=None, on_error=OnError.SKIP)
+
+    assert not later.run_import
+    with session_scope(write=False) as session:
+        skipped = session.get(ImportJob, later.job_id)
+        assert skipped is not None and skipped.status is JobStatus.CANCELLED
+        assert skipped.error == (
+            f"skipped: the reimport of this source in job {first.job_id} waits for a review"
+        )
