@@ -25,8 +25,8 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deployments.forks import ForkServer  # noqa: E402
-from deployments.spare import READY  # noqa: E402
+from deployments.forks import ForkServer
+from deployments.spare import READY
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -92,9 +92,9 @@ async def measure(kind: str, count: int) -> None:
                 process = await forks.fork(nice=0)
                 assert process is not None
             else:
+                command = ["-m", "deployments.spare", "--output-fd", str(output_fd)]
                 process = await anyio.open_process(
-                    [sys.executable, "-m", "deployments.spare", "--output-fd", str(output_fd)]
-                    + ["--nice", "0"],
+                    [sys.executable, *command, "--nice", "0"],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     cwd=ROOT,
