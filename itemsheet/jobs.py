@@ -87,6 +87,11 @@ class JobView(BaseModel):
     filename: str = Field(description="The client's file name; display only.")
     total_rows: int | None = Field(description="Non-empty data rows; null until the sheet is read.")
     processed_rows: int
+    checked_rows: int | None = Field(
+        default=None,
+        description="While the guardrails' pass counts the sheet against the stored items"
+        " (before any write; processed_rows is 0 meanwhile): how many rows it has counted.",
+    )
     percent: float
     created: int
     updated: int
@@ -178,8 +183,12 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
     """The job as clients see it, with its percentage, elapsed time and rate."""
     now = now or utcnow()
     total = job.total_rows
+    # The guardrails' pass counts rows before any is written: its count is its own, so the
+    # import's progress rises once, from 0 as it writes, not twice.
+    checking = job.status is JobStatus.PROCESSING and job.previewing and not job.review
+    processed = 0 if checking else job.processed_rows
     if total:
-        percent = round(100.0 * job.processed_rows / total, 1)
+        percent = round(100.0 * processed / total, 1)
     else:
         percent = 100.0 if job.status is JobStatus.COMPLETED else 0.0
     elapsed = None
@@ -191,14 +200,15 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
     )
     if began is not None:
         elapsed = round(((ended or now) - began).total_seconds(), 3)
-    rate = round(job.processed_rows / elapsed, 1) if elapsed and job.processed_rows else 0.0
+    rate = round(processed / elapsed, 1) if elapsed and processed else 0.0
     return JobView(
         job_id=job.id,
         status=job.status,
         source=job.source,
         filename=job.filename,
         total_rows=total,
-        processed_rows=job.processed_rows,
+        processed_rows=processed,
+        checked_rows=job.processed_rows if checking else None,
         percent=percent,
         created=job.created,
         updated=job.updated,

@@ -157,16 +157,17 @@ SHARED_FROM = 4_000
 
 def _concurrent_files(tmp_path: Path) -> tuple[Path, Path]:
     header = ["SKU", "Name", "Price", "Qty"]
-    a = [header] + [[f"C-{i:06d}", f"A {i}", 1.0, i] for i in range(CONCURRENT_ROWS)]
+    a = [header] + [[f"C-{i:06d}", f"A {i}", 2.0, i] for i in range(CONCURRENT_ROWS)]
     b_range = range(SHARED_FROM + CONCURRENT_ROWS - 1, SHARED_FROM - 1, -1)
-    b = [header] + [[f"C-{i:06d}", f"B {i}", 2.0, i] for i in b_range]
+    # Prices 2 and 3: each file changes the other's by at most 50 %, within the guardrails.
+    b = [header] + [[f"C-{i:06d}", f"B {i}", 3.0, i] for i in b_range]
     return write_xlsx(tmp_path / "a.xlsx", a), write_xlsx(tmp_path / "b.xlsx", b)
 
 
 def _serial_outcome(first: str) -> tuple[dict[str, tuple[Any, ...]], dict[str, dict[str, int]]]:
     """Items and per-file counts when `first` ("a" or "b") runs entirely before the other."""
     ranges = {"a": range(CONCURRENT_ROWS), "b": range(SHARED_FROM, SHARED_FROM + CONCURRENT_ROWS)}
-    prices = {"a": Decimal(1), "b": Decimal(2)}
+    prices = {"a": Decimal(2), "b": Decimal(3)}
     second = "b" if first == "a" else "a"
     items: dict[str, tuple[Any, ...]] = {}
     job_counts = {}

@@ -12,11 +12,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from db.models import Item, JobSource, JobStatus
+from db.models import ImportJob, Item, JobSource, JobStatus
 from db.session import session_scope
 from itemsheet import running
 from itemsheet.importing import JobOptions, create_job
-from itemsheet.jobs import JobView
+from itemsheet.jobs import JobView, job_view
 from itemsheet.review import ReviewAnswer
 from itemsheet.storage import StoredFile
 from settings import get_settings
@@ -337,3 +337,22 @@ def test_an_import_stopped_after_its_check_resumes_writing_exactly(files: Files)
     assert (resumed.updated, resumed.unchanged, resumed.processed_rows) == (N, 0, N)
     assert resumed.guard.checked and not resumed.guard.tripped
     assert set(stored_values().values()) == {("11", 6)}
+
+
+def test_the_check_counts_apart_so_progress_rises_once_from_the_first_write(
+    files: Files,
+) -> None:
+    store()
+    job_id = new_job(files, sheet(["11"] * N, [6] * N))
+    attempt(job_id, until_batch=2)  # stopped in the check, after two batches counted
+
+    with session_scope(write=False) as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        mid_check = job_view(job)
+    assert mid_check.status is JobStatus.PROCESSING
+    assert (mid_check.processed_rows, mid_check.percent) == (0, 0.0)
+    assert mid_check.checked_rows == 2 * BATCH
+
+    done = run(job_id)
+    assert (done.processed_rows, done.percent, done.checked_rows) == (N, 100.0, None)

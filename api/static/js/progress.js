@@ -143,8 +143,10 @@ export function progressSentence(job) {
     case "processing":
       if (job.cancel_requested) return `Stopping after the current batch at ${of}…`;
       if (job.previewing && total !== null) {
-        // A guarded import is counted against the stored items before it writes.
-        return job.review ? `Previewing ${of}` : `Checking ${of} against the guardrails`;
+        // A guarded import is counted against the stored items before it writes; the bar
+        // stays at 0 until it writes, the sentence says how far the count is.
+        if (job.review) return `Previewing ${of}`;
+        return `Checking ${formatCount(job.checked_rows ?? 0)} / ${total} items against the guardrails`;
       }
       if (job.previewing) return "Reading the sheet…";
       return total === null ? "Reading the sheet…" : `Processing ${of}`;
