@@ -126,6 +126,12 @@ class ImportJob(Base):
     # When the clean-up removed the import's before-images (IMPORTER_UNDO_DAYS).
     undo_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    @property
+    def checking_guard(self) -> bool:
+        """The guardrails' own pass is under way: batches are measured, none is written,
+        and nobody is asked (a review's preview has `review` set)."""
+        return self.previewing and not self.review
+
 
 class Item(Base):
     """One catalogue item, keyed by its SKU (case-sensitive, trimmed)."""

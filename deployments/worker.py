@@ -225,26 +225,27 @@ class SparePool:
         return None if process is None else Spare(process, self._template_env)
 
     async def _start_one(self) -> None:
-        if self.forks is not None and await self.forks.wait_ready():
-            process: anyio.abc.Process | None = await self.forks.fork(
-                nice=0 if self._starting_up else WARM_NICE
-            )
-            self._starting -= 1
-            if process is not None:
-                await self._warm_up(Spare(process, self._template_env))
-                return
-            self._starting += 1
-        env = dict(os.environ)
         try:
-            command = [
-                sys.executable,
-                "-m",
-                "deployments.spare",
-                "--output-fd",
-                str(self._output_fd),
-            ]
-            if self._starting_up:
-                command += ["--nice", "0"]
+            spare = await self._forked() or await self._started()
+        finally:
+            self._starting -= 1
+        if spare is not None:
+            await self._warm_up(spare)
+
+    async def _forked(self) -> Spare | None:
+        """A spare forked from the template; None where forking does not work."""
+        if self.forks is None or not await self.forks.wait_ready():
+            return None
+        process = await self.forks.fork(nice=0 if self._starting_up else WARM_NICE)
+        return None if process is None else Spare(process, self._template_env)
+
+    async def _started(self) -> Spare | None:
+        """A spare started as an interpreter of its own."""
+        env = dict(os.environ)
+        command = [sys.executable, "-m", "deployments.spare", "--output-fd", str(self._output_fd)]
+        if self._starting_up:
+            command += ["--nice", "0"]
+        try:
             process = await anyio.open_process(
                 command,
                 stdin=subprocess.PIPE,
@@ -256,10 +257,8 @@ class SparePool:
             )
         except OSError:
             logger.exception("could not start a spare interpreter")
-            return
-        finally:
-            self._starting -= 1
-        await self._warm_up(Spare(process, env))
+            return None
+        return Spare(process, env)
 
     async def _warm_up(self, spare: Spare) -> None:
         """Keep `spare` and wait for its `ready`."""

@@ -285,7 +285,7 @@ def apply_batch(
     failed = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
     valid = rows.filter(pl.col("error_message").is_null())
     now = now or utcnow()
-    if job.previewing and not job.review:
+    if job.checking_guard:
         _measure_batch(session, job, valid, batch_no=batch_no, rows=rows.height)
         return BatchOutcome(0, 0, 0, 0)
     # A review's preview pass counts (and describes) what the real pass will write.

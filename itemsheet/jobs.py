@@ -185,7 +185,7 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
     total = job.total_rows
     # The guardrails' pass counts rows before any is written: its count is its own, so the
     # import's progress rises once, from 0 as it writes, not twice.
-    checking = job.status is JobStatus.PROCESSING and job.previewing and not job.review
+    checking = job.status is JobStatus.PROCESSING and job.checking_guard
     processed = 0 if checking else job.processed_rows
     if total:
         percent = round(100.0 * processed / total, 1)

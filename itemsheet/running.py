@@ -259,7 +259,7 @@ def write(
         assert job is not None
         size, total = job.batch_size, job.total_rows or 0
         # The guardrails' own pass writes no item: no hook is told of its batches.
-        hooks = not (job.previewing and not job.review)
+        hooks = not job.checking_guard
 
     with RowBatches(rows_path(get_settings(), job_id, attempt)) as rows:
 
