@@ -319,8 +319,11 @@ _PRICE_FACTOR = (
 )
 
 
-def _measure(conn: Connection, fields: list[str], limits: Limits) -> Measured:
-    """How far the staged rows would move the stored items they name (see `Measured`)."""
+def _measure(
+    conn: Connection, fields: list[str], limits: Limits, *, examples: bool = True
+) -> Measured:
+    """How far the staged rows would move the stored items they name (see `Measured`);
+    without `examples`, only the counts."""
     price = _price_bucket(limits) if "price" in fields else "NULL"
     quantity = _QUANTITY_BUCKET if "quantity" in fields else "NULL"
     rows = conn.exec_driver_sql(
@@ -337,7 +340,7 @@ def _measure(conn: Connection, fields: list[str], limits: Limits) -> Measured:
         if qb is not None:
             quantities[int(qb)] += int(count)
     large: tuple[dict[str, Any], ...] = ()
-    if any(n for k, n in enumerate(prices) if is_large(k, limits)):
+    if examples and any(n for k, n in enumerate(prices) if is_large(k, limits)):
         large = _changes(
             conn,
             fields,
@@ -346,7 +349,7 @@ def _measure(conn: Connection, fields: list[str], limits: Limits) -> Measured:
             order=f"{_PRICE_FACTOR} DESC, s.sku",
         )
     zeroed: tuple[dict[str, Any], ...] = ()
-    if quantities[0]:
+    if examples and quantities[0]:
         zeroed = _changes(
             conn,
             fields,
@@ -377,7 +380,8 @@ def measure_items(
     """How far `frame` (sku and the fields to judge) would move the stored items it
     names, without the rest of a dry run: the guardrails' own pass, which stages only the
     fields its rules read. With `count`, also how many stored items it would change
-    (compared on the frame's fields); else None.
+    (compared on the frame's fields); else None. It finds no examples: a pass that trips
+    a rule is previewed in full, examples and all, before it waits.
     """
     if frame.is_empty():
         return (0 if count else None), Measured(0, (), ())
@@ -386,7 +390,7 @@ def measure_items(
     _stage(conn, frame.select("sku", *fields))
     _skip_by_mode(conn, mode)
     updated = _count(conn, fields)[1] if count else None
-    return updated, _measure(conn, fields, limits)
+    return updated, _measure(conn, fields, limits, examples=False)
 
 
 class WriteHook(Protocol):

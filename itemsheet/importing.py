@@ -325,6 +325,22 @@ def apply_batch(
     return outcome
 
 
+def check_batches(
+    session: Session, job_id: uuid.UUID, *, attempt: int, first: int, last: int, rows: pl.DataFrame
+) -> bool:
+    """The guardrails' own pass over batches `first` to `last` (their `rows`) in one
+    transaction: measured, and the progress moved past `last`; False if they were
+    checked before. Fenced like `apply_batch`."""
+    job = claim_batch(session, job_id, attempt=attempt, batch_no=first)
+    if job is None:
+        return False
+    if not job.checking_guard:
+        raise RuntimeError(f"job {job_id} is not in its guardrails' pass")
+    valid = rows.filter(pl.col("error_message").is_null())
+    _measure_batch(session, job, valid, batch_no=last, rows=rows.height)
+    return True
+
+
 def _measure_batch(
     session: Session, job: ImportJob, valid: pl.DataFrame, *, batch_no: int, rows: int
 ) -> None:

@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlalchemy.orm import Session
 
 from db.models import JobStatus, OnError
@@ -40,6 +41,7 @@ from itemsheet.importing import (
     CancelRequested,
     apply_batch,
     begin_attempt,
+    check_batches,
     finish_job,
     record_abort,
     record_summary,
@@ -73,6 +75,10 @@ BATCH_GAP_S = 0.002
 # How often progress is shown outside the database (Prefect's artifact API writes to its
 # own database: at most once a second).
 SHOW_EVERY_S = 1.0
+# The guardrails' pass writes no item, so it reads whole batches in transactions of at
+# least this many rows: each costs a claim, a progress write and a commit, and 25,000
+# rows hold SQLite's write lock about as long as one batch's write does.
+GUARD_STEP_ROWS = 25_000
 SUMMARY_ERRORS = 10
 
 
@@ -258,20 +264,32 @@ def write(
         job = get_job(session, job_id)
         assert job is not None
         size, total = job.batch_size, job.total_rows or 0
-        # The guardrails' own pass writes no item: no hook is told of its batches.
-        hooks = not job.checking_guard
+        # The guardrails' own pass writes no item: no hook is told of its batches, and
+        # it takes several in one transaction.
+        checking = job.checking_guard
+    step = max(1, GUARD_STEP_ROWS // size) if checking else 1
 
     with RowBatches(rows_path(get_settings(), job_id, attempt)) as rows:
 
-        def commit(session: Session, batch_no: int) -> int:
+        def read(batch_no: int) -> pl.DataFrame:
             batch = rows.batch(batch_no - 1)
             expected = min(size, total - (batch_no - 1) * size)
             if batch.height != expected:
                 raise RuntimeError(f"batch {batch_no} read {batch.height:,} rows, not {expected:,}")
-            apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=batch)
+            return batch
+
+        def commit(session: Session, batch_no: int) -> int:
+            if checking:
+                last = min(batch_no + step - 1, batches)
+                read_rows = pl.concat([read(n) for n in range(batch_no, last + 1)])
+                check_batches(
+                    session, job_id, attempt=attempt, first=batch_no, last=last, rows=read_rows
+                )
+                return min(last * size, total)
+            apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=read(batch_no))
             return min(batch_no * size, total)
 
-        return commit_batches(job_id, attempt, batches, show, commit, hooks=hooks)
+        return commit_batches(job_id, attempt, batches, show, commit, hooks=not checking, step=step)
 
 
 def commit_batches(
@@ -282,6 +300,7 @@ def commit_batches(
     commit: Callable[[Session, int], int],
     *,
     hooks: bool = True,
+    step: int = 1,
 ) -> bool:
     """The writer's loop of a job, an import's or an undo's: wait for the writer's turn,
     then `commit(session, batch_no)` each batch after the last committed one, in a
@@ -289,7 +308,8 @@ def commit_batches(
     the `before_batch` hooks called (unless `hooks` is false: a pass that writes no item)
     and `show(percent, total)` at the start, at most every
     `SHOW_EVERY_S` and at the end. False when the job was cancelled before or between
-    batches.
+    batches. With `step`, one transaction takes that many batches from `batch_no` on
+    (`commit` is called with the first).
     """
     settings = get_settings()
     with session_scope(write=False) as session:
@@ -307,7 +327,7 @@ def commit_batches(
     except CancelRequested:
         return False
     shown = time.monotonic()
-    for batch_no in range(start, batches + 1):
+    for batch_no in range(start, batches + 1, step):
         if hooks:
             before_batch(BatchPoint(job_id, filename, batch_no, min(done, total), keep_alive=touch))
         try:
@@ -317,7 +337,7 @@ def commit_batches(
             return False
         touch()
         time.sleep(BATCH_GAP_S)
-        if time.monotonic() - shown >= SHOW_EVERY_S or batch_no == batches:
+        if time.monotonic() - shown >= SHOW_EVERY_S or batch_no + step > batches:
             show(percent(done), total)
             shown = time.monotonic()
     return True

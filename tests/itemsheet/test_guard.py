@@ -356,3 +356,31 @@ def test_the_check_counts_apart_so_progress_rises_once_from_the_first_write(
 
     done = run(job_id)
     assert (done.processed_rows, done.percent, done.checked_rows) == (N, 100.0, None)
+
+
+def test_the_check_takes_several_batches_to_a_transaction(
+    files: Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    store()
+    monkeypatch.setattr(running, "GUARD_STEP_ROWS", 2 * BATCH)
+    job_id = new_job(files, sheet(["11"] * N, [6] * N))  # 4 batches of 3 rows
+    checked: list[int] = []
+
+    def flushed(session: Session, _context: object) -> None:
+        for job in session.dirty:
+            if isinstance(job, ImportJob) and job.checking_guard and job.last_batch:
+                checked.append(job.last_batch)
+
+    event.listen(Session, "after_flush", flushed)
+    try:
+        done = run(job_id)
+    finally:
+        event.remove(Session, "after_flush", flushed)
+
+    assert checked == [2, 4]  # two transactions of two batches each
+    assert done.status is JobStatus.COMPLETED
+    assert (done.updated, done.processed_rows) == (N, N)
+    assert set(stored_values().values()) == {("11", 6)}
