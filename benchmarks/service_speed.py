@@ -73,11 +73,13 @@ def wait_status(client: httpx.Client, job_id: str, wanted: str, posted: float) -
     return time.perf_counter() - posted
 
 
-def post(client: httpx.Client, name: str, data: bytes) -> tuple[float, str]:
+def post(client: httpx.Client, name: str, data: bytes, guard: str = "on") -> tuple[float, str]:
     """One upload (force=true): its latency in ms and its job id."""
     started = time.perf_counter()
     response = client.post(
-        "/api/excel/import", files={"file": (name, data)}, data={"force": "true"}
+        "/api/excel/import",
+        files={"file": (name, data)},
+        data={"force": "true", "guard": guard},
     )
     elapsed = (time.perf_counter() - started) * 1000
     assert response.status_code == 202, response.text
@@ -206,6 +208,12 @@ def main() -> None:
     parser.add_argument(
         "--loaded", type=int, default=30, help="uploads at least, every 0.2 s while big imports run"
     )
+    parser.add_argument(
+        "--guard-pairs",
+        type=int,
+        default=5,
+        help="uploads with the guardrails and with guard=off, alternated, to compare",
+    )
     parser.add_argument("--big-rows", type=int, default=300_000)
     parser.add_argument(
         "--reviews", type=int, default=5, help="uploads with review, confirmed, then undone"
@@ -238,6 +246,19 @@ def main() -> None:
             finishes.append(to_done)
             time.sleep(0.5)
         print(f"sequential: processing {starts}, completed {finishes}", file=sys.stderr)
+
+        # 1a. What the guardrails cost: the same upload with them and with guard=off,
+        # alternated (which goes first swaps every pair), each followed to its end.
+        guarded: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+        for pair in range(args.guard_pairs):
+            for guard in ("on", "off") if pair % 2 == 0 else ("off", "on"):
+                started = time.perf_counter()
+                _, job_id = post(client, "items-10k.xlsx", small, guard=guard)
+                to_done = follow(client, job_id, started)[1]
+                job = client.get(f"/api/excel/import/{job_id}/progress").json()
+                guarded[guard].append((to_done, float(job["elapsed_s"])))
+                time.sleep(0.5)
+        print(f"guardrails on / off (completed s, job s): {guarded}", file=sys.stderr)
 
         # 1b. With review: POST -> its preview waits, then confirm -> completed; then an
         # undo of that import: POST undo -> completed.
@@ -313,6 +334,14 @@ def main() -> None:
             "p90": pct(finishes, 90),
             "all": finishes,
         },
+        "guardrails_on_off": {
+            guard: {
+                "post_to_completed_p50_s": pct([c for c, _ in runs], 50),
+                "job_p50_s": pct([j for _, j in runs], 50),
+                "all": runs,
+            }
+            for guard, runs in guarded.items()
+        },
         "post_ms_during_big_imports": {
             "both_running": {
                 "p50": pct(during, 50),
@@ -345,6 +374,19 @@ def main() -> None:
             "POST -> completed p50 / p90",
             f"{pct(finishes, 50):.2f} / {pct(finishes, 90):.2f} s",
         ),
+    ]
+    if args.guard_pairs:
+        on, off = results["guardrails_on_off"]["on"], results["guardrails_on_off"]["off"]
+        table.append(
+            (
+                "the same with guardrails / guard=off: POST -> completed p50, job p50",
+                f"{on['post_to_completed_p50_s']:.2f} / {off['post_to_completed_p50_s']:.2f} s,"
+                f" {on['job_p50_s']:.2f} / {off['job_p50_s']:.2f} s"
+                f" ({(on['job_p50_s'] / off['job_p50_s'] - 1) * 100:+.0f} % with them;"
+                f" n={len(on['all'])} each)",
+            )
+        )
+    table += [
         (
             "with review: POST -> awaiting_review / confirm -> completed p50",
             f"{pct(previews, 50):.2f} / {pct(confirms, 50):.2f} s (n={len(previews)})",
