@@ -41,7 +41,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent))
 from sheets import item_rows  # noqa: E402
 from sheets import write_xlsx as write_big_xlsx  # noqa: E402
 
-from tests.e2e.stack import running_stack  # noqa: E402
+from devtools.stack import running_stack  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
