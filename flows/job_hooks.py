@@ -24,6 +24,10 @@ from itemsheet import running
 from itemsheet.errors import SheetError
 from itemsheet.recovery import CANCELLED_REASON, RunEnd, after_run
 
+# Loaded for its listener, which sends the event of each job status change: every job flow
+# loads this module, so none can forget it (`tests/orchestration/test_events.py`).
+import orchestration.events  # noqa: F401  # isort: skip
+
 WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
 
 
