@@ -64,32 +64,53 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path("var"),
-        description="Where the embedded database, stored files and work files live.",
+        description="Where the embedded database, stored files and work files live (and"
+        " `importer up`'s Prefect home); created 0700 with its files 0600 whatever the umask,"
+        " so no other local user can read them. A folder that already exists keeps its mode:"
+        " `chmod -R go= var` tightens one made by an earlier version.",
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; default: a SQLite file `importer.db` under the data dir.",
+        description="SQLAlchemy URL (`postgresql+psycopg://...` for production); default: a"
+        " SQLite file `importer.db` under the data dir.",
     )
     storage_url: str | None = Field(
         default=None,
-        description="Where uploads are kept: a path or fsspec URL; default: `files/` in data_dir.",
+        description="Where uploaded files are kept: a path or any fsspec URL (a local folder is"
+        " created 0700, its files 0600); default: `files/` in the data dir.",
     )
     batch_size: int | None = Field(
         default=None,
         ge=1,
         le=1_000_000,
-        description="Rows per committed batch; default 10,000 on PostgreSQL and 5,000 on"
+        description="Rows per committed batch (one progress commit each); default 10,000 on"
+        " PostgreSQL and 5,000 on"
         " SQLite, whose one write lock an upload waits for while a batch is written.",
     )
 
     # Limits on what a file may be or expand to.
-    max_upload_bytes: int = Field(default=50 * MIB, ge=1)
-    max_uncompressed_bytes: int = Field(default=2048 * MIB, ge=1)
-    max_compression_ratio: int = Field(default=200, ge=1)
-    max_zip_entries: int = Field(default=10_000, ge=1)
-    max_cells: int = Field(default=20_000_000, ge=1)
-    parse_timeout_s: float = Field(default=300.0, gt=0)
-    parse_memory_mib: int = Field(default=4096, ge=64)
+    max_upload_bytes: int = Field(
+        default=50 * MIB, ge=1, description="Largest accepted file, in bytes."
+    )
+    max_uncompressed_bytes: int = Field(
+        default=2048 * MIB, ge=1, description="Largest unpacked size of a zip package, in bytes."
+    )
+    max_compression_ratio: int = Field(
+        default=200, ge=1, description="Largest unpack ratio of a part over 8 MiB."
+    )
+    max_zip_entries: int = Field(default=10_000, ge=1, description="Most parts in a zip package.")
+    max_cells: int = Field(
+        default=20_000_000, ge=1, description="Most cells in a sheet (and shared strings)."
+    )
+    parse_timeout_s: float = Field(
+        default=300.0, gt=0, description="Longest a parse may run, in seconds."
+    )
+    parse_memory_mib: int = Field(
+        default=4096,
+        ge=64,
+        description="Most memory a parse may use, in MiB (resident size, watched; the parse"
+        " child's address space is capped at this plus 4 GiB as a backstop).",
+    )
     max_row_errors: int = Field(
         default=10_000,
         ge=1,
@@ -153,10 +174,12 @@ class Settings(BaseSettings):
     )
 
     # The local stack (`importer up`) and workers (`importer worker`).
-    host: str = Field(default="127.0.0.1", description="Address the API and web page listen on.")
+    host: str = Field(
+        default="127.0.0.1", description="Address `importer up` serves the API and web page on."
+    )
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the API and web page.")
     prefect_port: int = Field(
-        default=4200, ge=1, le=65535, description="Port of the local Prefect server."
+        default=4200, ge=1, le=65535, description="Port of the Prefect server `importer up` starts."
     )
     worker_limit: int = Field(default=2, ge=1, description="Imports one worker runs at once.")
     name_prefix: str = Field(
@@ -168,10 +191,12 @@ class Settings(BaseSettings):
         " different prefixes share one Prefect server without taking each other's runs.",
     )
     reimport_source: str | None = Field(
-        default=None, description="Path or fsspec URL reimported on a schedule."
+        default=None,
+        description="Path or fsspec URL (of a file system or object store; a web address is"
+        " refused at start-up) reimported on a schedule.",
     )
     reimport_cron: str | None = Field(
-        default=None, description="Cron schedule of the reimport; off when unset."
+        default=None, description="Cron schedule (UTC) of the reimport; off when unset."
     )
     reimport_sheet: str | None = Field(default=None, description="Sheet of the reimported file.")
     reimport_mode: ImportMode = Field(
@@ -182,7 +207,8 @@ class Settings(BaseSettings):
     reimport_allowed: str = Field(
         default="",
         description="Comma-separated path or URL prefixes a `reimport-items` run may read"
-        " (besides IMPORTER_REIMPORT_SOURCE itself); any other source is refused.",
+        " (besides IMPORTER_REIMPORT_SOURCE itself), not web addresses; any other source is"
+        " refused.",
     )
 
     @field_validator("api_keys")
@@ -208,21 +234,30 @@ class Settings(BaseSettings):
 
     # Crashes and restarts: a running import beats; one whose beat stops is resumed.
     max_attempts: int = Field(
-        default=3, ge=1, description="Runs an interrupted import gets before it is failed."
+        default=3,
+        ge=1,
+        description="Runs an interrupted import gets (first run and automatic resumes) before"
+        " it is failed.",
     )
     heartbeat_s: float = Field(
         default=5.0, gt=0, description="How often a running import records that it is alive."
     )
     stale_after_s: float = Field(
-        default=60.0, gt=0, description="Silence after which a running import is taken as dead."
+        default=60.0,
+        gt=0,
+        description="Silence after which a `processing` job is taken as dead and resumed by a"
+        " worker's reconciler.",
     )
     reconcile_interval_s: float = Field(
-        default=10.0, gt=0, description="How often a worker looks for dead imports to resume."
+        default=10.0,
+        gt=0,
+        description="How often each worker looks for dead imports to resume (and for jobs"
+        " still waiting for a run).",
     )
     review_ttl_h: float = Field(
         default=24.0,
         gt=0,
-        description="How long an import started with review waits for a person to confirm"
+        description="Hours an import started with review waits for a person to confirm"
         " it before it is cancelled (nothing written).",
     )
     guard: bool = Field(
@@ -295,7 +330,10 @@ class Settings(BaseSettings):
         description="How long a job may wait for its flow run to be created before it fails.",
     )
     dispatch_interval_s: float = Field(
-        default=5.0, gt=0, description="How often the API looks for jobs still waiting for a run."
+        default=5.0,
+        gt=0,
+        description="How often the API looks for jobs still waiting for a run (each upload"
+        " wakes it at once).",
     )
     warm_spares: int = Field(
         default=2,
@@ -334,11 +372,13 @@ class Settings(BaseSettings):
         default=3600.0,
         ge=60,
         description="Age after which an unfinished upload (`.partial`) or parse result"
-        " (`.result`) counts as left over; longer than any upload or parse takes.",
+        " (`.result`) counts as left over (at least 60); longer than any upload or parse"
+        " takes.",
     )
     clean_up_cron: str = Field(
         default="30 3 * * *",
-        description="Cron schedule (UTC) of the `clean-up` deployment; empty: no schedule.",
+        description="Cron schedule (UTC) of the `clean-up` deployment (as `importer worker`"
+        " registers it and `prefect.yaml` holds it); empty: no schedule.",
     )
 
     def resolved_database_url(self) -> str:

@@ -119,7 +119,7 @@ class Databases:
         if self.kind == "sqlite":
             url = f"sqlite:///{self.work / (name + '.db')}"
         else:
-            from tests.postgres import create_database
+            from devtools.postgres import create_database
 
             assert self.server is not None
             url = create_database(self.server, name)
@@ -432,7 +432,7 @@ def log(message: str) -> None:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from tests import postgres
+    from devtools import postgres
 
     work = Path(tempfile.mkdtemp(prefix="importer-bench-"))
     sizes = [int(s) for s in args.sizes.split(",")]

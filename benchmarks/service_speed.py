@@ -13,7 +13,7 @@ Starts `importer up` on free ports with a private data dir (and waits for "ready
     (RSS and PSS) and CPU over `--idle-seconds`;
   * runs `--pollers` concurrent clients polling one job's progress (wrk when installed).
 Prints a table and writes JSON to benchmarks/results/. `BENCH_ROOT` names another
-checkout to measure (its own `importer up` and test helpers), for before/after figures.
+checkout to measure (its own `importer up` and `devtools/`), for before/after figures.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent))
 from sheets import item_rows  # noqa: E402
 from sheets import write_xlsx as write_big_xlsx  # noqa: E402
 
-from tests.e2e.stack import running_stack  # noqa: E402
+from devtools.stack import running_stack  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

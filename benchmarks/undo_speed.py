@@ -255,7 +255,7 @@ def main() -> None:
 
     from import_speed import run_child
 
-    from tests import postgres
+    from devtools import postgres
 
     file = sheet_for(args.rows)
     kinds = args.databases.split(",")

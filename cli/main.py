@@ -544,6 +544,55 @@ def worker() -> None:
     serve_deployments()
 
 
+@app.command("deployments")
+def deployments(
+    yaml: Annotated[
+        bool, typer.Option("--yaml", help="Print them as prefect.yaml for `prefect deploy`.")
+    ] = False,
+) -> None:
+    """The deployments `importer worker` registers, for the current settings."""
+    import prefect
+
+    from deployments.definitions import deployment_specs, prefect_yaml
+
+    settings = get_settings()
+    if yaml:
+        typer.echo(prefect_yaml(settings, prefect.__version__), nl=False)
+        return
+    for spec in deployment_specs(settings):
+        schedule = spec.cron or (f"every {spec.interval_s} s" if spec.interval_s else "none")
+        limit = spec.concurrency.limit if spec.concurrency else "none"
+        out.print(
+            f"{settings.name_prefix}{spec.name}: {spec.entrypoint}, schedule {schedule},"
+            f" concurrency limit {limit}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command("config")
+def config(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the settings as the docs' Markdown table.")
+    ] = False,
+    into: Annotated[
+        Path | None,
+        typer.Option(help="Rewrite the table between the markers of this Markdown file."),
+    ] = None,
+) -> None:
+    """Every IMPORTER_* setting with its default and meaning (from settings.py)."""
+    from cli.configuration import docs_with_table, settings_table
+
+    if not markdown:
+        err.print("error: say --markdown (the only format so far)")
+        raise typer.Exit(2)
+    if into is None:
+        typer.echo(settings_table(), nl=False)
+        return
+    into.write_text(docs_with_table(into.read_text(encoding="utf-8")), encoding="utf-8")
+    err.print(f"wrote the configuration table into {into}")
+
+
 @automations_app.command("apply")
 def automations_apply(
     file: Annotated[

@@ -20,10 +20,12 @@ import httpx
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flows import load_flow_from_entrypoint
 from prefect.logging import get_logger
+from prefect.schedules import Cron, Interval
 from prefect.settings import PREFECT_API_URL, PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 from prefect.types.entrypoint import EntrypointType
 from sqlalchemy import select
@@ -31,21 +33,11 @@ from starlette.concurrency import run_in_threadpool
 
 from db.models import ImportJob, JobStatus
 from db.session import session_scope
+from deployments.definitions import TAGS, deployment_specs
 from deployments.worker import WORKER_TYPE, ImporterWorker
 from itemsheet.leftovers import remove_leftovers
 from itemsheet.sizes import human_size
-from orchestration.names import (
-    CLEAN_UP_DEPLOYMENT,
-    CLEAN_UP_ENTRYPOINT,
-    IMPORT_DEPLOYMENT,
-    IMPORT_ENTRYPOINT,
-    REIMPORT_DEPLOYMENT,
-    REIMPORT_ENTRYPOINT,
-    UNDO_DEPLOYMENT,
-    UNDO_ENTRYPOINT,
-    WORK_POOL,
-    prefixed,
-)
+from orchestration.names import WORK_POOL, prefixed
 from orchestration.reconcile import start_reconciler
 from settings import Settings, get_settings
 
@@ -60,56 +52,35 @@ logger = get_logger("importer.worker")
 
 
 async def build_deployments(settings: Settings) -> list[RunnerDeployment]:
-    """The deployments a worker serves; the reimport is scheduled only when configured."""
-    import_items: Flow[..., Any] = load_flow_from_entrypoint(IMPORT_ENTRYPOINT)
-    reimport_items: Flow[..., Any] = load_flow_from_entrypoint(REIMPORT_ENTRYPOINT)
-    clean_up: Flow[..., Any] = load_flow_from_entrypoint(CLEAN_UP_ENTRYPOINT)
-    imports = await import_items.ato_deployment(
-        name=prefixed(IMPORT_DEPLOYMENT),
-        description="Import one uploaded file (parameter: job_id).",
-        tags=["importer"],
-        work_pool_name=prefixed(WORK_POOL),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    scheduled = bool(settings.reimport_source and settings.reimport_cron)
-    parameters = (
-        {
-            "source": settings.reimport_source,
-            "sheet": settings.reimport_sheet,
-            "mode": settings.reimport_mode.value,
-        }
-        if scheduled
-        else {}
-    )
-    reimports = await reimport_items.ato_deployment(
-        name=prefixed(REIMPORT_DEPLOYMENT),
-        description="Import a file from a path or fsspec URL again, skipping it when unchanged.",
-        cron=settings.reimport_cron if scheduled else None,
-        parameters=parameters,
-        concurrency_limit=1,
-        tags=["importer"],
-        work_pool_name=prefixed(WORK_POOL),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    cleaning = await clean_up.ato_deployment(
-        name=prefixed(CLEAN_UP_DEPLOYMENT),
-        description="Remove the stored files and row errors of jobs past"
-        " IMPORTER_RETENTION_DAYS, and leftovers of interrupted work.",
-        cron=settings.clean_up_cron or None,
-        concurrency_limit=1,
-        tags=["importer"],
-        work_pool_name=prefixed(WORK_POOL),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    undo_import: Flow[..., Any] = load_flow_from_entrypoint(UNDO_ENTRYPOINT)
-    undos = await undo_import.ato_deployment(
-        name=prefixed(UNDO_DEPLOYMENT),
-        description="Undo one import (parameter: job_id, the undo job).",
-        tags=["importer"],
-        work_pool_name=prefixed(WORK_POOL),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    return [imports, reimports, cleaning, undos]
+    """The deployments a worker registers: `deployment_specs`, as `prefect.yaml` has them."""
+    built = []
+    for spec in deployment_specs(settings):
+        flow: Flow[..., Any] = load_flow_from_entrypoint(spec.entrypoint)
+        concurrency = (
+            ConcurrencyLimitConfig(
+                limit=spec.concurrency.limit,
+                collision_strategy=ConcurrencyLimitStrategy(spec.concurrency.collision_strategy),
+            )
+            if spec.concurrency is not None
+            else None
+        )
+        schedules = [Cron(spec.cron, timezone="UTC")] if spec.cron is not None else []
+        if spec.interval_s is not None:
+            schedules.append(Interval(spec.interval_s, timezone="UTC"))
+        built.append(
+            await flow.ato_deployment(
+                name=prefixed(spec.name),
+                description=spec.description,
+                schedules=schedules or None,
+                paused=spec.paused_in_worker or None,
+                concurrency_limit=concurrency,
+                parameters=dict(spec.parameters),
+                tags=list(TAGS),
+                work_pool_name=prefixed(WORK_POOL),
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            )
+        )
+    return built
 
 
 def remove_leftovers_at_start(settings: Settings) -> None:

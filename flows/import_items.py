@@ -1,46 +1,45 @@
-"""The `import-items` flow: its tasks and hooks, wired to the steps in `itemsheet.running`.
+"""The `import-items` flow: its tasks, wired to the steps in `itemsheet.running`.
 
 A run loads and validates the job's file (`load-sheet`), writes it batch by batch
 (`write-batches`) while it beats, and ends the job. What each step does, and what a run
 that ends abnormally makes of its job (`itemsheet.recovery.after_run`), is decided outside
-this module; here are only the Prefect parts: tasks, retries, artifacts, states, hooks.
+this module; here are only the Prefect parts: tasks, artifacts, states, the review's pause.
+The writer task and the hooks it shares with the undo flow are in `flows.job_hooks`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from prefect import Flow, flow, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
-    create_progress_artifact,
     create_table_artifact,
-    update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
-from prefect.states import Cancelled, Failed
+from prefect.states import Failed
 from pydantic import Field
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from db.models import JobStatus
+from flows.job_hooks import (
+    on_cancellation,
+    on_crashed,
+    on_failure,
+    progress_bar,
+    run_cancelled,
+    writer_task,
+)
 from itemsheet import running
-from itemsheet.errors import SheetError
 from itemsheet.markdown import md_text
-from itemsheet.recovery import CANCELLED_REASON, RunEnd, after_run
 from itemsheet.review import ReviewAnswer
 from orchestration.events import job_page_url
 from settings import get_settings
-
-WRITE_RETRY_DELAYS_S: list[float] = [1, 2, 4, 8]
 
 
 def _run_name() -> str:
@@ -55,68 +54,10 @@ def load_sheet(job_id: str, attempt: int) -> int | None:
     return running.load(uuid.UUID(job_id), attempt)
 
 
-def _transient(task: Any, task_run: Any, state: State) -> bool:
-    """Retry the writer after a database hiccup (lost connection, locked, restarting)."""
-    try:
-        state.result()
-    except (OperationalError, InterfaceError, DisconnectionError):
-        return True
-    except Exception:
-        return False
-    return False
-
-
-# The task that commits a job's batches, an import's or an undo's: retried after a
-# database hiccup, never cached (each call carries on from the job's last batch).
-writer_task = task(
-    name="write-batches",
-    cache_policy=NO_CACHE,
-    retries=len(WRITE_RETRY_DELAYS_S),
-    retry_delay_seconds=WRITE_RETRY_DELAYS_S,
-    retry_condition_fn=_transient,
-)
-
-
 @writer_task
 def write_batches(job_id: str, attempt: int, batches: int) -> bool:
     """Commit the remaining batches, showing progress as an artifact; False: cancelled."""
     return running.write(uuid.UUID(job_id), attempt, batches, progress_bar("Rows committed"))
-
-
-def progress_bar(what: str) -> Callable[[float, int], None]:
-    """`show(percent, total)` for a writer: one progress artifact on the run, made at the
-    first call ("<what> of <total>") and moved on after each batch.
-
-    The bar in the Prefect UI is a courtesy: the job's own progress is in the database, so
-    an artifact call that fails is logged and the run goes on.
-    """
-    artifact: uuid.UUID | None = None
-
-    def show(percent: float, total: int) -> None:
-        nonlocal artifact
-        try:
-            if artifact is None:
-                described = f"{what} of {total:,}"
-                created = create_progress_artifact(progress=percent, description=described)
-                assert isinstance(created, uuid.UUID)
-                artifact = created
-            else:
-                update_progress_artifact(artifact_id=artifact, progress=percent)
-        except Exception as exc:
-            get_run_logger().warning("could not show progress in Prefect: %s", exc)
-
-    return show
-
-
-def _cancelled(key: uuid.UUID) -> dict[str, Any]:
-    """An undo's end when cancelled between batches: the job cancelled, the run too."""
-    running.finish(key, JobStatus.CANCELLED, reason=CANCELLED_REASON)
-    return _run_cancelled(key)
-
-
-def _run_cancelled(key: uuid.UUID) -> dict[str, Any]:
-    get_run_logger().info("job %s was cancelled between batches", key)
-    return Cancelled(message=CANCELLED_REASON)  # type: ignore[return-value]
 
 
 def _ended(key: uuid.UUID) -> dict[str, Any]:
@@ -135,60 +76,6 @@ def _show_preview(key: uuid.UUID) -> None:
         )
     except Exception as exc:
         get_run_logger().warning("could not attach the preview to the run: %s", exc)
-
-
-def _reason(state: State) -> str:
-    """A one-line reason for a failed or crashed run."""
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception as lookup:  # the result may be unavailable; fall back to the message
-        exc = lookup
-    if isinstance(exc, SheetError):
-        return exc.reason
-    if isinstance(exc, BaseException):
-        text = " ".join(str(exc).split())[:300]
-        return f"the import stopped unexpectedly: {type(exc).__name__}: {text}".rstrip(": ")
-    return " ".join((state.message or "the import stopped unexpectedly").split())[:300]
-
-
-def _asked_to_cancel(job_id: uuid.UUID, flow_run_id: uuid.UUID) -> bool:
-    """True for the API's or the Prefect UI's cancel; False for a worker shutting down.
-
-    A runner that stops (SIGTERM) cancels its runs too, but leaves their state on the
-    server `Running`; a cancel from the API or UI sets it `Cancelling` first.
-    """
-    if running.cancel_was_requested(job_id):
-        return True
-    try:
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(flow_run_id)
-    except Exception:  # Prefect unreachable: nobody asked through it
-        return False
-    return run.state is not None and run.state.type in (StateType.CANCELLING, StateType.CANCELLED)
-
-
-def _settle(flow_run: FlowRun, state: State, end: RunEnd) -> None:
-    """A hook: what the run's abnormal end makes of its job (`recovery.after_run`)."""
-    job_id = uuid.UUID(str(flow_run.parameters["job_id"]))
-    asked = end is RunEnd.CANCELLED and _asked_to_cancel(job_id, flow_run.id)
-    # A run from a deployment can be resumed by a worker; one run in its caller's own
-    # process (`importer import`, stopped with Ctrl-C) cannot.
-    outcome = after_run(end, deployed=flow_run.deployment_id is not None, asked_to_cancel=asked)
-    shutdown = end is RunEnd.CANCELLED and not asked
-    why = "its worker shut down" if shutdown else (state.message or "crashed")
-    running.settle(job_id, flow_run.id, outcome, error=_reason(state), why=why)
-
-
-def _on_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
-    _settle(flow_run, state, RunEnd.FAILED)
-
-
-def _on_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
-    _settle(flow_run, state, RunEnd.CRASHED)
-
-
-def _on_cancellation(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
-    _settle(flow_run, state, RunEnd.CANCELLED)
 
 
 class ReviewInput(RunInput):
@@ -255,9 +142,9 @@ def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
 @flow(
     name="import-items",
     flow_run_name=_run_name,
-    on_failure=[_on_failure],
-    on_crashed=[_on_crashed],
-    on_cancellation=[_on_cancellation],
+    on_failure=[on_failure],
+    on_crashed=[on_crashed],
+    on_cancellation=[on_cancellation],
     log_prints=True,
 )
 def import_items(job_id: str) -> dict[str, Any]:
@@ -304,7 +191,7 @@ def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
         logger.warning("job %s failed: %s", job_id, reason)
         return Failed(message=reason)  # type: ignore[return-value]
     if end is running.End.CANCELLED:
-        return _run_cancelled(key)
+        return run_cancelled(key)
     if end is running.End.REVIEW:
         _show_preview(key)
         return None

@@ -15,11 +15,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as current_run
 from prefect.states import Failed
 
-from flows.import_items import (
-    _cancelled,
-    _on_cancellation,
-    _on_crashed,
-    _on_failure,
+from flows.job_hooks import (
+    end_cancelled,
+    on_cancellation,
+    on_crashed,
+    on_failure,
     progress_bar,
     writer_task,
 )
@@ -37,14 +37,13 @@ def undo_batches(job_id: str, attempt: int, batches: int) -> bool:
     return undo_running.write(uuid.UUID(job_id), attempt, batches, progress_bar("Items undone"))
 
 
-# The import flow's hooks: they read only the run's `job_id`, and what a run's end makes
-# of its job is the same rule for an undo (`itemsheet.recovery.after_run`).
+# The hooks every job flow shares (`flows.job_hooks`).
 @flow(
     name="undo-import",
     flow_run_name=_run_name,
-    on_failure=[_on_failure],
-    on_crashed=[_on_crashed],
-    on_cancellation=[_on_cancellation],
+    on_failure=[on_failure],
+    on_crashed=[on_crashed],
+    on_cancellation=[on_cancellation],
     log_prints=True,
 )
 def undo_import(job_id: str) -> dict[str, Any]:
@@ -62,6 +61,6 @@ def undo_import(job_id: str) -> dict[str, Any]:
             logger.warning("job %s failed: %s", job_id, reason)
             return Failed(message=reason)  # type: ignore[return-value]
         if not undo_batches(job_id, attempt, batches):
-            return _cancelled(key)
+            return end_cancelled(key)
         done = undo_running.complete(key)
     return done.model_dump(mode="json")

@@ -6,6 +6,7 @@ IMPORT_FLOW = "import-items"
 IMPORT_DEPLOYMENT = "import-items"
 REIMPORT_DEPLOYMENT = "reimport-items"
 CLEAN_UP_DEPLOYMENT = "clean-up"
+RECONCILE_DEPLOYMENT = "reconcile-imports"
 UNDO_FLOW = "undo-import"
 UNDO_DEPLOYMENT = "undo-import"
 # Where the flows are, as module paths: workers load them by these names (as a deployment
@@ -14,6 +15,7 @@ IMPORT_ENTRYPOINT = "flows.import_items.import_items"
 REIMPORT_ENTRYPOINT = "flows.reimport_items.reimport_items"
 CLEAN_UP_ENTRYPOINT = "flows.clean_up.clean_up"
 UNDO_ENTRYPOINT = "flows.undo_import.undo_import"
+RECONCILE_ENTRYPOINT = "flows.reconcile_imports.reconcile_imports"
 FLOW_MODULES = tuple(
     e.rpartition(".")[0] for e in (IMPORT_ENTRYPOINT, REIMPORT_ENTRYPOINT, UNDO_ENTRYPOINT)
 )

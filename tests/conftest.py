@@ -31,8 +31,8 @@ import pytest
 
 from db.migrate import upgrade_database
 from db.session import reset_engines
+from devtools import postgres
 from settings import apply_prefect_defaults, get_settings
-from tests import postgres
 
 apply_prefect_defaults()
 
@@ -248,8 +248,8 @@ def prefect_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def shared_stack(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Any]:
     """One `importer up` per test process for the functional stack and page tests, on the
-    session's Prefect server (`tests.e2e.stack.shared_stack` says how it is set up)."""
-    from tests.e2e.stack import shared_stack
+    session's Prefect server (`devtools.stack.shared_stack` says how it is set up)."""
+    from devtools.stack import shared_stack
 
     with shared_stack(tmp_path_factory.mktemp("shared-stack"), prefect_server) as running:
         yield running

@@ -298,7 +298,7 @@ def importer(data_dir: Path, backend: str, request: pytest.FixtureRequest) -> It
     `process` or `prefect` asks for `prefect_env` too (the session's Prefect server)."""
     database: dict[str, str] = {}
     if backend == "postgresql":
-        from tests import postgres
+        from devtools import postgres
 
         # A copy of the database `importer db upgrade` migrated, as before a PostgreSQL is used.
         server = request.getfixturevalue("postgres_server")

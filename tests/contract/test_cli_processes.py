@@ -152,7 +152,7 @@ class BothWays:
         self.env: dict[str, dict[str, str]] = {way: {} for way in self.dirs}
         self.last: dict[str, Run] = {}
         if backend == "postgresql":
-            from tests import postgres
+            from devtools import postgres
 
             server = request.getfixturevalue("postgres_server")
             template = request.getfixturevalue("postgres_template")

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import final_flow_run, running_stack
+from devtools.stack import final_flow_run, running_stack
 from tests.e2e.workers import (
     EXPECTED_COUNTS,
     FAST_RECOVERY,

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.stack import ROOT, RunningStack
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import ROOT, RunningStack
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(720)]
 

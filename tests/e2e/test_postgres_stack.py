@@ -18,9 +18,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests import postgres
+from devtools import postgres
+from devtools.stack import ROOT, RunningStack, final_flow_run, running_stack, wait_for
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import ROOT, RunningStack, final_flow_run, running_stack, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(420)]
 

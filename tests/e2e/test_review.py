@@ -16,16 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.names import REIMPORT_DEPLOYMENT
-from settings import Settings
-from tests.contract.workbooks import write_csv, write_xlsx
-from tests.e2e.stack import (
+from devtools.stack import (
     RunningStack,
     final_flow_run,
     new_name_prefix,
     running_stack,
     wait_for,
 )
+from orchestration.names import REIMPORT_DEPLOYMENT
+from settings import Settings
+from tests.contract.workbooks import write_csv, write_xlsx
 from tests.e2e.test_events import events_once
 
 pytestmark = pytest.mark.stack

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.stack import RunningStack, wait_for
 from tests.contract.workbooks import write_csv
-from tests.e2e.stack import RunningStack, wait_for
 
 pytestmark = pytest.mark.stack
 

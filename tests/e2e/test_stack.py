@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.stack import RunningStack, final_flow_run, running_stack, wait_for
 from orchestration.names import REIMPORT_DEPLOYMENT, WORK_POOL
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import RunningStack, final_flow_run, running_stack, wait_for
 from tests.e2e.workers import held, import_gate
 
 pytestmark = pytest.mark.stack

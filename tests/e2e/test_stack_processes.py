@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.stack import running_stack
 from itemsheet.processes import group_alive
-from tests.e2e.stack import running_stack
 
 pytestmark = pytest.mark.stack
 

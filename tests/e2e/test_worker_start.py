@@ -1,5 +1,6 @@
 """`importer worker` at start: it removes leftovers of interrupted work and registers the
-scheduled clean-up, but leaves retention to that schedule."""
+scheduled clean-up (and the paused reconcile deployment), but leaves retention to that
+schedule."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from db.models import JobStatus
-from orchestration.names import CLEAN_UP_DEPLOYMENT, prefixed, qualified
+from orchestration.names import (
+    CLEAN_UP_DEPLOYMENT,
+    RECONCILE_DEPLOYMENT,
+    prefixed,
+    qualified,
+)
 from settings import get_settings
 from tests.e2e.workers import running_workers
 from tests.itemsheet.old_jobs import LONG_AGO, add_job, age, store_old
@@ -49,6 +55,9 @@ def test_a_starting_worker_removes_leftovers_and_deploys_the_clean_up_schedule(
                     deployment = client.read_deployment_by_name(
                         qualified("clean-up", prefixed(CLEAN_UP_DEPLOYMENT))
                     )
+                    reconciling = client.read_deployment_by_name(
+                        qualified("reconcile-imports", prefixed(RECONCILE_DEPLOYMENT))
+                    )
                     break
                 except Exception:
                     assert time.monotonic() < deadline, workers.logs()
@@ -59,3 +68,8 @@ def test_a_starting_worker_removes_leftovers_and_deploys_the_clean_up_schedule(
     crons = [getattr(s.schedule, "cron", None) for s in deployment.schedules]
     assert crons == [settings.clean_up_cron]
     assert "removed 2 leftover file(s)" in workers.logs()
+    assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+    # The worker reconciles in a thread of its own: the deployment plain workers need is
+    # there, its schedule paused.
+    assert reconciling.paused
+    assert [s.schedule.interval.total_seconds() for s in reconciling.schedules] == [30]

@@ -23,13 +23,13 @@ from sqlalchemy import select
 from db.models import ImportJob, Item, JobSource
 from db.repository import get_job
 from db.session import session_scope
+from devtools.stack import gate_env
 from itemsheet.importing import JobOptions
 from itemsheet.uploads import job_for_path
 from orchestration.dispatch import dispatch_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import gate_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"completed", "failed", "cancelled"}

@@ -363,13 +363,16 @@ def test_an_import_goes_on_when_prefect_cannot_show_its_progress(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import flows.import_items as flow_module
+    import flows.job_hooks as hooks_module
 
     def artifact_api_down(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the artifact API answered 503")
 
-    # A fault the test server cannot be made to show for artifacts alone.
-    for name in ("create_progress_artifact", "update_progress_artifact", "create_table_artifact"):
-        monkeypatch.setattr(flow_module, name, artifact_api_down)
+    # A fault the test server cannot be made to show for artifacts alone. The progress bar
+    # is the shared writer's (`flows.job_hooks`), the summary table the import flow's.
+    for name in ("create_progress_artifact", "update_progress_artifact"):
+        monkeypatch.setattr(hooks_module, name, artifact_api_down)
+    monkeypatch.setattr(flow_module, "create_table_artifact", artifact_api_down)
     job_id = queue_job(write_xlsx(tmp_path / "items.xlsx", catalogue(120)), batch_size=50)
 
     job = run_job(job_id)

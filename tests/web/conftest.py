@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from tests.e2e.stack import ROOT, RunningStack
+from devtools.stack import ROOT, RunningStack
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = (

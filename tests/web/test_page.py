@@ -13,8 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from devtools.stack import MAX_UPLOAD_BYTES, RunningStack, wait_for
 from tests.contract.workbooks import write_csv, write_xlsx
-from tests.e2e.stack import MAX_UPLOAD_BYTES, RunningStack, wait_for
 from tests.e2e.workers import Gate, held, import_gate
 from tests.web.conftest import Console, screenshot, watch
 

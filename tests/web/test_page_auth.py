@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Request, Response, expect
 
+from devtools.stack import MAX_UPLOAD_BYTES, RunningStack, running_stack
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import MAX_UPLOAD_BYTES, RunningStack, running_stack
 from tests.e2e.workers import Gate, held
 from tests.web.conftest import Console, screenshot
 from tests.web.test_page import (

@@ -10,9 +10,9 @@ import openpyxl
 import pytest
 from playwright.sync_api import Page
 
+from devtools.stack import wait_for
 from itemsheet.fields import FIELDS
 from tests.contract.workbooks import write_xlsx
-from tests.e2e.stack import wait_for
 
 pytestmark = pytest.mark.stack
 

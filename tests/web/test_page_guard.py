@@ -11,8 +11,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from devtools.stack import RunningStack, wait_for
 from tests.contract.workbooks import write_csv
-from tests.e2e.stack import RunningStack, wait_for
 from tests.web.conftest import screenshot
 from tests.web.test_page import FINISH_MS, FINISH_S, expect_finished, upload_through_page
 

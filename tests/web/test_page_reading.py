@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.stack import RunningStack
+from devtools.stack import RunningStack
 from tests.web.conftest import screenshot
 from tests.web.test_page import FINISH_MS, expect_finished, job_id_in
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 300
 
 
@@ -149,7 +149,7 @@ def new_name_prefix() -> str:
 # the page's 30,000-row workbook); scheduled reimports may read `feeds` beside the data
 # dir. Each test uses file names and SKU prefixes of its own.
 MAX_UPLOAD_BYTES = 1_048_576
-SHARED_SETTINGS = {"batch_size": "100", "max_upload_bytes": str(MAX_UPLOAD_BYTES)}
+SHARED_BATCH_SIZE = "100"
 
 
 @contextmanager
@@ -160,7 +160,8 @@ def shared_stack(root: Path, prefect_api: str) -> Iterator[RunningStack]:
         root / "var",
         prefect_api=prefect_api,
         reimport_allowed=str(root / "feeds"),
-        **SHARED_SETTINGS,
+        batch_size=SHARED_BATCH_SIZE,
+        max_upload_bytes=str(MAX_UPLOAD_BYTES),
     ) as running:
         yield running
 
@@ -247,11 +248,13 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def wait_for(client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 120) -> dict:
+def wait_for(
+    client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 120
+) -> dict[str, Any]:
     """Poll a job's progress until its status is one of `statuses`."""
     deadline = time.monotonic() + timeout
     while True:
-        job = client.get(f"/api/excel/import/{job_id}/progress").json()
+        job: dict[str, Any] = client.get(f"/api/excel/import/{job_id}/progress").json()
         if job["status"] in statuses:
             return job
         if time.monotonic() > deadline:

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for the tests, started with initdb/pg_ctl."""
+"""A throwaway PostgreSQL cluster for tests and benchmarks, started with initdb/pg_ctl."""
 
 from __future__ import annotations
 
