@@ -32,6 +32,7 @@ from itemsheet.markdown import md_text
 from itemsheet.messages import ERROR_CHARS, clip, with_kept_errors
 from itemsheet.recovery import CANCELLED_REASON
 from itemsheet.text import check_choices
+from itemsheet.transitions import move
 from settings import get_settings
 
 PREVIEW_ERRORS = 10
@@ -121,13 +122,9 @@ def await_answer(session: Session, job_id: uuid.UUID) -> ImportJob | None:
     if job.status is not JobStatus.PROCESSING or not job.previewing:
         return None
     if job.cancel_requested:  # asked while the preview was closing: nobody is waiting
-        job.status = JobStatus.CANCELLED
-        job.error = CANCELLED_REASON
-        job.finished_at = utcnow()
+        move(session, job, JobStatus.CANCELLED, reason=CANCELLED_REASON)
         return None
-    job.status = JobStatus.AWAITING_REVIEW
-    job.review_ready_at = utcnow()
-    job.heartbeat_at = None
+    move(session, job, JobStatus.AWAITING_REVIEW)
     job.updated_at = utcnow()
     return job
 
@@ -234,18 +231,14 @@ def accept(session: Session, job_id: uuid.UUID, *, round_: int, answer: ReviewAn
     _check_no_undo(session, job, answer)
     now = utcnow()
     if not answer.confirm and not answer.preview_only:
-        job.status = JobStatus.CANCELLED
-        job.error = REJECTED_REASON
-        job.finished_at = now
-        job.review_ready_at = None
+        move(session, job, JobStatus.CANCELLED, reason=REJECTED_REASON, now=now)
         return True
     new_mapping = explicit_mapping(answer.mapping) if answer.mapping is not None else None
     remap = new_mapping is not None and new_mapping != (job.mapping or {})
     choices = answer.choices()
     reread = any(getattr(job, k) != v for k, v in choices.items())
     reset_progress(session, job)
-    job.status = JobStatus.PENDING
-    job.review_ready_at = None
+    move(session, job, JobStatus.PENDING, now=now)
     job.updated_at = now
     if remap or reread or answer.preview_only or (job.preview or {}).get("problem"):
         # A new mapping or reading (or no mapping yet that finds the SKU) is previewed
