@@ -154,8 +154,10 @@ def begin_attempt(
 ) -> int | None:
     """Mark the job processing under a new attempt number; None if it has nothing left to do."""
     job = _job(session, job_id, for_update=True)
-    if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.AWAITING_REVIEW):
-        return None  # ended, or its review is not answered yet
+    if job.status is JobStatus.AWAITING_REVIEW or (
+        job.status.is_terminal and job.status is not JobStatus.FAILED
+    ):
+        return None  # ended (a failed one is run again), or its review is not answered yet
     if job.status != JobStatus.PROCESSING:
         # Started by hand (first run, or a retry of a failed job): a fresh set of automatic
         # resumes, and the writer's turn is taken again at the first batch.

@@ -12,6 +12,7 @@ import pytest
 
 from db.models import ImportJob, JobStatus, utcnow
 from db.session import session_scope
+from itemsheet.importing import begin_attempt, finish_job
 from itemsheet.transitions import TransitionRefused, move, moved
 from orchestration.events import JobEvent, JobEvents
 from tests.api.helpers import add_job, read_job
@@ -178,3 +179,12 @@ def test_nothing_but_move_changes_a_status() -> None:
     ]
     assert len(modules) > 50
     assert [hit for p in modules for hit in _status_writes(p)] == []
+
+
+def test_a_late_run_of_an_undone_import_begins_nothing(told: list[JobEvent]) -> None:
+    job_id = add_job(status=JobStatus.UNDONE, finished_at=utcnow(), attempt=1)
+    with session_scope() as session:
+        assert begin_attempt(session, job_id, flow_run_id=uuid.uuid4()) is None
+    with session_scope() as session:  # nor may its late hook end it again
+        finish_job(session, job_id, JobStatus.FAILED, reason="crashed")
+    assert (read_job(job_id).status, told) == (JobStatus.UNDONE, [])
