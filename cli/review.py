@@ -20,9 +20,6 @@ from itemsheet.header import explicit_mapping
 from itemsheet.jobs import job_view
 from itemsheet.review import (
     ReviewAnswer,
-    ReviewConflict,
-    accept,
-    check_answerable,
     reading_text,
 )
 from itemsheet.text import check_choices
@@ -111,54 +108,39 @@ def ask(job_id: uuid.UUID, *, as_json: bool) -> ReviewAnswer | None:
 
 
 def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> bool:
-    """Apply an answer; True when a run in this process must carry the job on.
+    """Answer through the review service (`orchestration.answers`), as the API does; True
+    when a run in this process must carry the job on.
 
     A review started through the service waits in a suspended Prefect run, which is
     resumed with the answer (a worker then carries it on); one started by `importer
-    import --review` has no run, and continues here.
+    import --review` has no run left, and continues here.
     """
-    from orchestration.trigger import PrefectTrigger
+    from orchestration.answers import (
+        AnswerConflict,
+        AnswerInvalid,
+        CarryOn,
+        answer_review,
+    )
+    from orchestration.trigger import PrefectTrigger, TriggerUnavailable
 
-    with session_scope(write=False) as session:
-        job = get_job(session, job_id)
-        if job is None:
-            raise typer.BadParameter(f"no import job {job_id}")
+    async def answer_now() -> CarryOn:
+        trigger = PrefectTrigger()
         try:
-            check_answerable(session, job, answer)
-            answer.choices()
-        except (ReviewConflict, ValueError) as exc:
-            raise typer.BadParameter(str(exc)) from None
-        round_, run_id = job.review_round, job.flow_run_id
-    resumed = "ended"
-    if run_id is not None and answer.confirm:
-        form = answer.to_form()
+            with session_scope() as session:
+                answered = await answer_review(session, job_id, answer, trigger, run_here=True)
+            return answered.carry_on
+        finally:
+            await trigger.aclose()
 
-        async def resume() -> str:
-            trigger = PrefectTrigger()
-            try:
-                return await trigger.resume_review(run_id, form)
-            finally:
-                await trigger.aclose()
-
-        resumed = asyncio.run(resume())
     try:
-        with session_scope() as session:
-            applied = accept(session, job_id, round_=round_, answer=answer)
-    except ReviewConflict as exc:
+        return asyncio.run(answer_now()) is CarryOn.CALLER
+    except LookupError:
+        raise typer.BadParameter(f"no import job {job_id}") from None
+    except (AnswerConflict, AnswerInvalid) as exc:
         raise typer.BadParameter(str(exc)) from None
-    if not applied and resumed != "resumed":
-        raise typer.BadParameter("this review was answered already")
-    if run_id is not None and not answer.confirm:
-
-        async def cancel() -> None:
-            trigger = PrefectTrigger()
-            try:
-                await trigger.cancel(run_id)
-            finally:
-                await trigger.aclose()
-
-        asyncio.run(cancel())
-    return answer.confirm and resumed == "ended"
+    except TriggerUnavailable as exc:  # nothing was applied: the same answer may be given again
+        err.print(f"[red]could not hand the answer to its run:[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 def run_here(job_id: uuid.UUID, *, as_json: bool) -> None:

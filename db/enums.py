@@ -20,15 +20,62 @@ class JobStatus(StrEnum):
     # An import whose undo completed: its items are as before it, its counts stay.
     UNDONE = "undone"
 
+    # The sets callers mean, each written once. A frozenset is not a member: these are
+    # methods, so the enum keeps its seven members.
+
+    @classmethod
+    def terminal(cls) -> frozenset[JobStatus]:
+        """Ended: the job will not change any more (unless retried)."""
+        return frozenset({cls.COMPLETED, cls.FAILED, cls.CANCELLED, cls.UNDONE})
+
+    @classmethod
+    def active(cls) -> frozenset[JobStatus]:
+        """Not ended: the job waits for a run, runs, or waits for its review (its file is
+        still needed, and its import may still write)."""
+        return frozenset({cls.PENDING, cls.PROCESSING, cls.AWAITING_REVIEW})
+
+    @classmethod
+    def under_way(cls) -> frozenset[JobStatus]:
+        """Asked to run or running: it may write at any moment (no review holds it)."""
+        return frozenset({cls.PENDING, cls.PROCESSING})
+
+    @classmethod
+    def retryable(cls) -> frozenset[JobStatus]:
+        """Ended without writing all it should: a person may run it again."""
+        return frozenset({cls.FAILED, cls.CANCELLED})
+
+    @classmethod
+    def undoable(cls) -> frozenset[JobStatus]:
+        """Ended, and what it wrote can be undone (then it is `undone`)."""
+        return frozenset({cls.COMPLETED, cls.FAILED, cls.CANCELLED})
+
+    @classmethod
+    def unstarted(cls) -> frozenset[JobStatus]:
+        """Not begun writing: a cancel ends it at once, as no run has to stop first."""
+        return frozenset({cls.PENDING, cls.AWAITING_REVIEW})
+
     @property
     def is_terminal(self) -> bool:
         """True once the job will not change any more (unless retried)."""
-        return self in (
-            JobStatus.COMPLETED,
-            JobStatus.FAILED,
-            JobStatus.CANCELLED,
-            JobStatus.UNDONE,
-        )
+        return self in JobStatus.terminal()
+
+    def can_become(self, to: JobStatus) -> bool:
+        """Whether a job in this status may move to `to` (`itemsheet.transitions.move`)."""
+        return to in _NEXT[self]
+
+
+# Which status may follow which. A job that ended stays ended, except that a failed or
+# cancelled one is run again, and an ended import is undone; `undone` is final. Staying
+# in a status is no transition (and always allowed).
+_NEXT: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset(JobStatus) - {JobStatus.UNDONE},
+    JobStatus.PROCESSING: frozenset(JobStatus) - {JobStatus.UNDONE},
+    JobStatus.AWAITING_REVIEW: frozenset(JobStatus) - {JobStatus.UNDONE},
+    JobStatus.COMPLETED: frozenset({JobStatus.COMPLETED, JobStatus.UNDONE}),
+    JobStatus.FAILED: frozenset(JobStatus) - {JobStatus.COMPLETED, JobStatus.AWAITING_REVIEW},
+    JobStatus.CANCELLED: frozenset(JobStatus) - {JobStatus.COMPLETED, JobStatus.AWAITING_REVIEW},
+    JobStatus.UNDONE: frozenset({JobStatus.UNDONE}),
+}
 
 
 class OnError(StrEnum):

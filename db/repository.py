@@ -12,8 +12,6 @@ from sqlalchemy.orm import Session
 from db.models import ImportJob, JobStatus, RowError
 
 ERROR_RECORD_COLUMNS = ("row", "column", "value", "message")
-# An undo in these statuses still writes: its import must not run, nor be undone again.
-UNDO_UNDER_WAY = (JobStatus.PENDING, JobStatus.PROCESSING)
 
 
 def get_job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> ImportJob | None:
@@ -38,7 +36,7 @@ def last_undo_of(session: Session, import_id: uuid.UUID) -> ImportJob | None:
 def undo_under_way(session: Session, import_id: uuid.UUID) -> ImportJob | None:
     """The import's undo job while it is pending or running, if any."""
     undo = last_undo_of(session, import_id)
-    return undo if undo is not None and undo.status in UNDO_UNDER_WAY else None
+    return undo if undo is not None and undo.status in JobStatus.under_way() else None
 
 
 def add_row_errors(session: Session, job_id: uuid.UUID, errors: pl.DataFrame) -> None:

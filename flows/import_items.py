@@ -24,7 +24,6 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
 from prefect.states import Failed
-from pydantic import Field
 
 from db.models import JobStatus
 from flows.job_hooks import (
@@ -37,7 +36,8 @@ from flows.job_hooks import (
 )
 from itemsheet import running
 from itemsheet.markdown import md_text
-from itemsheet.review import ReviewAnswer
+from itemsheet.review import ReviewAnswer, pause_key
+from orchestration.answers import apply_in_run
 from orchestration.events import job_page_url
 from settings import get_settings
 
@@ -78,34 +78,9 @@ def _show_preview(key: uuid.UUID) -> None:
         get_run_logger().warning("could not attach the preview to the run: %s", exc)
 
 
-class ReviewInput(RunInput):
-    """The answer to an import's review: the form the Prefect UI shows at "Resume"."""
-
-    confirm: bool = Field(
-        default=True, description="Write the import; untick to reject it (nothing is written)."
-    )
-    mapping: dict[str, str | None] | None = Field(
-        default=None,
-        description="Another column mapping, sheet header -> field (sku, name, description,"
-        " category, unit, price, quantity, barcode; null ignores the column). It is"
-        " previewed again before anything is written.",
-    )
-    preview_only: bool = Field(
-        default=False, description="Only show a new preview under the mapping; wait again."
-    )
-    encoding: str | None = Field(
-        default=None,
-        description="Read the text file in this encoding (windows-1252, utf-16, ...);"
-        " empty: detect it.",
-    )
-    delimiter: str | None = Field(
-        default=None, description="Split the text file at , ; tab or |; empty: detect it."
-    )
-    decimal: str | None = Field(
-        default=None,
-        description="Read numbers written as text with this decimal mark, . or ,; empty:"
-        " let the file's values decide.",
-    )
+class ReviewInput(RunInput, ReviewAnswer):
+    """The answer to an import's review: the form the Prefect UI shows at "Resume" (the
+    fields, and what they say, are `ReviewAnswer`'s)."""
 
 
 def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
@@ -123,20 +98,13 @@ def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
     try:
         # Prefect's own expiry (where its service runs) comes after ours, which ends both.
         answer = suspend_flow_run(
-            wait_for_input=form, key=f"review-{pending.review_round}", timeout=ttl_s + 3600
+            wait_for_input=form, key=pause_key(pending.review_round), timeout=ttl_s + 3600
         )
     except Pause:
         running.await_review(key, run_ended=False)
         raise
     assert answer is not None
-    return ReviewAnswer(
-        confirm=answer.confirm,
-        mapping=answer.mapping,
-        preview_only=answer.preview_only,
-        encoding=answer.encoding,
-        delimiter=answer.delimiter,
-        decimal=answer.decimal,
-    )
+    return ReviewAnswer.model_validate(answer.to_form())
 
 
 @flow(
@@ -161,14 +129,14 @@ def import_items(job_id: str) -> dict[str, Any]:
         if running.view(key).status is JobStatus.AWAITING_REVIEW:
             # Resumed from the Prefect UI or by the API: the answer (the API's own is
             # already applied; applying it again does nothing).
-            running.answer_review(key, _wait_for_review(key))
+            apply_in_run(key, _wait_for_review(key))
         outcome = _attempt(key)
         if outcome is not None:
             return outcome
         if not deployed:  # run in its caller's process, which asks the person itself
             get_run_logger().info("job %s awaits its review", job_id)
             return running.await_review(key, run_ended=True).model_dump(mode="json")
-        running.answer_review(key, _wait_for_review(key))  # suspends: this process ends
+        apply_in_run(key, _wait_for_review(key))  # suspends: this process ends
 
 
 def _attempt(key: uuid.UUID) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from db.models import ImportJob, JobStatus, utcnow
 from db.repository import get_job
 from itemsheet.importing import finish_job
 from itemsheet.recovery import Act, Action, JobFacts, Policy, RunState, decide
+from itemsheet.transitions import move
 
 
 def facts(job: ImportJob) -> JobFacts:
@@ -61,11 +62,11 @@ def mark_interrupted(
     With `flow_run_id`, only while that run owns the job; False when nothing changed.
     """
     job = get_job(session, job_id, for_update=True)
-    if job is None or job.status not in (JobStatus.PENDING, JobStatus.PROCESSING):
+    if job is None or job.status not in JobStatus.under_way():
         return False
     if flow_run_id is not None and job.flow_run_id not in (None, flow_run_id):
         return False
-    job.status = JobStatus.PROCESSING
+    move(session, job, JobStatus.PROCESSING)
     job.heartbeat_at = None
     job.error = reason
     return True

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ImportJob, JobStatus, utcnow
 from db.repository import get_job
+from itemsheet.transitions import move
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,12 @@ def note_waiting(
         return False
     if job.run_requested_at is not None and job.run_requested_at < give_up_before:
         waited = (utcnow() - job.run_requested_at).total_seconds()
-        job.status = JobStatus.FAILED
-        job.error = f"the import could not be started within {waited:,.0f} s: {reason}"
-        job.finished_at = utcnow()
+        move(
+            session,
+            job,
+            JobStatus.FAILED,
+            reason=f"the import could not be started within {waited:,.0f} s: {reason}",
+        )
         job.run_requested_at = None
         job.waiting_for = None
         return True

@@ -17,7 +17,6 @@ from db.undo_store import keep_before
 from itemsheet.guard import add_measured, judged_fields, limits
 from itemsheet.mappings import save_mapping
 from itemsheet.messages import (
-    ERROR_CHARS,
     NAME_CHARS,
     capped,
     clip,
@@ -27,6 +26,7 @@ from itemsheet.messages import (
 from itemsheet.prepare import SheetSummary
 from itemsheet.review import drift_warning, note_changes, start_preview, wanted_changes
 from itemsheet.storage import StoredFile
+from itemsheet.transitions import move
 from itemsheet.validate import ERROR_COLUMNS, mode_skips, name_errors, unnamed
 from settings import get_settings
 
@@ -145,9 +145,7 @@ def create_refused_job(
         options=options,
         source_uri=location,
     )
-    job.status = JobStatus.FAILED
-    job.error = clip(reason, ERROR_CHARS)
-    job.finished_at = utcnow()
+    move(session, job, JobStatus.FAILED, reason=reason)
     return job
 
 
@@ -156,19 +154,19 @@ def begin_attempt(
 ) -> int | None:
     """Mark the job processing under a new attempt number; None if it has nothing left to do."""
     job = _job(session, job_id, for_update=True)
-    if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.AWAITING_REVIEW):
-        return None  # ended, or its review is not answered yet
+    if job.status is JobStatus.AWAITING_REVIEW or (
+        job.status.is_terminal and job.status is not JobStatus.FAILED
+    ):
+        return None  # ended (a failed one is run again), or its review is not answered yet
     if job.status != JobStatus.PROCESSING:
         # Started by hand (first run, or a retry of a failed job): a fresh set of automatic
         # resumes, and the writer's turn is taken again at the first batch.
         job.resumes = 0
         job.writing_since = None
-    job.status = JobStatus.PROCESSING
+    move(session, job, JobStatus.PROCESSING)
     job.heartbeat_at = utcnow()
     job.attempt += 1
-    job.error = None
-    job.finished_at = None
-    job.started_at = job.started_at or utcnow()
+    job.error = None  # a resume too starts clean
     if flow_run_id is not None:
         job.flow_run_id = flow_run_id
     return job.attempt
@@ -425,19 +423,17 @@ def finish_job(
 ) -> ImportJob | None:
     """End a job as completed, failed or cancelled.
 
-    A completed job is never changed again, and a job already in `status` keeps its reason.
+    A completed (or undone) job is never changed again, and a job already in `status`
+    keeps its reason.
     With `flow_run_id`, only that run may end the job: a late hook of an older run must
     not end a job that was retried meanwhile.
     """
     job = get_job(session, job_id, for_update=True)
-    if job is None or job.status in (JobStatus.COMPLETED, status):
+    if job is None or job.status is status or not job.status.can_become(status):
         return job
     if flow_run_id is not None and job.flow_run_id != flow_run_id:
         return job
-    job.status = status
-    job.error = clip(reason, ERROR_CHARS) if reason else reason
-    job.finished_at = utcnow()
-    job.review_ready_at = None
+    move(session, job, status, reason=reason)
     if status is JobStatus.COMPLETED:
         drift = drift_warning(job)
         if drift:

@@ -25,9 +25,9 @@ from itemsheet.importing import finish_job
 from itemsheet.messages import capped
 from itemsheet.retention import removed_reason
 from itemsheet.review import reset_progress
+from itemsheet.transitions import move
 
 CANCELLED_BEFORE_START = "the import was cancelled before it started"
-RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class GuardExample(BaseModel):
@@ -344,7 +344,7 @@ def request_cancel(session: Session, job_id: uuid.UUID) -> ImportJob:
             f"the import has already ended as {job.status}; there is nothing to cancel"
         )
     job.cancel_requested = True
-    if job.status in (JobStatus.PENDING, JobStatus.AWAITING_REVIEW):
+    if job.status in JobStatus.unstarted():
         finish_job(session, job_id, JobStatus.CANCELLED, reason=CANCELLED_BEFORE_START)
     return job
 
@@ -352,7 +352,7 @@ def request_cancel(session: Session, job_id: uuid.UUID) -> ImportJob:
 def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
     """Put a failed or cancelled job back to `pending` for a new flow run."""
     job = load_job(session, job_id, for_update=True)
-    if job.status not in RETRYABLE:
+    if job.status not in JobStatus.retryable():
         raise JobConflict(
             f"only a failed or cancelled import can be retried; this one is {job.status}"
         )
@@ -365,10 +365,8 @@ def reopen_for_retry(session: Session, job_id: uuid.UUID) -> ImportJob:
         )
     if job.files_removed_at is not None:
         raise JobConflict(removed_reason(job.files_removed_at))
-    job.status = JobStatus.PENDING
+    move(session, job, JobStatus.PENDING)
     job.cancel_requested = False
-    job.error = None
-    job.finished_at = None
     guarded = job.guard and (job.previewing or job.last_batch == 0)
     if (job.review or guarded) and job.reviewed_at is None:
         # Never confirmed: it is previewed again (the items may have changed) and waits;

@@ -34,7 +34,6 @@ ATTEMPT_FILE = re.compile(rf"(?P<job>{_UUID})\.\d+\.(?P<kind>arrow|result)")
 STORED_COPY = re.compile(r"(?P<sha>[0-9a-f]{64})-[0-9a-f]{16}")
 # A rejected-rows download's scratch folder (`itemsheet.rejected`).
 SCRATCH = re.compile(r"rejected-[\w-]+")
-ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.AWAITING_REVIEW)
 _IN_CHUNK = 500
 
 
@@ -104,7 +103,7 @@ def _sweep_work_dir(
                     continue
                 work = work.plus(stat.st_size)
             else:
-                if not old or status in ACTIVE:
+                if not old or status in JobStatus.active():
                     continue
                 unfinished = unfinished.plus(stat.st_size)
         elif copy := STORED_COPY.fullmatch(path.name):
@@ -157,7 +156,9 @@ def _read_by_active_jobs(shas: list[str]) -> set[str]:
             used.update(
                 session.scalars(
                     select(ImportJob.file_sha256)
-                    .where(ImportJob.file_sha256.in_(chunk), ImportJob.status.in_(ACTIVE))
+                    .where(
+                        ImportJob.file_sha256.in_(chunk), ImportJob.status.in_(JobStatus.active())
+                    )
                     .distinct()
                 ).all()
             )

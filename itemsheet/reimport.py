@@ -77,7 +77,7 @@ def _running(session: Session, source: str, *, besides: uuid.UUID) -> ImportJob 
             ImportJob.source == JobSource.SCHEDULE,
             or_(
                 and_(
-                    ImportJob.status.in_([JobStatus.PENDING, JobStatus.PROCESSING]),
+                    ImportJob.status.in_(JobStatus.under_way()),
                     ImportJob.updated_at > utcnow() - STALE_AFTER,
                 ),
                 ImportJob.status == JobStatus.AWAITING_REVIEW,

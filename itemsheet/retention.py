@@ -28,7 +28,6 @@ from itemsheet.storage import discard_aside, put_back, set_aside, stored_size, s
 from itemsheet.undo_retention import UndoExpired, expire_before_images
 from settings import Settings
 
-ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.UNDONE)
 FILES_PER_READ = 100
 
 
@@ -43,7 +42,7 @@ def removed_reason(removed_at: datetime) -> str:
 def expires(job: ImportJob, cutoff: datetime) -> bool:
     """The job ended before `cutoff` and still has its files."""
     return (
-        job.status in ENDED
+        job.status.is_terminal
         and job.files_removed_at is None
         and job.finished_at is not None
         and job.finished_at < cutoff
@@ -177,7 +176,7 @@ def _files_of_expired_jobs(cutoff: datetime, *, after: str | None) -> list[str]:
     query = (
         select(ImportJob.file_uri)
         .where(
-            ImportJob.status.in_(ENDED),
+            ImportJob.status.in_(JobStatus.terminal()),
             ImportJob.files_removed_at.is_(None),
             ImportJob.finished_at < cutoff,
         )

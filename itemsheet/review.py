@@ -14,10 +14,10 @@ batch. Callers own every transaction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from itemsheet.markdown import md_text
 from itemsheet.messages import ERROR_CHARS, clip, with_kept_errors
 from itemsheet.recovery import CANCELLED_REASON
 from itemsheet.text import check_choices
+from itemsheet.transitions import move
 from settings import get_settings
 
 PREVIEW_ERRORS = 10
@@ -43,9 +44,10 @@ class ReviewConflict(Exception):
     """The job is not waiting for a review answer (or that answer came already)."""
 
 
-@dataclass(frozen=True)
-class ReviewAnswer:
-    """A person's answer to a preview.
+class ReviewAnswer(BaseModel):
+    """A person's answer to a preview, as every caller takes it: the API's and the command
+    line's answers, and the form the Prefect UI shows at "Resume" (`flows.import_items.
+    ReviewInput` is this model as a run input, so its fields are these).
 
     `confirm`: write the import (after a new preview pass if `mapping` or a reading
     choice changes what is read); otherwise reject it, unless `preview_only`: show a new
@@ -54,12 +56,33 @@ class ReviewAnswer:
     detection, anything else is the new choice.
     """
 
-    confirm: bool = True
-    mapping: dict[str, str | None] | None = None
-    preview_only: bool = False
-    encoding: str | None = None
-    delimiter: str | None = None
-    decimal: str | None = None
+    model_config = ConfigDict(frozen=True)
+
+    confirm: bool = Field(
+        default=True, description="Write the import; untick to reject it (nothing is written)."
+    )
+    mapping: dict[str, str | None] | None = Field(
+        default=None,
+        description="Another column mapping, sheet header -> field (sku, name, description,"
+        " category, unit, price, quantity, barcode; null ignores the column). It is"
+        " previewed again before anything is written.",
+    )
+    preview_only: bool = Field(
+        default=False, description="Only show a new preview under the mapping; wait again."
+    )
+    encoding: str | None = Field(
+        default=None,
+        description="Read the text file in this encoding (windows-1252, utf-16, ...);"
+        " empty: detect it.",
+    )
+    delimiter: str | None = Field(
+        default=None, description="Split the text file at , ; tab or |; empty: detect it."
+    )
+    decimal: str | None = Field(
+        default=None,
+        description="Read numbers written as text with this decimal mark, . or ,; empty:"
+        " let the file's values decide.",
+    )
 
     def choices(self) -> dict[str, str | None]:
         """The reading choices this answer changes, checked (`ValueError` otherwise)."""
@@ -69,19 +92,12 @@ class ReviewAnswer:
 
     def to_form(self) -> dict[str, Any]:
         """As the run's resume form takes it (`flows.import_items.ReviewInput`)."""
-        return {
-            "confirm": self.confirm,
-            "mapping": self.mapping,
-            "preview_only": self.preview_only,
-            "encoding": self.encoding,
-            "delimiter": self.delimiter,
-            "decimal": self.decimal,
-        }
+        return {name: getattr(self, name) for name in ReviewAnswer.model_fields}
 
 
-def pause_key(job: ImportJob) -> str:
-    """The key of the wait for the job's current preview (one per round)."""
-    return f"review-{job.review_round}"
+def pause_key(review_round: int) -> str:
+    """The key of the run's wait for the preview of `review_round` (one per round)."""
+    return f"review-{review_round}"
 
 
 def start_preview(job: ImportJob, *, columns: list[dict[str, Any]], header_row: int) -> None:
@@ -121,13 +137,9 @@ def await_answer(session: Session, job_id: uuid.UUID) -> ImportJob | None:
     if job.status is not JobStatus.PROCESSING or not job.previewing:
         return None
     if job.cancel_requested:  # asked while the preview was closing: nobody is waiting
-        job.status = JobStatus.CANCELLED
-        job.error = CANCELLED_REASON
-        job.finished_at = utcnow()
+        move(session, job, JobStatus.CANCELLED, reason=CANCELLED_REASON)
         return None
-    job.status = JobStatus.AWAITING_REVIEW
-    job.review_ready_at = utcnow()
-    job.heartbeat_at = None
+    move(session, job, JobStatus.AWAITING_REVIEW)
     job.updated_at = utcnow()
     return job
 
@@ -234,18 +246,14 @@ def accept(session: Session, job_id: uuid.UUID, *, round_: int, answer: ReviewAn
     _check_no_undo(session, job, answer)
     now = utcnow()
     if not answer.confirm and not answer.preview_only:
-        job.status = JobStatus.CANCELLED
-        job.error = REJECTED_REASON
-        job.finished_at = now
-        job.review_ready_at = None
+        move(session, job, JobStatus.CANCELLED, reason=REJECTED_REASON, now=now)
         return True
     new_mapping = explicit_mapping(answer.mapping) if answer.mapping is not None else None
     remap = new_mapping is not None and new_mapping != (job.mapping or {})
     choices = answer.choices()
     reread = any(getattr(job, k) != v for k, v in choices.items())
     reset_progress(session, job)
-    job.status = JobStatus.PENDING
-    job.review_ready_at = None
+    move(session, job, JobStatus.PENDING, now=now)
     job.updated_at = now
     if remap or reread or answer.preview_only or (job.preview or {}).get("problem"):
         # A new mapping or reading (or no mapping yet that finds the SKU) is previewed

@@ -53,13 +53,9 @@ from itemsheet.reader import TextOptions
 from itemsheet.recovery import CANCELLED_REASON, INTERRUPTED_REASON, Outcome
 from itemsheet.retention import removed_reason
 from itemsheet.review import (
-    ReviewAnswer,
-    ReviewConflict,
-    accept,
     await_answer,
     end_preview,
     record_problem,
-    refuse_answer,
     review_text,
 )
 from itemsheet.row_batches import RowBatches
@@ -385,19 +381,6 @@ def attempt(
             return End.CANCELLED, finish(job_id, JobStatus.CANCELLED, reason=CANCELLED_REASON)
         done = finish(job_id, JobStatus.COMPLETED)
     return End.COMPLETED, done
-
-
-def answer_review(job_id: uuid.UUID, answer: ReviewAnswer) -> None:
-    """Apply a person's answer to the job's current preview (given at the run's resume)."""
-    with session_scope() as session:
-        job = get_job(session, job_id, for_update=True)
-        assert job is not None
-        try:
-            accept(session, job_id, round_=job.review_round, answer=answer)
-        except ReviewConflict:
-            pass  # an undo of the job is under way: it keeps waiting, untouched
-        except ValueError as exc:  # a mapping naming no field: the job keeps waiting
-            refuse_answer(session, job_id, str(exc))
 
 
 def preview_text(job_id: uuid.UUID) -> str:

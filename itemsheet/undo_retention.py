@@ -20,7 +20,6 @@ from db.repository import get_job, undo_under_way
 from db.session import session_scope
 from settings import Settings
 
-ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.UNDONE)
 JOBS_PER_READ = 100
 
 
@@ -65,7 +64,7 @@ def _expired_imports(cutoff: datetime, *, after: uuid.UUID | None) -> list[uuid.
     query = (
         select(ImportJob.id)
         .where(
-            ImportJob.status.in_(ENDED),
+            ImportJob.status.in_(JobStatus.terminal()),
             ImportJob.undo_removed_at.is_(None),
             ImportJob.finished_at < cutoff,
             exists().where(ItemUndo.job_id == ImportJob.id),

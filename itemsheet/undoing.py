@@ -18,18 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import ImportJob, ItemUndo, JobSource, JobStatus, OnError, utcnow
-from db.repository import UNDO_UNDER_WAY, add_row_errors, get_job, last_undo_of
+from db.repository import add_row_errors, get_job, last_undo_of
 from db.undo_store import load_before, restore
 from itemsheet.dispatching import request_run
 from itemsheet.importing import claim_batch, finish_job
 from itemsheet.messages import NAME_CHARS, capped, clip
-
-# An import in these statuses may still write (or, awaiting review, be confirmed and
-# write): an undo now would restore items it then overwrites, or be marked `undone` while
-# its items stay.
-RUNNING = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.AWAITING_REVIEW)
-# What a completed undo marks `undone`: an import that has ended and will not write again.
-ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+from itemsheet.transitions import move
 
 
 class UndoRefused(Exception):
@@ -59,13 +53,16 @@ def refusal(facts: UndoFacts, *, now: datetime, undo_days: int) -> str | None:
         return "this import has already been undone"
     if facts.status is JobStatus.AWAITING_REVIEW:
         return "this import waits for its review and has written nothing; reject it instead"
-    if facts.status in RUNNING:
+    # An active import may still write (or, awaiting review, be confirmed and write): an
+    # undo now would restore items it then overwrites, or mark it `undone` while its
+    # items stay.
+    if facts.status in JobStatus.active():
         return "this import is still running; cancel it or let it end before undoing it"
     if facts.last_undo is not None:
         undo_id, status = facts.last_undo
-        if status in UNDO_UNDER_WAY:
+        if status in JobStatus.under_way():
             return f"an undo of this import is already under way (job {undo_id})"
-        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if status in JobStatus.retryable():
             return f"an earlier undo of this import ended {status} (job {undo_id}); retry that job"
     expired = (
         undo_days > 0
@@ -222,8 +219,8 @@ def finish_undo(session: Session, undo_id: uuid.UUID) -> ImportJob:
     target = get_job(session, undo.undo_of, for_update=True)
     if target is None:
         return undo
-    if target.status in ENDED:
-        target.status = JobStatus.UNDONE
+    if target.status in JobStatus.undoable():
+        move(session, target, JobStatus.UNDONE)
     elif target.status is not JobStatus.UNDONE:
         undo.warnings = capped(
             [

@@ -22,7 +22,6 @@ from itemsheet.importing import JobOptions, create_job, create_refused_job
 from itemsheet.storage import StoredFile, store_path, store_stream
 from settings import get_settings
 
-ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.AWAITING_REVIEW)
 DEFAULT_FILENAME = "upload"
 
 
@@ -78,7 +77,7 @@ def find_active_duplicate(
         select(ImportJob)
         .where(
             ImportJob.file_sha256 == sha256,
-            ImportJob.status.in_(ACTIVE_STATUSES),
+            ImportJob.status.in_(JobStatus.active()),
             ImportJob.on_error == options.on_error,
             ImportJob.dry_run == options.dry_run,
             ImportJob.mode == options.mode,

@@ -3,11 +3,12 @@
 The rest of the system learns of imports through Prefect's events, and Prefect automations
 act on them (`orchestration.automations`). Jobs change status in many places and processes
 (a flow run, the API's cancel, the reconciler, the dispatcher's time-out, a refused file),
-always through the ORM; so one session listener sees them all, in every process that has
-imported this module (it listens from the import on). It notes each job whose status a
-flush changed and sends that job's event after the commit: a rolled-back change sends
-nothing, and a commit that changed no status (a late hook of a job already ended) sends
-nothing either. A bulk UPDATE would slip past it, so none may set a status
+always through `itemsheet.transitions.move`, which notes the job on its session; so one
+session listener sees them all, in every process that has imported this module (it listens
+from the import on). At each flush it takes the jobs moved in the transaction, as they are
+then, and sends their events after the commit: a rolled-back change sends nothing, and a
+commit that changed no status (a late hook of a job already ended) sends nothing either.
+A bulk UPDATE would slip past it, so none may set a status
 (`tests/orchestration/test_events.py` reads the code for one).
 
 Sending is best effort and quick: Prefect's `EventsWorker` queues the event and delivers
@@ -26,11 +27,12 @@ from prefect.events import emit_event
 from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import event, inspect
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from db.models import ImportJob, ImportMode, JobSource, JobStatus
+from db.models import ImportMode, JobSource, JobStatus
 from itemsheet.jobs import GuardView, JobView, job_view
+from itemsheet.transitions import moved
 from settings import get_settings
 
 # The one place that says which transitions are told, and by what name: a new status
@@ -141,15 +143,8 @@ def job_event(view: JobView, *, base_url: str) -> JobEvent | None:
     return JobEvent(name, resource, related, payload)
 
 
-def _status_changed(session: Session, job: ImportJob) -> bool:
-    if job in session.new:
-        return True
-    history = inspect(job).attrs.status.history
-    return bool(history.added) and list(history.added) != list(history.deleted)
-
-
 class JobEvents:
-    """The session listener: notes status changes at flush, sends their events at commit."""
+    """The session listener: notes the jobs moved at flush, sends their events at commit."""
 
     def __init__(self, send: Callable[[JobEvent], None]) -> None:
         self.send = send
@@ -171,12 +166,10 @@ class JobEvents:
     def _noted(self, session: Session, _context: Any) -> None:
         try:
             pending: dict[uuid.UUID, JobView] = session.info.setdefault(self._key, {})
-            for obj in (*session.new, *session.dirty):
-                if not isinstance(obj, ImportJob):
-                    continue
-                # A job told once in this transaction is seen again as it is at the end.
-                if obj.id in pending or _status_changed(session, obj):
-                    pending[obj.id] = job_view(obj)
+            # A job moved in this transaction is seen again, at each flush, as it is then:
+            # its event tells it as it is at the end.
+            for job in moved(session):
+                pending[job.id] = job_view(job)
         except Exception:
             log.warning("could not note a job transition for its event", exc_info=True)
 

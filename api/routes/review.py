@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Request, status
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import ImportTrigger, JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep
 from api.routes.imports import NOT_FOUND, dispatch_after_answer
 from api.schemas import ErrorOut, PreviewOut, RemapIn, ReviewIn, SavedMappingOut
-from db.repository import get_job
-from itemsheet.dispatching import request_run
-from itemsheet.header import clip_keys, explicit_mapping
-from itemsheet.jobs import JobView, job_view, load_job
+from itemsheet.header import clip_keys
+from itemsheet.jobs import JobView, load_job
 from itemsheet.mappings import list_mappings
-from itemsheet.review import (
-    ReviewAnswer,
-    ReviewConflict,
-    accept,
-    check_answerable,
-    expires_at,
-    field_choices,
-)
+from itemsheet.review import ReviewAnswer, expires_at, field_choices
+from orchestration.answers import AnswerConflict, AnswerInvalid, CarryOn, answer_review
 from orchestration.trigger import TriggerUnavailable
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["review"], responses={422: {"model": ErrorOut}})
 ANSWERED: dict[int | str, dict[str, Any]] = {
     **NOT_FOUND,
@@ -155,48 +144,16 @@ async def _answer(
     session: Session,
     trigger: ImportTrigger,
 ) -> JobView:
-    """Hand the answer to the job's suspended run, and apply it to the job.
-
-    The run is resumed first: a run that resumes at once applies the same answer itself
-    (`flows.import_items`), and whichever comes second finds it applied. A run that
-    ended (cancelled in the Prefect UI) or never suspended (`importer import --review`)
-    is replaced by a new one.
-    """
-    job = await run_in_threadpool(load_job, session, job_id)
+    """Answer through the review service (`orchestration.answers`); a new run it requested
+    is created right after."""
     try:
-        await run_in_threadpool(check_answerable, session, job, answer)
-        if answer.mapping is not None:
-            explicit_mapping(answer.mapping)
-        answer.choices()
-    except ReviewConflict as exc:
+        answered = await answer_review(session, job_id, answer, trigger)
+    except AnswerConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except ValueError as exc:
+    except AnswerInvalid as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    round_, run_id = job.review_round, job.flow_run_id
-    resumed = "ended"
-    if run_id is not None and (answer.confirm or answer.preview_only):
-        try:
-            resumed = await trigger.resume_review(run_id, answer.to_form())
-        except TriggerUnavailable as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    try:
-        applied = await run_in_threadpool(accept, session, job_id, round_=round_, answer=answer)
-    except ReviewConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    if not applied and resumed != "resumed":
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "this review was answered already; reload the import"
-        )
-    fresh = await run_in_threadpool(get_job, session, job_id)
-    assert fresh is not None
-    if applied and resumed == "ended" and not fresh.status.is_terminal:
-        request_run(fresh, retry=True)
-    await run_in_threadpool(session.commit)
-    if not answer.confirm and not answer.preview_only and run_id is not None:
-        try:
-            await trigger.cancel(run_id)  # rejected: the suspended run ends too
-        except TriggerUnavailable as exc:
-            log.warning("could not cancel flow run %s: %s", run_id, exc)
-    elif applied and resumed == "ended":
-        dispatch_after_answer(request, background, fresh.id)
-    return job_view(fresh)
+    except TriggerUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    if answered.carry_on is CarryOn.DISPATCH:
+        dispatch_after_answer(request, background, job_id)
+    return answered.job

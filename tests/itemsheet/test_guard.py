@@ -19,6 +19,7 @@ from itemsheet.importing import JobOptions, create_job
 from itemsheet.jobs import JobView, job_view
 from itemsheet.review import ReviewAnswer
 from itemsheet.storage import StoredFile
+from orchestration.answers import apply_in_run
 from settings import get_settings
 from tests.itemsheet.attempts import BATCH, Files, attempt, fake_parse_child
 
@@ -250,7 +251,7 @@ def test_swapped_columns_wait_and_a_confirmation_writes_them_once(files: Files) 
     assert chart["prices"]["threshold"] == "more than 50 % either way"
     assert chart["quantities"]["items"] == N
 
-    running.answer_review(swapped.job_id, ReviewAnswer(confirm=True))
+    apply_in_run(swapped.job_id, ReviewAnswer(confirm=True))
     done = run(swapped.job_id)
 
     assert done.status is JobStatus.COMPLETED  # confirmed: not checked again
@@ -271,7 +272,7 @@ def test_a_held_back_import_previewed_again_waits_again_though_nothing_trips(
     with session_scope() as session:
         for item in session.query(Item):
             item.price, item.quantity = Decimal("4"), 10
-    running.answer_review(job.job_id, ReviewAnswer(preview_only=True))
+    apply_in_run(job.job_id, ReviewAnswer(preview_only=True))
     again = run(job.job_id)
 
     assert again.status is JobStatus.AWAITING_REVIEW
@@ -283,7 +284,7 @@ def test_a_rejected_guarded_import_writes_nothing(files: Files) -> None:
     store(quantities=[4] * N)
     before = stored_values()
     job = run(new_job(files, sheet(["4"] * N, [10] * N)))
-    running.answer_review(job.job_id, ReviewAnswer(confirm=False))
+    apply_in_run(job.job_id, ReviewAnswer(confirm=False))
 
     assert running.view(job.job_id).status is JobStatus.CANCELLED
     assert stored_values() == before

@@ -4,9 +4,9 @@
 // again after that many milliseconds, as EventSource would.
 
 import { describeAnswer, jobPath, openStream, requestJson } from "./api.js";
+import { TERMINAL } from "./statuses.js";
 
 export const POLL_INTERVAL_MS = 2000;
-export const FINAL_STATUSES = new Set(["completed", "failed", "cancelled", "undone"]);
 
 /**
  * Start following `jobId`. Callbacks: `onJob(job)` for every known state, `onConnection(mode)`
@@ -29,7 +29,7 @@ export function followJob(jobId, { onJob, onConnection, onMissing }) {
 
   function deliver(job) {
     onJob(job);
-    if (FINAL_STATUSES.has(job.status)) stop();
+    if (TERMINAL.has(job.status)) stop();
   }
 
   /** Handle a refused read; true when following must stop. */

@@ -3,7 +3,8 @@
 import { describeAnswer, jobPath, requestJson } from "./api.js";
 import { byId, notify, setText, show } from "./dom.js";
 import { createErrorTable } from "./errors.js";
-import { FINAL_STATUSES, followJob } from "./follow.js";
+import { followJob } from "./follow.js";
+import { RETRYABLE, TERMINAL, UNDER_WAY } from "./statuses.js";
 import { createProgressView } from "./progress.js";
 import { createReview } from "./review.js";
 import { createUndoControls } from "./undo.js";
@@ -57,11 +58,11 @@ export function createJobView({ onChange, onOpen }) {
     progress.render(job);
     review.update(job);
     // A review is cancelled with its own button, which says what that means.
-    const running = !FINAL_STATUSES.has(job.status) && job.status !== "awaiting_review";
+    const running = UNDER_WAY.has(job.status);
     show(cancelButton, running);
     cancelButton.disabled = Boolean(job.cancel_requested);
     setText(cancelButton, job.cancel_requested ? "Cancelling…" : "Cancel import");
-    show(retryButton, job.status === "failed" || job.status === "cancelled");
+    show(retryButton, RETRYABLE.has(job.status));
     undo.render(job);
     const prefectUrl = safeHttpUrl(job.flow_run_url);
     show(prefectLink, Boolean(prefectUrl));
@@ -70,7 +71,7 @@ export function createJobView({ onChange, onOpen }) {
     const statusChanged = job.status !== lastStatus;
     if (statusChanged) {
       lastStatus = job.status;
-      if (FINAL_STATUSES.has(job.status)) {
+      if (TERMINAL.has(job.status)) {
         notify(connection, "");
         errors.load(job.job_id);
       } else {
@@ -92,7 +93,7 @@ export function createJobView({ onChange, onOpen }) {
     }
     if (action === "cancel") {
       // The stream may have shown the job cancelled before this answer came back.
-      if (FINAL_STATUSES.has(lastStatus)) return;
+      if (TERMINAL.has(lastStatus)) return;
       cancelButton.disabled = true;
       setText(cancelButton, "Cancelling…");
       progress.say("Cancel requested; the import stops after the batch in flight.");

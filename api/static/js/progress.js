@@ -3,6 +3,7 @@
 import { byId, el, notify, replaceChildren, setText, show } from "./dom.js";
 import { formatBytes, formatCount, formatDuration, formatRate, statusLabel } from "./format.js";
 import { readingLine } from "./reading.js";
+import { RETRYABLE, UNDER_WAY } from "./statuses.js";
 
 const SOURCES = { upload: "Uploaded", cli: "Command line", schedule: "Scheduled reimport" };
 
@@ -57,7 +58,7 @@ export function createProgressView() {
     byId("card-skipped").hidden = undo || ((job.mode ?? "upsert") === "upsert" && !job.skipped);
     setText(nodes.rate, formatRate(job.rows_per_s));
     tick();
-    const ended = job.status === "failed" || job.status === "cancelled";
+    const ended = RETRYABLE.has(job.status);
     nodes.error.classList.toggle("notice-error", job.status === "failed");
     notify(nodes.error, ended && job.error ? `${job.status === "failed" ? "Why it failed" : "Why it stopped"}: ${job.error}` : "");
     drawWarnings(job.warnings ?? []);
@@ -68,7 +69,7 @@ export function createProgressView() {
 
   function drawBar(job) {
     const known = job.total_rows !== null && job.total_rows !== undefined;
-    const running = job.status === "pending" || job.status === "processing";
+    const running = UNDER_WAY.has(job.status);
     nodes.bar.classList.toggle("is-indeterminate", running && !known);
     nodes.bar.dataset.status = job.status;
     if (!known && running) {

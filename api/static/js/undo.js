@@ -3,8 +3,8 @@
 
 import { describeAnswer, jobPath, requestJson } from "./api.js";
 import { byId, el, notify, replaceChildren, show } from "./dom.js";
+import { UNDOABLE } from "./statuses.js";
 
-const UNDOABLE = new Set(["completed", "failed", "cancelled"]);
 
 /** The undo controls of the job card; `onStarted(undoJobId)` opens the new undo job. */
 export function createUndoControls({ onStarted }) {
