@@ -22,6 +22,9 @@ class DuplicateOut(ErrorOut):
     """The same file is already being imported with the same options."""
 
     job_id: uuid.UUID = Field(description="The job that is importing this file now.")
+    status: JobStatus = Field(
+        description="That job's status: `awaiting_review` when it waits for a person's answer."
+    )
 
 
 class ImportAccepted(BaseModel):

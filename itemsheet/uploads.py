@@ -30,14 +30,22 @@ class UnsupportedFile(SheetError):
 
 
 class DuplicateImport(Exception):
-    """The same file is already being imported with the same options."""
+    """The same file is already being imported with the same options (or waits for its
+    review, a guardrail's included: answering it is what the person wants, not a copy)."""
 
-    def __init__(self, job_id: uuid.UUID) -> None:
-        self.job_id = job_id
-        super().__init__(
-            f"this file is already being imported with the same options (job {job_id});"
-            " follow that job, or send force=true to import it again"
-        )
+    def __init__(self, job_id: uuid.UUID, status: JobStatus = JobStatus.PROCESSING) -> None:
+        self.job_id, self.status = job_id, status
+        if status is JobStatus.AWAITING_REVIEW:
+            text = (
+                f"this file waits for a review with the same options (job {job_id});"
+                " confirm or reject it there, or send force=true to import it again"
+            )
+        else:
+            text = (
+                f"this file is already being imported with the same options (job {job_id});"
+                " follow that job, or send force=true to import it again"
+            )
+        super().__init__(text)
 
 
 def sniff_upload(head: bytes, encoding: str | None = None) -> Container:
@@ -106,7 +114,7 @@ def create_upload_job(
     if not force:
         duplicate = find_active_duplicate(session, sha256=stored.sha256, options=options)
         if duplicate is not None:
-            raise DuplicateImport(duplicate.id)
+            raise DuplicateImport(duplicate.id, duplicate.status)
     job = create_job(
         session,
         stored=stored,

@@ -178,7 +178,7 @@ async def upload_import(
             force=force,
         )
     except DuplicateImport as exc:
-        body = DuplicateOut(detail=str(exc), job_id=exc.job_id)
+        body = DuplicateOut(detail=str(exc), job_id=exc.job_id, status=exc.status)
         return JSONResponse(body.model_dump(mode="json"), status.HTTP_409_CONFLICT)
     # The flow run reads the job, so it must be committed before Prefect hears of it. The
     # run is created after the answer is sent: the upload never waits for Prefect.

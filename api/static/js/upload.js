@@ -128,7 +128,7 @@ export function setUpUpload({ onStarted, onOpenJob }) {
           el("button", {
             type: "button", className: "button button-small",
             onclick: () => { notify(message, ""); onOpenJob(data.job_id); },
-          }, "Open the running import"),
+          }, data.status === "awaiting_review" ? "Open its review" : "Open the running import"),
           el("button", {
             type: "button", className: "button button-small",
             onclick: () => submit({ force: true }),
