@@ -91,7 +91,9 @@ def status(client: httpx.Client, job_id: str) -> str:
 
 
 def spare_processes() -> list[int]:
-    """Pids of warm spare interpreters (flow run spares and parse-child spares)."""
+    """Pids of warm spare interpreters: the worker's template and the spares forked from
+    it (a fork keeps the template's command line), spares started as interpreters, and
+    their parse children."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -99,7 +101,14 @@ def spare_processes() -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
             except OSError:
                 continue
-            if b"deployments.spare" in cmdline or b"itemsheet.child --serve" in cmdline:
+            if any(
+                name in cmdline
+                for name in (
+                    b"deployments.forkserver",
+                    b"deployments.spare",
+                    b"itemsheet.child --serve",
+                )
+            ):
                 found.append(int(entry.name))
     return found
 
