@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -111,6 +112,12 @@ class ImportJob(Base):
     review_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     review_ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The wait for a person is no work: since `paused_since` the job waits for its review
+    # (and, once answered, for the run that carries on); the run's start adds the wait to
+    # `waited_s` and counts itself in `review_runs`, which are not attempts a person sees.
+    paused_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    waited_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    review_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     preview: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Guardrails: the import's preview pass (its own, or the review's) is checked against
     # them before its first write (`itemsheet.guard`); what tripped is in `preview`.

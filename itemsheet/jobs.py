@@ -112,10 +112,26 @@ class JobView(BaseModel):
         " created).",
     )
     sheet: str | None
-    elapsed_s: float | None
-    rows_per_s: float
+    elapsed_s: float | None = Field(
+        description="The work's own time, in seconds: from the first run's start, without"
+        " the wait for a review's answer (`waited_s`); null before it starts."
+    )
+    rows_per_s: float = Field(
+        description="Rows written per second since this run began writing (its guardrails'"
+        " pass included)."
+    )
     last_batch: int
     attempt: int
+    retries: int = Field(
+        default=0,
+        description="Runs after the first that were not started by answering the review:"
+        " resumes after a crash and retries (`attempt` counts every run).",
+    )
+    waited_s: float = Field(
+        default=0.0,
+        description="Seconds the import waited for its review's answer and for the run the"
+        " answer started; not in `elapsed_s`, which is the work's own time.",
+    )
     file_sha256: str
     file_size: int
     flow_run_id: uuid.UUID | None
@@ -192,15 +208,15 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
     else:
         percent = 100.0 if job.status is JobStatus.COMPLETED else 0.0
     elapsed = None
-    # A reviewed import is timed from its confirmation: the wait for a person is no work.
-    began = max(t for t in (job.started_at, job.reviewed_at) if t) if job.started_at else None
-    # A review's preview stops the clock until the person answers.
-    ended = job.finished_at or (
-        job.review_ready_at if job.status is JobStatus.AWAITING_REVIEW else None
-    )
-    if began is not None:
-        elapsed = round(((ended or now) - began).total_seconds(), 3)
-    rate = round(processed / elapsed, 1) if elapsed and processed else 0.0
+    # The work's own time: the wait for a person's answer, and for the run it starts, is
+    # no work (`paused_since` stops the clock, `waited_s` holds the waits before).
+    ended = job.paused_since or job.finished_at or now
+    waited = job.waited_s or 0.0
+    if job.started_at is not None:
+        elapsed = round(max((ended - job.started_at).total_seconds() - waited, 0.0), 3)
+    # The rate is the write's own: rows written since this run took the writer's turn.
+    writing = (ended - job.writing_since).total_seconds() if job.writing_since else elapsed
+    rate = round(processed / writing, 1) if writing and processed else 0.0
     return JobView(
         job_id=job.id,
         status=job.status,
@@ -226,6 +242,8 @@ def job_view(job: ImportJob, *, now: datetime | None = None) -> JobView:
         rows_per_s=rate,
         last_batch=job.last_batch,
         attempt=job.attempt,
+        retries=max(job.attempt - 1 - (job.review_runs or 0), 0),
+        waited_s=round(waited, 3),
         file_sha256=job.file_sha256,
         file_size=job.file_size,
         flow_run_id=job.flow_run_id,

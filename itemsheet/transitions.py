@@ -41,8 +41,10 @@ def move(
     The times that go with the new status are stamped at `now`: a job ended gets its
     `finished_at` (an import marked `undone` keeps the one of its own end), one that begins
     running its `started_at` (once), and one that waits for its review its
-    `review_ready_at`. `reason` becomes the job's `error` on entering any status but
-    `awaiting_review` and `undone` (which keep theirs); without one the error is cleared.
+    `review_ready_at` and `paused_since`, whose wait the run after the answer adds to
+    `waited_s` (counting itself in `review_runs`). `reason` becomes the job's `error` on
+    entering any status but `awaiting_review` and `undone` (which keep theirs); without one
+    the error is cleared.
     `TransitionRefused` when `to` may not follow the job's status.
     """
     if job.status is to:
@@ -56,10 +58,17 @@ def move(
     if to is JobStatus.AWAITING_REVIEW:
         job.review_ready_at = at
         job.heartbeat_at = None  # no process runs it while it waits
+        job.paused_since = job.paused_since or at
     else:
         job.review_ready_at = None
     if to is JobStatus.PROCESSING:
         job.started_at = job.started_at or at
+        if job.paused_since is not None:
+            # The run an answer started: the wait since the preview ends, and the run is
+            # the review's, not another attempt.
+            job.waited_s = (job.waited_s or 0.0) + (at - job.paused_since).total_seconds()
+            job.review_runs = (job.review_runs or 0) + 1
+            job.paused_since = None
     if to in (JobStatus.PENDING, JobStatus.PROCESSING):
         job.finished_at = None
     elif to in JobStatus.terminal() - {JobStatus.UNDONE}:

@@ -188,3 +188,48 @@ def test_a_late_run_of_an_undone_import_begins_nothing(told: list[JobEvent]) -> 
     with session_scope() as session:  # nor may its late hook end it again
         finish_job(session, job_id, JobStatus.FAILED, reason="crashed")
     assert (read_job(job_id).status, told) == (JobStatus.UNDONE, [])
+
+
+def test_a_reviewed_import_is_timed_by_its_work_not_by_the_wait_for_its_answer(
+    importer_env: Path,
+) -> None:
+    """9,713 rows previewed in 2 s, answered a minute later, the run the answer started
+    begins 3 s after that and writes them in half a second: the card says 3.5 s of work,
+    the write's own rate, and no second attempt."""
+    from itemsheet.jobs import job_view
+
+    t0 = utcnow() - timedelta(hours=1)
+    job_id = add_job(status=JobStatus.PENDING, total_rows=9713)
+    _move(job_id, JobStatus.PROCESSING, now=t0)
+    _move(job_id, JobStatus.AWAITING_REVIEW, now=t0 + timedelta(seconds=2))
+    _move(job_id, JobStatus.PENDING, now=t0 + timedelta(seconds=62))  # confirmed
+    _move(job_id, JobStatus.PROCESSING, now=t0 + timedelta(seconds=65))
+    with session_scope() as session:
+        job = session.get_one(ImportJob, job_id)
+        job.attempt = 2  # each run is an attempt of its own (the fence of its batches)
+        job.writing_since = t0 + timedelta(seconds=66)
+        job.processed_rows = 9713
+        move(session, job, JobStatus.COMPLETED, now=t0 + timedelta(seconds=66.5))
+        shown = job_view(job)
+
+    assert shown.elapsed_s == pytest.approx(2 + 1.5)
+    assert shown.waited_s == pytest.approx(63)
+    assert shown.rows_per_s == pytest.approx(9713 / 0.5)
+    assert (shown.attempt, shown.retries) == (2, 0)
+
+
+def test_a_resume_after_a_crash_is_a_retry_and_the_clock_runs_through_it(
+    importer_env: Path,
+) -> None:
+    from itemsheet.jobs import job_view
+
+    t0 = utcnow() - timedelta(hours=1)
+    job_id = add_job(status=JobStatus.PENDING, total_rows=100)
+    _move(job_id, JobStatus.PROCESSING, now=t0)
+    with session_scope() as session:
+        job = session.get_one(ImportJob, job_id)
+        job.attempt = 2  # resumed by a second run while it stayed processing
+        move(session, job, JobStatus.COMPLETED, now=t0 + timedelta(seconds=30))
+        shown = job_view(job)
+
+    assert (shown.elapsed_s, shown.waited_s, shown.retries) == (30.0, 0.0, 1)

@@ -170,7 +170,8 @@ export function progressSentence(job) {
 }
 
 function describeJob(job) {
-  if (job.source === "undo") return job.attempt > 1 ? `Undo · attempt ${job.attempt}` : "Undo";
+  // A run that answering the review started is not another attempt (`retries`).
+  if (job.source === "undo") return job.retries ? `Undo · attempt ${job.retries + 1}` : "Undo";
   const parts = [
     SOURCES[job.source] ?? job.source,
     formatBytes(job.file_size),
@@ -180,7 +181,7 @@ function describeJob(job) {
   if (job.mode === "create_only") parts.push("create only");
   if (job.mode === "update_only") parts.push("update only");
   if (job.dry_run) parts.push("dry run");
-  if (job.attempt > 1) parts.push(`attempt ${job.attempt}`);
+  if (job.retries) parts.push(`attempt ${job.retries + 1}`);
   return parts.join(" · ");
 }
 
