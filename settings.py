@@ -260,6 +260,14 @@ class Settings(BaseSettings):
         description="Hours an import started with review waits for a person to confirm"
         " it before it is cancelled (nothing written).",
     )
+    review_hold_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds a run that has previewed an import waits in its process for"
+        " the review's answer (paused in Prefect, holding its worker slot), so a person who"
+        " answers at once does not wait for a new run; then it suspends. 0: it suspends at"
+        " once.",
+    )
     guard: bool = Field(
         default=True,
         description="Check every import against the guardrails before its first write (an"

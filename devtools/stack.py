@@ -152,6 +152,9 @@ MAX_UPLOAD_BYTES = 1_048_576
 SHARED_BATCH_SIZE = "100"
 
 
+SHARED_REVIEW_HOLD_S = 10
+
+
 @contextmanager
 def shared_stack(root: Path, prefect_api: str) -> Iterator[RunningStack]:
     """`importer up` under `root` on the Prefect server at `prefect_api`, no warm spares."""
@@ -162,6 +165,9 @@ def shared_stack(root: Path, prefect_api: str) -> Iterator[RunningStack]:
         reimport_allowed=str(root / "feeds"),
         batch_size=SHARED_BATCH_SIZE,
         max_upload_bytes=str(MAX_UPLOAD_BYTES),
+        # A review's run waits in its process this long before it suspends: short enough
+        # that the tests of a suspended review do not wait two minutes for it.
+        review_hold_s=str(SHARED_REVIEW_HOLD_S),
     ) as running:
         yield running
 

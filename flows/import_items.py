@@ -9,6 +9,7 @@ The writer task and the hooks it shares with the undo flow are in `flows.job_hoo
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -18,12 +19,17 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
+from prefect.input.actions import read_flow_run_input
+from prefect.input.run_input import keyset_from_paused_state
 from prefect.runtime import flow_run as current_run
-from prefect.states import Failed
+from prefect.states import Failed, Paused, Running
+from prefect.utilities.engine import propose_state_sync
 
 from db.models import JobStatus
 from flows.job_hooks import (
@@ -78,33 +84,93 @@ def _show_preview(key: uuid.UUID) -> None:
         get_run_logger().warning("could not attach the preview to the run: %s", exc)
 
 
+# How often a run held for its review looks whether it was resumed.
+HOLD_LOOK_S = 0.25
+
+
 class ReviewInput(RunInput, ReviewAnswer):
     """The answer to an import's review: the form the Prefect UI shows at "Resume" (the
     fields, and what they say, are `ReviewAnswer`'s)."""
 
 
 def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
-    """Suspend the run until its review is answered; the answer once resumed.
+    """Wait for the review's answer: first paused in this process for
+    `IMPORTER_REVIEW_HOLD_S` (`_hold`), then suspended; the answer once resumed.
 
-    The first call ends this process (Prefect's `Pause`, once the run is Suspended): a
-    waiting review holds no worker and no process. Only then does the job show
-    `awaiting_review`, so an answer always finds a run to resume. The run that resumes
-    calls this again with the same key, and Prefect hands back the answer given at
-    "Resume" (the API gives it that way too).
+    Suspending ends this process (Prefect's `Pause`, once the run is Suspended): a waiting
+    review holds no worker and no process. The job shows `awaiting_review` only once the
+    run is paused or suspended, so an answer always finds a run to resume. The run that
+    resumes calls this again with the same round, and Prefect hands back the answer given
+    at "Resume" (the API gives it that way too).
     """
     pending = running.view(key)
-    ttl_s = int(get_settings().review_ttl_h * 3600)
+    settings = get_settings()
+    # Prefect's own expiry (where its service runs) comes after ours, which ends both.
+    timeout_s = int(settings.review_ttl_h * 3600) + 3600
     form = ReviewInput.with_initial_data(description=running.preview_text(key))
+    if settings.review_hold_s > 0:
+        held = _hold(key, form, pending.review_round, settings.review_hold_s, timeout_s)
+        if held is not None:
+            return held
     try:
-        # Prefect's own expiry (where its service runs) comes after ours, which ends both.
         answer = suspend_flow_run(
-            wait_for_input=form, key=pause_key(pending.review_round), timeout=ttl_s + 3600
+            wait_for_input=form, key=pause_key(pending.review_round), timeout=timeout_s
         )
     except Pause:
         running.await_review(key, run_ended=False)
         raise
     assert answer is not None
     return ReviewAnswer.model_validate(answer.to_form())
+
+
+def _hold(
+    key: uuid.UUID, form: type[ReviewInput], round_: int, hold_s: float, timeout_s: int
+) -> ReviewAnswer | None:
+    """Wait paused in this process, at most `hold_s`, for the answer: the answer, or
+    None once the run is running again without one (it then suspends).
+
+    The pause is Prefect's own (the UI shows the run Paused, with the form at "Resume");
+    its expiry is the suspension's, so the run may leave it itself: it proposes Running
+    and, unless an answer came meanwhile, suspends. A run resumed after that suspension
+    finds this pause fired already and goes straight on to the suspension's answer.
+    """
+    context = FlowRunContext.get()
+    assert context is not None and context.flow_run is not None
+    run_id = context.flow_run.id
+    paused: State[Any] = Paused(
+        timeout_seconds=timeout_s, reschedule=False, pause_key=f"{pause_key(round_)}-held"
+    )
+    keyset = keyset_from_paused_state(paused)
+    paused.state_details.run_input_keyset = {str(k): v for k, v in keyset.items()}
+    with get_client(sync_client=True) as client:
+        state = propose_state_sync(client, paused, flow_run_id=run_id)
+        if not state.is_paused():  # fired before: this run was resumed after suspending
+            return None
+        form.save(keyset)
+        running.await_review(key, run_ended=False)
+        deadline = time.monotonic() + hold_s
+        while True:
+            time.sleep(HOLD_LOOK_S)
+            shown = client.read_flow_run(run_id).state
+            if shown is not None and shown.is_running():
+                # Resumed: with the answer, or with the form left as it is (its defaults).
+                answer: Any = form.load(keyset, flow_run_id=run_id)  # sync here
+                return ReviewAnswer.model_validate(answer.to_form())
+            if shown is None or shown.is_final():
+                break
+            if time.monotonic() < deadline:
+                continue
+            if shown.is_paused():
+                # Nobody answered: give the worker slot back (an answer given meanwhile
+                # is read below), then suspend.
+                propose_state_sync(client, Running(), flow_run_id=run_id)
+                break
+            if time.monotonic() > deadline + HOLD_LOOK_S * 240:
+                break  # cancelling, and not ended by its worker after a minute
+    given: Any = read_flow_run_input(keyset["response"], flow_run_id=run_id)
+    if not isinstance(given, dict):
+        return None
+    return ReviewAnswer.model_validate(form(**given).to_form())
 
 
 @flow(

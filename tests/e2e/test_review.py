@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from devtools.stack import (
+    SHARED_REVIEW_HOLD_S,
     RunningStack,
     final_flow_run,
     new_name_prefix,
@@ -88,6 +89,40 @@ def process_gone(infrastructure_pid: str | None, timeout: float = 30) -> bool:
     return False
 
 
+def suspended(stack: RunningStack, run_id: str) -> Any:
+    """The run, once it has suspended: it waits in its process for its hold first."""
+    deadline = time.monotonic() + SHARED_REVIEW_HOLD_S + 60
+    while (run := flow_run(stack, run_id)).state.name != "Suspended":
+        assert run.state.type.value == "PAUSED", run.state
+        assert time.monotonic() < deadline, f"the run did not suspend: {run.state}"
+        time.sleep(0.2)
+    return run
+
+
+def test_a_review_answered_at_once_carries_on_in_the_process_that_previewed_it(
+    stack: RunningStack, client: httpx.Client, tmp_path: Path
+) -> None:
+    job_id = upload(
+        client, write_csv(tmp_path / "at-once.csv", catalogue(20, prefix="AO")), review="true"
+    )
+    run_id = wait_for(client, job_id, {"awaiting_review"}, WAIT_S)["flow_run_id"]
+    held = flow_run(stack, run_id)
+    # Paused, not suspended: its process waits for the answer, and the form is in Prefect.
+    assert (held.state.type.value, held.state.name) == ("PAUSED", "Paused")
+    assert held.state.state_details.run_input_keyset
+    assert not process_gone(held.infrastructure_pid, timeout=0.5)
+
+    assert client.post(f"/api/excel/import/{job_id}/confirm").status_code == 202
+    done = wait_for(client, job_id, {"completed", "failed"}, WAIT_S)
+
+    assert (done["status"], done["created"], done["flow_run_id"]) == ("completed", 20, run_id)
+    assert done["retries"] == 0  # the run the answer carried on is no second attempt
+    ended = final_flow_run(stack.prefect_api, run_id)
+    assert ended.state.type.value == "COMPLETED"
+    # The same process previewed and wrote it: the run never suspended, nor started anew.
+    assert ended.infrastructure_pid == held.infrastructure_pid
+
+
 def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_its_preview(
     stack: RunningStack, client: httpx.Client, tmp_path: Path
 ) -> None:
@@ -128,9 +163,8 @@ def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_
     assert len(preview["changes"]) == 50
     assert items(stack.data_dir)["R-00000"][1] == 2  # nothing written
 
-    # In Prefect the run is suspended, and its process has exited.
-    run = flow_run(stack, waiting["flow_run_id"])
-    assert (run.state.type.value, run.state.name) == ("PAUSED", "Suspended")
+    # In Prefect the run is suspended once its hold is over, and its process has exited.
+    run = suspended(stack, waiting["flow_run_id"])
     assert process_gone(run.infrastructure_pid)
     # Its slots all taken by waiting reviews, were they held, the worker still runs another.
     for waiting_too in others:
@@ -242,7 +276,9 @@ def test_reviews_survive_a_restart_of_the_stack_and_an_unanswered_one_expires(
     data_dir = tmp_path / "var"
     prefix = new_name_prefix()
     with (
-        running_stack(data_dir, prefect_api=prefect_server, name_prefix=prefix) as first,
+        running_stack(
+            data_dir, prefect_api=prefect_server, name_prefix=prefix, review_hold_s="0"
+        ) as first,
         httpx.Client(base_url=first.api, timeout=60) as client,
     ):
         kept = upload(
@@ -260,7 +296,11 @@ def test_reviews_survive_a_restart_of_the_stack_and_an_unanswered_one_expires(
 
     with (
         running_stack(
-            data_dir, prefect_api=prefect_server, name_prefix=prefix, reconcile_interval_s="1"
+            data_dir,
+            prefect_api=prefect_server,
+            name_prefix=prefix,
+            reconcile_interval_s="1",
+            review_hold_s="0",
         ) as second,
         httpx.Client(base_url=second.api, timeout=60) as client,
     ):
