@@ -99,7 +99,7 @@ def spare_processes() -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
             except OSError:
                 continue
-            if b"deployments.spare" in cmdline or b"itemsheet.child --serve" in cmdline:
+            if b"deployments.spare" in cmdline or b"itemsheet.sandbox.child --serve" in cmdline:
                 found.append(int(entry.name))
     return found
 

@@ -12,8 +12,8 @@ import pytest
 
 from db.models import ImportJob, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.importing import begin_attempt, finish_job
-from itemsheet.transitions import TransitionRefused, move, moved
+from itemsheet.jobs.importing import begin_attempt, finish_job
+from itemsheet.jobs.transitions import TransitionRefused, move, moved
 from orchestration.events import JobEvent, JobEvents
 from tests.api.helpers import add_job, read_job
 
@@ -175,7 +175,7 @@ def test_nothing_but_move_changes_a_status() -> None:
         p
         for folder in PRODUCT
         for p in (ROOT / folder).rglob("*.py")
-        if "migrations" not in p.parts and p != ROOT / "itemsheet" / "transitions.py"
+        if "migrations" not in p.parts and p != ROOT / "itemsheet" / "jobs" / "transitions.py"
     ]
     assert len(modules) > 50
     assert [hit for p in modules for hit in _status_writes(p)] == []
