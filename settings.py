@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.enums import ImportMode
-from itemsheet.source_urls import form_refusal
+from itemsheet.sheet.source_urls import form_refusal
 
 MIB = 1024 * 1024
 BATCH = 10_000

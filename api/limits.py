@@ -12,7 +12,7 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from itemsheet.storage import too_large_reason
+from itemsheet.files.storage import too_large_reason
 from settings import get_settings
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

@@ -24,8 +24,8 @@ from api.origin import OriginCheck
 from api.routes import docs, errors, events, exports, health, imports, metrics, page, review
 from api.schemas import ErrorOut
 from db.migrate import upgrade_database
-from itemsheet.jobs import InvalidCursor, JobConflict, JobNotFound
-from itemsheet.messages import QUOTED_CHARS, clip
+from itemsheet.jobs.views import InvalidCursor, JobConflict, JobNotFound
+from itemsheet.sheet.messages import QUOTED_CHARS, clip
 from orchestration.dispatch import Dispatcher
 from orchestration.trigger import PrefectTrigger
 from settings import SettingsError, get_settings

@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from itemsheet.job_stats import START_DELAY_BOUNDS_S, JobStats
+from itemsheet.jobs.job_stats import START_DELAY_BOUNDS_S, JobStats
 
 Endpoint = Literal["upload", "progress"]
 UPLOAD_PATH = "/api/excel/import"

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from db.models import JobStatus
-from itemsheet.header import check_mapping_size
-from itemsheet.jobs import GuardTrip, JobView
+from itemsheet.jobs.views import GuardTrip, JobView
+from itemsheet.sheet.header import check_mapping_size
 
 
 class ErrorOut(BaseModel):

@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 from api.schemas import JobProgress
 from api.services.reports import eta_seconds, flow_run_url
 from db.models import ImportJob
-from itemsheet.jobs import job_view
+from itemsheet.jobs.views import job_view
 
 
 @dataclass(frozen=True)

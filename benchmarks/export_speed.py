@@ -6,7 +6,7 @@ memory, on SQLite.
 
 Fills a new SQLite data dir with N items through the item store's own bulk merge (every
 field set, one in three descriptions absent), then, for each format, exports all of them
-in a fresh process, as the route streams them (`itemsheet.exports.export_chunks`, the
+in a fresh process, as the route streams them (`itemsheet.downloads.exports.export_chunks`, the
 chunks counted and dropped), and prints items/s and that process's peak RSS. The export
 reads a page of 5,000 items at a time, so its memory does not grow with N.
 """
@@ -76,7 +76,7 @@ def fill(data_dir: Path, items: int) -> float:
 def export(data_dir: Path, fmt: str) -> dict[str, Any]:
     """Export every item as `fmt` in this process; items/s and peak RSS."""
     from db.item_pages import ItemFilter
-    from itemsheet.exports import FileFormat, export_chunks
+    from itemsheet.downloads.exports import FileFormat, export_chunks
 
     use_data_dir(data_dir)
     size = 0

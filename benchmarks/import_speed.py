@@ -70,7 +70,7 @@ def seed(url: str, rows: int) -> None:
 
     from db.item_store import merge_items
     from db.models import utcnow
-    from itemsheet.validate import PRICE_DTYPE
+    from itemsheet.sheet.validate import PRICE_DTYPE
 
     env_url(url)
     from db.migrate import upgrade_database
@@ -214,9 +214,8 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
     batch_size = _batch(batch_size, url)
     from db.models import JobSource
     from db.session import session_scope
-    from itemsheet.formats import FileFormat, PackageLimits, check_package, detect_format
-    from itemsheet.header import find_header
-    from itemsheet.importing import (
+    from itemsheet.files.storage import StoredFile
+    from itemsheet.jobs.importing import (
         JobOptions,
         apply_batch,
         begin_attempt,
@@ -224,12 +223,13 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
         create_job,
         record_summary,
     )
-    from itemsheet.prepare import SheetSummary
-    from itemsheet.reader import read_grid
-    from itemsheet.review import end_preview
-    from itemsheet.running import GUARD_STEP_ROWS
-    from itemsheet.storage import StoredFile
-    from itemsheet.validate import validate
+    from itemsheet.jobs.review import end_preview
+    from itemsheet.runs.running import GUARD_STEP_ROWS
+    from itemsheet.sheet.formats import FileFormat, PackageLimits, check_package, detect_format
+    from itemsheet.sheet.header import find_header
+    from itemsheet.sheet.prepare import SheetSummary
+    from itemsheet.sheet.reader import read_grid
+    from itemsheet.sheet.validate import validate
     from settings import get_settings
 
     env_url(url)
@@ -320,8 +320,8 @@ def naive(file: Path, url: str, sample: int, batch_size: int | None) -> dict[str
 
     from db.models import Item, utcnow
     from db.session import session_scope
-    from itemsheet.formats import PackageLimits
-    from itemsheet.prepare import prepare
+    from itemsheet.sheet.formats import PackageLimits
+    from itemsheet.sheet.prepare import prepare
 
     env_url(url)
     validated, _ = prepare(

@@ -106,7 +106,7 @@ def spare_processes() -> list[int]:
                 for name in (
                     b"deployments.forkserver",
                     b"deployments.spare",
-                    b"itemsheet.child --serve",
+                    b"itemsheet.sandbox.child --serve",
                 )
             ):
                 found.append(int(entry.name))

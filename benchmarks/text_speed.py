@@ -11,7 +11,7 @@ CSV a German Excel saves ("CSV (Trennzeichen-getrennt)"): Windows-1252, `;`, CRL
 decimal comma and `.` thousands, umlauts in names (cached in benchmarks/.cache as
 `items-N-numbers.xlsx`, `items-N-en.csv`, `items-N-de.csv`). For every checkout (`--root`) and
 file, a fresh process started with that checkout's own interpreter, in that checkout,
-times `itemsheet.prepare.prepare` (the data work of an import without its writes) and
+times `itemsheet.sheet.prepare.prepare` (the data work of an import without its writes) and
 keeps its peak RSS, its row and invalid-row counts and the sums of the validated `price`
 and `quantity` columns (equal across files and checkouts when they read the same
 numbers). If prepare refuses the file, its reason is kept instead. The same process then
@@ -155,8 +155,8 @@ def measure_file(root: Path, file: Path, shape: str) -> dict[str, Any]:
     importlib.import_module("pyarrow")
 
     import itemsheet
-    from itemsheet.formats import PackageLimits
-    from itemsheet.prepare import prepare
+    from itemsheet.sheet.formats import PackageLimits
+    from itemsheet.sheet.prepare import prepare
 
     source = Path(itemsheet.__file__).resolve()
     if not source.is_relative_to(root):

@@ -33,10 +33,10 @@ from import_speed import RESULTS, Databases, env_url, log, sheet_for  # noqa: E4
 
 def _read(file: Path) -> Any:
     """The sheet's validated rows, as an import's write step gets them."""
-    from itemsheet.formats import PackageLimits, check_package, detect_format
-    from itemsheet.header import find_header
-    from itemsheet.reader import read_grid
-    from itemsheet.validate import validate
+    from itemsheet.sheet.formats import PackageLimits, check_package, detect_format
+    from itemsheet.sheet.header import find_header
+    from itemsheet.sheet.reader import read_grid
+    from itemsheet.sheet.validate import validate
     from settings import get_settings
 
     settings = get_settings()
@@ -59,11 +59,11 @@ def write(validated: Any, url: str, batch_size: int, *, before_image: bool) -> d
     """Write every batch into `url` as `apply_batch` does; with or without the before-image."""
     import uuid
 
-    import itemsheet.importing as importing
+    import itemsheet.jobs.importing as importing
     from db.models import JobSource
     from db.session import session_scope
-    from itemsheet.prepare import SheetSummary
-    from itemsheet.storage import StoredFile
+    from itemsheet.files.storage import StoredFile
+    from itemsheet.sheet.prepare import SheetSummary
 
     env_url(url)
     keep = importing.keep_before
@@ -148,8 +148,8 @@ def undo(url: str, job_id: str) -> dict[str, Any]:
 
     from db.models import Item
     from db.session import session_scope
-    from itemsheet.importing import begin_attempt
-    from itemsheet.undoing import apply_undo_batch, create_undo_job, finish_undo, plan_undo
+    from itemsheet.jobs.importing import begin_attempt
+    from itemsheet.jobs.undoing import apply_undo_batch, create_undo_job, finish_undo, plan_undo
 
     env_url(url)
     started = time.perf_counter()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from itemsheet.sizes import human_size
+from itemsheet.sheet.sizes import human_size
 from settings import Settings
 
 DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"

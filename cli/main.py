@@ -18,9 +18,9 @@ from db.enums import ImportMode, JobSource, JobStatus, OnError
 from settings import SettingsError, apply_prefect_defaults, get_settings
 
 if TYPE_CHECKING:
-    from itemsheet.exports import FileFormat
-    from itemsheet.importing import JobOptions
-    from itemsheet.jobs import JobView
+    from itemsheet.downloads.exports import FileFormat
+    from itemsheet.jobs.importing import JobOptions
+    from itemsheet.jobs.views import JobView
 
 # Each command imports what it acts on when it runs: `importer up` starts its Prefect
 # server before anything loads polars, Alembic or the import logic.
@@ -60,7 +60,7 @@ def _report(job_id: uuid.UUID) -> tuple[JobView, list[dict[str, Any]]]:
     """The job and its first row errors."""
     from db.repository import get_job, list_row_errors
     from db.session import session_scope
-    from itemsheet.jobs import job_view
+    from itemsheet.jobs.views import job_view
 
     with session_scope(write=False) as session:
         job = get_job(session, job_id)
@@ -116,7 +116,7 @@ def import_file(
 ) -> None:
     """Import FILE now, in this process, showing progress."""
     from cli import review
-    from itemsheet.importing import JobOptions
+    from itemsheet.jobs.importing import JobOptions
 
     apply_prefect_defaults()
     from orchestration.events import flush_events
@@ -151,7 +151,7 @@ def _import_now(file: Path, options: JobOptions, *, as_json: bool) -> None:
     """Create FILE's job and run its flow here; exits with the job's outcome."""
     from cli import review
     from db.session import session_scope
-    from itemsheet.uploads import job_for_path
+    from itemsheet.jobs.uploads import job_for_path
 
     with session_scope() as session:
         job = job_for_path(
@@ -199,7 +199,7 @@ def undo(
 ) -> None:
     """Undo an import now, in this process: delete the items it created, restore the rest."""
     from db.session import session_scope
-    from itemsheet.undoing import UndoRefused, create_undo_job
+    from itemsheet.jobs.undoing import UndoRefused, create_undo_job
 
     apply_prefect_defaults()
     from flows.undo_import import undo_import
@@ -255,7 +255,7 @@ def confirm(
     """Write an import that awaits its review (another --map, --encoding, --delimiter or
     --decimal is previewed first)."""
     from cli import review
-    from itemsheet.review import ReviewAnswer
+    from itemsheet.jobs.review import ReviewAnswer
 
     apply_prefect_defaults()
     from orchestration.events import flush_events
@@ -282,7 +282,7 @@ def confirm(
 def reject(job_id: Annotated[uuid.UUID, typer.Argument(help="The job awaiting review.")]) -> None:
     """Cancel an import that awaits its review: nothing is written."""
     from cli import review
-    from itemsheet.review import ReviewAnswer
+    from itemsheet.jobs.review import ReviewAnswer
 
     apply_prefect_defaults()
     from orchestration.events import flush_events
@@ -350,7 +350,7 @@ def jobs(
 ) -> None:
     """List recent import jobs, newest first."""
     from db.session import session_scope
-    from itemsheet.jobs import job_view, list_history
+    from itemsheet.jobs.views import job_view, list_history
 
     _prepare_database()
     with session_scope(write=False) as session:
@@ -407,7 +407,7 @@ def gc(
     ] = False,
 ) -> None:
     """Remove what retention lets go of and the leftovers of interrupted work, now."""
-    from itemsheet.retention import clean_up
+    from itemsheet.housekeeping.retention import clean_up
 
     _prepare_database()
     report = clean_up(get_settings(), dry_run=dry_run)
@@ -420,7 +420,7 @@ def gc(
 
 def _file_format(file: Path) -> FileFormat:
     """The format a file's suffix names (`.xlsx` or `.csv`), or a usage error."""
-    from itemsheet.exports import FileFormat
+    from itemsheet.downloads.exports import FileFormat
 
     try:
         return FileFormat(file.suffix.lower().removeprefix("."))
@@ -436,7 +436,7 @@ def template(
     file: Annotated[Path, typer.Argument(help="Where to write it: a .xlsx or .csv file.")],
 ) -> None:
     """Write the import template: the columns, an example row and (xlsx) what each field takes."""
-    from itemsheet.template import template_bytes
+    from itemsheet.downloads.template import template_bytes
 
     data = template_bytes(_file_format(file))
     try:
@@ -468,8 +468,8 @@ def export(
 
     from db.item_pages import ItemFilter
     from db.session import session_scope
-    from itemsheet.exports import check_import_export, file_chunks, iter_item_pages
-    from itemsheet.jobs import JobConflict, JobNotFound
+    from itemsheet.downloads.exports import check_import_export, file_chunks, iter_item_pages
+    from itemsheet.jobs.views import JobConflict, JobNotFound
 
     fmt = _file_format(file)
     if sku_prefix and not sku_prefix.isprintable():

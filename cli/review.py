@@ -16,13 +16,13 @@ from rich.table import Table
 from cli.progress import run_followed
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
-from itemsheet.header import explicit_mapping
-from itemsheet.jobs import job_view
-from itemsheet.review import (
+from itemsheet.jobs.review import (
     ReviewAnswer,
     reading_text,
 )
-from itemsheet.text import check_choices
+from itemsheet.jobs.views import job_view
+from itemsheet.sheet.header import explicit_mapping
+from itemsheet.sheet.text import check_choices
 
 err = Console(stderr=True)
 out = Console(soft_wrap=True)

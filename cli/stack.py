@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from itemsheet.processes import alive, group_alive
+from itemsheet.sandbox.processes import alive, group_alive
 from settings import Settings, make_private_dir
 
 STARTUP_TIMEOUT_S = 240.0

@@ -60,7 +60,7 @@ class JobStatus(StrEnum):
         return self in JobStatus.terminal()
 
     def can_become(self, to: JobStatus) -> bool:
-        """Whether a job in this status may move to `to` (`itemsheet.transitions.move`)."""
+        """Whether a job in this status may move to `to` (`itemsheet.jobs.transitions.move`)."""
         return to in _NEXT[self]
 
 

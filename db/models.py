@@ -120,7 +120,7 @@ class ImportJob(Base):
     review_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     preview: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Guardrails: the import's preview pass (its own, or the review's) is checked against
-    # them before its first write (`itemsheet.guard`); what tripped is in `preview`.
+    # them before its first write (`itemsheet.jobs.guard`); what tripped is in `preview`.
     guard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # Undo (source `undo`): the import it undoes, whether conflicts are overwritten, and

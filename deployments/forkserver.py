@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from itemsheet.warm import WARM_NICE, Warming
+from itemsheet.sandbox.warm import WARM_NICE, Warming
 
 # What every run needs and starts no thread when imported (checked before any fork).
 TEMPLATE_MODULES = (

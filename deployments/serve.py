@@ -5,7 +5,7 @@ The worker is Prefect's own worker machinery (`deployments.worker.ImporterWorker
 server. It registers the deployments itself (module-path entrypoints: nothing is copied),
 starts only once a warm interpreter is ready, and besides Prefect's regular poll it looks
 at the importer database: a job that waits for its run wakes it at once. When it starts,
-it removes what interrupted work left behind (`itemsheet.leftovers`).
+it removes what interrupted work left behind (`itemsheet.housekeeping.leftovers`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from db.models import ImportJob, JobStatus
 from db.session import session_scope
 from deployments.definitions import TAGS, deployment_specs
 from deployments.worker import WORKER_TYPE, ImporterWorker
-from itemsheet.leftovers import remove_leftovers
-from itemsheet.sizes import human_size
+from itemsheet.housekeeping.leftovers import remove_leftovers
+from itemsheet.sheet.sizes import human_size
 from orchestration.names import WORK_POOL, prefixed
 from orchestration.reconcile import start_reconciler
 from settings import Settings, get_settings

@@ -2,7 +2,7 @@
 
 A worker keeps one or more of these ready. Each imports Prefect's engine, the flows and
 what they use (polars, fastexcel, SQLAlchemy) ahead of time, in a thread of low priority so
-a running import keeps the CPU (`itemsheet.warm`), and starts its own spare parse child.
+a running import keeps the CPU (`itemsheet.sandbox.warm`), and starts its own spare parse child.
 Then it says `ready` on stdout and waits on stdin for one line: the flow run id and the
 run's environment. It then runs Prefect's own engine entry point (`python -m
 prefect.engine`) in this process, so the run is exactly what a fresh interpreter would do,
@@ -68,8 +68,8 @@ def serve(*, nice: int | None, output_fd: int) -> int:
     with the modules it imported before the fork already there."""
     # The parse child is started from this thread, so it keeps normal priority for the
     # parse; it warms itself up at low priority too.
-    from itemsheet.child import keep_spare_child
-    from itemsheet.warm import WARM_NICE, Warming
+    from itemsheet.sandbox.child import keep_spare_child
+    from itemsheet.sandbox.warm import WARM_NICE, Warming
 
     # A worker with no ready spare hands a run to one still warming up: never slower than
     # a fresh interpreter, which would import the same modules from the start.

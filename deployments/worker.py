@@ -51,7 +51,7 @@ from pydantic import PrivateAttr
 
 from deployments.forks import ForkServer
 from deployments.spare import READY
-from itemsheet.warm import WARM_NICE
+from itemsheet.sandbox.warm import WARM_NICE
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Flow as APIFlow
@@ -541,7 +541,7 @@ STOPPED_REASON = "the worker carrying out the import stopped; it resumes on the 
 
 def _leave_to_resume(flow_run_ids: set[UUID]) -> int:
     from db.session import session_scope
-    from itemsheet.claims import mark_runs_interrupted
+    from itemsheet.jobs.claims import mark_runs_interrupted
 
     with session_scope() as session:
         return mark_runs_interrupted(session, flow_run_ids, reason=STOPPED_REASON)

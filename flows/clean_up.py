@@ -1,14 +1,14 @@
 """The `clean-up` flow: retention and leftovers, on a schedule (`IMPORTER_CLEAN_UP_CRON`).
 
-What is removed, and why it is safe while imports run, is `itemsheet.retention` and
-`itemsheet.leftovers`; here is only the Prefect part: the run and its log.
+What is removed, and why it is safe while imports run, is `itemsheet.housekeeping.retention` and
+`itemsheet.housekeeping.leftovers`; here is only the Prefect part: the run and its log.
 """
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from itemsheet import retention
+from itemsheet.housekeeping import retention
 from settings import get_settings
 
 

@@ -1,8 +1,8 @@
-"""The `import-items` flow: its tasks, wired to the steps in `itemsheet.running`.
+"""The `import-items` flow: its tasks, wired to the steps in `itemsheet.runs.running`.
 
 A run loads and validates the job's file (`load-sheet`), writes it batch by batch
 (`write-batches`) while it beats, and ends the job. What each step does, and what a run
-that ends abnormally makes of its job (`itemsheet.recovery.after_run`), is decided outside
+that ends abnormally makes of its job (`itemsheet.jobs.recovery.after_run`), is decided outside
 this module; here are only the Prefect parts: tasks, artifacts, states, the review's pause.
 The writer task and the hooks it shares with the undo flow are in `flows.job_hooks`.
 """
@@ -40,9 +40,9 @@ from flows.job_hooks import (
     run_cancelled,
     writer_task,
 )
-from itemsheet import running
-from itemsheet.markdown import md_text
-from itemsheet.review import ReviewAnswer, pause_key
+from itemsheet.jobs.review import ReviewAnswer, pause_key
+from itemsheet.runs import running
+from itemsheet.sheet.markdown import md_text
 from orchestration.answers import apply_in_run
 from orchestration.events import job_page_url
 from settings import get_settings

@@ -2,7 +2,7 @@
 the end of a cancelled run, and the hooks that settle a job when its run ends abnormally.
 
 The hooks read only the run's `job_id`; what a run's end makes of its job is one rule for
-all job flows (`itemsheet.recovery.after_run`).
+all job flows (`itemsheet.jobs.recovery.after_run`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from prefect.states import Cancelled
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from db.models import JobStatus
-from itemsheet import running
-from itemsheet.errors import SheetError
-from itemsheet.recovery import CANCELLED_REASON, RunEnd, after_run
+from itemsheet.jobs.recovery import CANCELLED_REASON, RunEnd, after_run
+from itemsheet.runs import running
+from itemsheet.sheet.errors import SheetError
 
 # Loaded for its listener, which sends the event of each job status change: every job flow
 # loads this module, so none can forget it (`tests/orchestration/test_events.py`).

@@ -1,7 +1,7 @@
 """The `reimport-items` flow: import a file from a path or fsspec URL on a schedule.
 
 Whether the import runs at all (an unchanged file, or one still being reimported, does
-not) is decided by `itemsheet.reimport`; the import itself is the `import-items` flow, run
+not) is decided by `itemsheet.runs.reimport`; the import itself is the `import-items` flow, run
 as a subflow so it shows under this run in the Prefect UI.
 """
 
@@ -14,8 +14,8 @@ from prefect.states import Failed
 
 from db.models import ImportMode, JobStatus, OnError
 from flows.import_items import import_items
-from itemsheet import running
-from itemsheet.reimport import plan_reimport
+from itemsheet.runs import running
+from itemsheet.runs.reimport import plan_reimport
 
 
 @flow(name="reimport-items", flow_run_name="reimport {source}", log_prints=True)

@@ -1,4 +1,4 @@
-"""The `undo-import` flow: undo one import batch by batch, wired to `itemsheet.undo_running`.
+"""The `undo-import` flow: undo one import batch by batch, wired to `itemsheet.runs.undo_running`.
 
 An undo job runs like an import: one attempt at a time (`running.begin`), a heartbeat,
 batches committed with their progress, the same hooks (so a crashed run is resumed by the
@@ -23,7 +23,7 @@ from flows.job_hooks import (
     progress_bar,
     writer_task,
 )
-from itemsheet import running, undo_running
+from itemsheet.runs import running, undo_running
 
 
 def _run_name() -> str:

@@ -6,7 +6,7 @@ Three callers give answers: the API (`api/routes/review.py`), the command line
 resumes the suspended run itself. The API and the command line call `answer_review`, which
 checks the answer, hands it to the job's suspended run, applies it to the job, and sees
 that something carries the job on; the run resumed from the form applies the same answer
-with `apply_in_run`. Both apply it with `itemsheet.review.accept`, which does nothing the
+with `apply_in_run`. Both apply it with `itemsheet.jobs.review.accept`, which does nothing the
 second time, so the caller's answer and the run's own never apply twice.
 """
 
@@ -23,16 +23,16 @@ from sqlalchemy.orm import Session
 
 from db.repository import get_job
 from db.session import session_scope
-from itemsheet.dispatching import request_run
-from itemsheet.header import explicit_mapping
-from itemsheet.jobs import JobView, job_view, load_job
-from itemsheet.review import (
+from itemsheet.jobs.dispatching import request_run
+from itemsheet.jobs.review import (
     ReviewAnswer,
     ReviewConflict,
     accept,
     check_answerable,
     refuse_answer,
 )
+from itemsheet.jobs.views import JobView, job_view, load_job
+from itemsheet.sheet.header import explicit_mapping
 from orchestration.trigger import TriggerUnavailable
 
 log = logging.getLogger(__name__)

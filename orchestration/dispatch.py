@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from db.models import utcnow
 from db.session import session_scope
-from itemsheet.dispatching import Waiting, find_waiting, note_waiting, record_run
+from itemsheet.jobs.dispatching import Waiting, find_waiting, note_waiting, record_run
 
 # Imported for what importing it does: every process that runs a dispatcher (the API,
 # each worker) tells Prefect of the job transitions it commits, the dispatcher's

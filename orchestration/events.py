@@ -3,7 +3,7 @@
 The rest of the system learns of imports through Prefect's events, and Prefect automations
 act on them (`orchestration.automations`). Jobs change status in many places and processes
 (a flow run, the API's cancel, the reconciler, the dispatcher's time-out, a refused file),
-always through `itemsheet.transitions.move`, which notes the job on its session; so one
+always through `itemsheet.jobs.transitions.move`, which notes the job on its session; so one
 session listener sees them all, in every process that has imported this module (it listens
 from the import on). At each flush it takes the jobs moved in the transaction, as they are
 then, and sends their events after the commit: a rolled-back change sends nothing, and a
@@ -31,8 +31,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from db.models import ImportMode, JobSource, JobStatus
-from itemsheet.jobs import GuardView, JobView, job_view
-from itemsheet.transitions import moved
+from itemsheet.jobs.transitions import moved
+from itemsheet.jobs.views import GuardView, JobView, job_view
 from settings import get_settings
 
 # The one place that says which transitions are told, and by what name: a new status

@@ -18,8 +18,8 @@ from prefect.logging import get_logger
 
 from db.models import utcnow
 from db.session import session_scope
-from itemsheet.claims import claim, find_quiet, record_new_run
-from itemsheet.recovery import Act, JobFacts, Policy, RunState, decide
+from itemsheet.jobs.claims import claim, find_quiet, record_new_run
+from itemsheet.jobs.recovery import Act, JobFacts, Policy, RunState, decide
 from orchestration.dispatch import dispatch_once
 from orchestration.trigger import PrefectTrigger, TriggerUnavailable
 from settings import Settings, get_settings
@@ -54,7 +54,7 @@ async def reconcile_once(resumer: Resumer, settings: Settings) -> dict[uuid.UUID
     """One round: carry out `recovery.decide` for each quiet job; returns what was done.
 
     This only gathers facts (the job rows, their runs' states) and carries out the answer;
-    the rules are all in `itemsheet.recovery`.
+    the rules are all in `itemsheet.jobs.recovery`.
     """
     now, policy = utcnow(), policy_of(settings)
     with session_scope(write=False) as session:

@@ -17,7 +17,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 from prefect.states import Cancelled, Cancelling, Crashed
 
-from itemsheet.recovery import RunState
+from itemsheet.jobs.recovery import RunState
 from orchestration.names import (
     IMPORT_DEPLOYMENT,
     IMPORT_FLOW,

@@ -15,9 +15,9 @@ from api.deps import JobIdPath, ReadSessionDep
 from api.schemas import ErrorOut, RowErrorOut, RowErrorPage
 from api.services.reports import iter_errors_csv
 from db.repository import count_row_errors, list_row_errors
-from itemsheet.errors import SheetError
-from itemsheet.jobs import load_job
-from itemsheet.rejected import NoRejectedRows, RejectedGone, rejected_file
+from itemsheet.downloads.rejected import NoRejectedRows, RejectedGone, rejected_file
+from itemsheet.jobs.views import load_job
+from itemsheet.sheet.errors import SheetError
 
 # An offset is read past row by row; beyond this, page by key (`after_row`).
 MAX_OFFSET = 100_000

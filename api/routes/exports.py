@@ -14,8 +14,8 @@ from pydantic import BeforeValidator
 from api.deps import ReadSessionDep
 from api.schemas import ErrorOut
 from db.item_pages import ItemFilter
-from itemsheet.exports import MEDIA_TYPES, FileFormat, check_import_export, export_chunks
-from itemsheet.template import template_bytes
+from itemsheet.downloads.exports import MEDIA_TYPES, FileFormat, check_import_export, export_chunks
+from itemsheet.downloads.template import template_bytes
 
 router = APIRouter(tags=["items"], responses={422: {"model": ErrorOut}})
 

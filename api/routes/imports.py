@@ -26,9 +26,11 @@ from api.deps import JobIdPath, ReadSessionDep, SessionDep, SettingsDep, Trigger
 from api.schemas import DuplicateOut, ErrorOut, ImportAccepted, JobPage, JobProgress
 from api.views import job_links, job_progress
 from db.models import ImportMode, JobSource, JobStatus, OnError
-from itemsheet.header import MAPPING_BYTES, explicit_mapping, mapping_too_big
-from itemsheet.importing import JobOptions
-from itemsheet.jobs import (
+from itemsheet.files.storage import FileTooLarge
+from itemsheet.jobs.importing import JobOptions
+from itemsheet.jobs.undoing import UndoRefused, create_undo_job
+from itemsheet.jobs.uploads import DuplicateImport, UnsupportedFile, create_upload_job, store_upload
+from itemsheet.jobs.views import (
     JobConflict,
     JobNotFound,
     JobView,
@@ -38,10 +40,8 @@ from itemsheet.jobs import (
     reopen_for_retry,
     request_cancel,
 )
-from itemsheet.storage import FileTooLarge
-from itemsheet.text import check_choices
-from itemsheet.undoing import UndoRefused, create_undo_job
-from itemsheet.uploads import DuplicateImport, UnsupportedFile, create_upload_job, store_upload
+from itemsheet.sheet.header import MAPPING_BYTES, explicit_mapping, mapping_too_big
+from itemsheet.sheet.text import check_choices
 from orchestration.trigger import TriggerUnavailable
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ReadSessionDep
 from api.metrics import RequestMetrics, exposition, get_request_metrics
-from itemsheet.job_stats import read_job_stats
+from itemsheet.jobs.job_stats import read_job_stats
 
 router = APIRouter(tags=["metrics"])
 

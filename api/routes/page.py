@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from api.deps import SettingsDep
-from itemsheet.sizes import human_size
+from itemsheet.sheet.sizes import human_size
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 # The page builds every element from text, never from markup, and loads nothing but its own

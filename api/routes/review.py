@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from api.deps import ImportTrigger, JobIdPath, ReadSessionDep, SessionDep, SettingsDep, TriggerDep
 from api.routes.imports import NOT_FOUND, dispatch_after_answer
 from api.schemas import ErrorOut, PreviewOut, RemapIn, ReviewIn, SavedMappingOut
-from itemsheet.header import clip_keys
-from itemsheet.jobs import JobView, load_job
-from itemsheet.mappings import list_mappings
-from itemsheet.review import ReviewAnswer, expires_at, field_choices
+from itemsheet.jobs.mappings import list_mappings
+from itemsheet.jobs.review import ReviewAnswer, expires_at, field_choices
+from itemsheet.jobs.views import JobView, load_job
+from itemsheet.sheet.header import clip_keys
 from orchestration.answers import AnswerConflict, AnswerInvalid, CarryOn, answer_review
 from orchestration.trigger import TriggerUnavailable
 

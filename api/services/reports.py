@@ -10,8 +10,8 @@ from sqlalchemy import and_, or_, select
 from db.models import JobStatus, RowError
 from db.repository import ERROR_RECORD_COLUMNS
 from db.session import session_scope
-from itemsheet.csv_writer import CsvText, guard_formula
-from itemsheet.jobs import JobView
+from itemsheet.downloads.csv_writer import CsvText, guard_formula
+from itemsheet.jobs.views import JobView
 from settings import get_settings
 
 CSV_PAGE_ROWS = 2000

@@ -152,7 +152,9 @@ def test_the_api_never_imports_flows() -> None:
 
 
 def test_the_upload_service_imports_neither_fastapi_nor_prefect() -> None:
-    roots = {name.split(".")[0] for name in _imported_modules(ROOT / "itemsheet" / "uploads.py")}
+    roots = {
+        name.split(".")[0] for name in _imported_modules(ROOT / "itemsheet" / "jobs" / "uploads.py")
+    }
 
     assert not roots & {"fastapi", "starlette", "prefect", "flows"}
 

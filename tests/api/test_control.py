@@ -14,10 +14,9 @@ from fastapi.testclient import TestClient
 from api.deps import get_trigger
 from db.models import JobSource, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.importing import JobOptions
-from itemsheet.jobs import CANCELLED_BEFORE_START
-from itemsheet.retention import removed_reason
-from itemsheet.uploads import job_for_path
+from itemsheet.jobs.importing import JobOptions
+from itemsheet.jobs.uploads import job_for_path
+from itemsheet.jobs.views import CANCELLED_BEFORE_START, removed_reason
 from orchestration.dispatch import dispatch_once
 from settings import get_settings
 from tests.api.helpers import UNAVAILABLE, FakeTrigger, UnavailableTrigger, add_job, read_job

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from db.item_store import merge_items
 from db.models import JobSource, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.fields import FIELDS
-from itemsheet.template import REQUIRED_MARK, limit_of, type_of
+from itemsheet.downloads.template import REQUIRED_MARK, limit_of, type_of
+from itemsheet.sheet.fields import FIELDS
 from tests.api.helpers import add_job
 from tests.db.test_item_store import frame
 from tests.itemsheet.test_undoing import run_import

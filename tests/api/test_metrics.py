@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.deps import get_trigger
 from api.main import create_app
 from db.models import JobSource, JobStatus
-from itemsheet.formats import UNSUPPORTED
+from itemsheet.sheet.formats import UNSUPPORTED
 from tests.api.helpers import FakeTrigger, add_job, at
 
 KEY = "metrics-key-0123456789"

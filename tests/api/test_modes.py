@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from itemsheet.jobs import job_view
+from itemsheet.jobs.views import job_view
 from orchestration.events import job_event
 from tests.api.helpers import read_job, update_job
 from tests.api.test_metrics import scrape, value

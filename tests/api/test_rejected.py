@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 
-from itemsheet import running
+from itemsheet.runs import running
 from tests.api.helpers import add_job, stored_files, update_job
 from tests.contract.workbooks import write_xlsx
 

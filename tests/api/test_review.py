@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from db.models import ColumnMapping, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.review import REJECTED_REASON, ReviewAnswer
+from itemsheet.jobs.review import REJECTED_REASON, ReviewAnswer
 from tests.api.helpers import UNAVAILABLE, FakeTrigger, UnavailableTrigger, add_job, read_job
 
 PREVIEW: dict[str, Any] = {

@@ -18,7 +18,7 @@ from api.deps import get_trigger
 from db.models import JobSource, JobStatus, utcnow
 from db.repository import get_job
 from db.session import session_scope
-from itemsheet.formats import ACCEPTED
+from itemsheet.sheet.formats import ACCEPTED
 from orchestration.dispatch import dispatch_once
 from settings import get_settings
 from tests.api.helpers import (

@@ -188,7 +188,7 @@ def data_dir(tmp_path: Path, sqlite_template: Path) -> Path:
 
 def run_here_without_prefect(job_id: uuid.UUID, *, as_json: bool) -> None:
     """`cli.review.run_here` without a Prefect flow run: the flow's steps
-    (`itemsheet.running.attempt`, which the flow calls with its load and write tasks) with
+    (`itemsheet.runs.running.attempt`, which the flow calls with its load and write tasks) with
     the load and write steps called directly, and a previewed job left to wait for its
     review with no run, as the flow leaves it when run in its caller's process.
 
@@ -198,7 +198,7 @@ def run_here_without_prefect(job_id: uuid.UUID, *, as_json: bool) -> None:
     """
     from cli.progress import run_followed
     from cli.review import err
-    from itemsheet import running
+    from itemsheet.runs import running
 
     def write(key: uuid.UUID, attempt: int, batches: int) -> bool:
         return running.write(key, attempt, batches, lambda percent, total: None)

@@ -1,7 +1,7 @@
 """The rejected rows of an import, fixed and imported again (README "Rejected rows").
 
 Each case imports a file with failing rows through the CLI, takes its rejected rows as
-`GET .../rejected.xlsx` and `.csv` build them (`itemsheet.rejected.rejected_file`, with
+`GET .../rejected.xlsx` and `.csv` build them (`itemsheet.downloads.rejected.rejected_file`, with
 the parse child a real process), fixes the cells with openpyxl or as text, imports the
 fixed file and looks at the items.
 """
@@ -45,7 +45,7 @@ ROWS = [
 
 def rejected(data_dir: Path, job_id: str, kind: str, env: dict[str, str] | None = None) -> bytes:
     """The job's rejected-rows file, as the API's route builds it."""
-    from itemsheet.rejected import rejected_file
+    from itemsheet.downloads.rejected import rejected_file
 
     settings = dict(env or {})
     if data_dir in _DATABASE_URLS:

@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner
 
-from itemsheet.fields import FIELDS
+from itemsheet.sheet.fields import FIELDS
 from tests.contract.test_cli_contract import (
     _DATABASE_URLS,
     BOTH_DATABASES,

@@ -22,8 +22,8 @@ import pytest
 from db.models import JobSource, JobStatus
 from db.session import reset_engines, session_scope
 from devtools.stack import ROOT, RunningStack, final_flow_run, wait_for
-from itemsheet.importing import JobOptions
-from itemsheet.uploads import job_for_path
+from itemsheet.jobs.importing import JobOptions
+from itemsheet.jobs.uploads import job_for_path
 from orchestration.automations import load_spec
 from settings import get_settings
 from tests.contract.workbooks import write_xlsx

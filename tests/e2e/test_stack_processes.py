@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from devtools.stack import running_stack
-from itemsheet.processes import group_alive
+from itemsheet.sandbox.processes import group_alive
 
 pytestmark = pytest.mark.stack
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from db.session import session_scope
-from itemsheet.undoing import create_undo_job
+from itemsheet.jobs.undoing import create_undo_job
 from orchestration.dispatch import dispatch_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings

@@ -24,8 +24,8 @@ from db.models import ImportJob, Item, JobSource
 from db.repository import get_job
 from db.session import session_scope
 from devtools.stack import gate_env
-from itemsheet.importing import JobOptions
-from itemsheet.uploads import job_for_path
+from itemsheet.jobs.importing import JobOptions
+from itemsheet.jobs.uploads import job_for_path
 from orchestration.dispatch import dispatch_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings

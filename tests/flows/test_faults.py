@@ -26,8 +26,8 @@ from db.repository import get_job
 from db.session import reset_engines, session_scope
 from devtools import postgres
 from flows.import_items import import_items
-from itemsheet.importing import JobOptions, finish_job
-from itemsheet.uploads import job_for_path
+from itemsheet.jobs.importing import JobOptions, finish_job
+from itemsheet.jobs.uploads import job_for_path
 from settings import get_settings
 from tests.contract.workbooks import write_xlsx
 from tests.e2e.workers import (

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-import itemsheet.running as running_module
+import itemsheet.runs.running as running_module
 from db.models import ImportJob, Item, JobSource, JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from flows.import_items import import_items
-from itemsheet.importing import JobOptions
-from itemsheet.uploads import job_for_path
+from itemsheet.jobs.importing import JobOptions
+from itemsheet.jobs.uploads import job_for_path
 from tests.contract.workbooks import write_csv, write_xlsx
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "importer_env")

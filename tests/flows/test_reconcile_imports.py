@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from db.models import ImportJob, JobSource, JobStatus, utcnow
 from db.session import session_scope
 from flows.reconcile_imports import reconcile_imports
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.recovery import Act
-from itemsheet.storage import StoredFile
+from itemsheet.files.storage import StoredFile
+from itemsheet.jobs.importing import JobOptions, create_job
+from itemsheet.jobs.recovery import Act
 from orchestration.reconcile import reconcile_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings

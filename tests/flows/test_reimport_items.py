@@ -10,8 +10,8 @@ from sqlalchemy import select
 from db.models import ImportJob, JobSource, JobStatus
 from db.session import session_scope
 from flows.reimport_items import reimport_items
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.storage import StoredFile
+from itemsheet.files.storage import StoredFile
+from itemsheet.jobs.importing import JobOptions, create_job
 from tests.contract.workbooks import write_xlsx
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "importer_env")

@@ -22,8 +22,8 @@ from sqlalchemy import select
 from db.models import ColumnMapping, ImportJob, JobStatus, OnError
 from db.repository import count_row_errors
 from db.session import session_scope
-from itemsheet.recovery import Act
-from itemsheet.review import REJECTED_REASON, ReviewAnswer, accept
+from itemsheet.jobs.recovery import Act
+from itemsheet.jobs.review import REJECTED_REASON, ReviewAnswer, accept
 from orchestration.reconcile import reconcile_once
 from orchestration.trigger import PrefectTrigger
 from settings import get_settings

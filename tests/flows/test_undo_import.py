@@ -15,7 +15,7 @@ from db.models import ImportJob, Item, ItemUndo, JobSource, JobStatus
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from flows.undo_import import undo_import
-from itemsheet.undoing import UndoRefused, create_undo_job
+from itemsheet.jobs.undoing import UndoRefused, create_undo_job
 from tests.contract.workbooks import write_xlsx
 from tests.flows.test_import_items import queue_job, run_job
 

@@ -14,10 +14,10 @@ import pytest
 from db.models import JobStatus
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
-from itemsheet import running
-from itemsheet.importing import begin_attempt
-from itemsheet.prepare import SheetSummary
-from itemsheet.validate import unnamed
+from itemsheet.jobs.importing import begin_attempt
+from itemsheet.runs import running
+from itemsheet.sheet.prepare import SheetSummary
+from itemsheet.sheet.validate import unnamed
 from tests.api.helpers import add_job
 
 BATCH = 3

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from itemsheet.reader import Grid
+from itemsheet.sheet.reader import Grid
 
 
 def grid_of(

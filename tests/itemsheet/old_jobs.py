@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from db.models import ImportJob, JobSource, JobStatus, RowError, utcnow
 from db.session import session_scope
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.storage import StoredFile, store_stream
+from itemsheet.files.storage import StoredFile, store_stream
+from itemsheet.jobs.importing import JobOptions, create_job
 from settings import get_settings
 
 LONG_AGO = timedelta(days=200)

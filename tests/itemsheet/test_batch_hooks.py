@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from db.models import Item, JobStatus
 from db.session import session_scope
-from itemsheet import batch_hooks
-from itemsheet.batch_hooks import BatchPoint
-from itemsheet.running import commit_batches
+from itemsheet.runs import batch_hooks
+from itemsheet.runs.batch_hooks import BatchPoint
+from itemsheet.runs.running import commit_batches
 from tests.api.helpers import add_job
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"

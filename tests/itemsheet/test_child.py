@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from itemsheet.child import ChildLimits, keep_spare_child, prepare_in_child
-from itemsheet.errors import SheetError
-from itemsheet.formats import PackageLimits
-from itemsheet.header import MappingChoice
+from itemsheet.sandbox.child import ChildLimits, keep_spare_child, prepare_in_child
+from itemsheet.sheet.errors import SheetError
+from itemsheet.sheet.formats import PackageLimits
+from itemsheet.sheet.header import MappingChoice
 from tests.conftest import mode_of
 from tests.contract.workbooks import write_csv, write_xlsx
 

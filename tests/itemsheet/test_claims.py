@@ -7,7 +7,7 @@ from pathlib import Path
 
 from db.models import ImportJob, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.claims import mark_runs_interrupted
+from itemsheet.jobs.claims import mark_runs_interrupted
 from tests.api.helpers import add_job
 
 

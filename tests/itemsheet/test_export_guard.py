@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from itemsheet.csv_writer import guard_cell
-from itemsheet.header import find_header
-from itemsheet.validate import validate
+from itemsheet.downloads.csv_writer import guard_cell
+from itemsheet.sheet.header import find_header
+from itemsheet.sheet.validate import validate
 from tests.itemsheet.grids import grid_of
 
 FORMULA_STARTS = ["=", "+", "-", "@", "'", "''"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from itemsheet.failures import FailureClass, classify_failure
-from itemsheet.formats import PASSWORD_PROTECTED, UNSUPPORTED
-from itemsheet.storage import too_large_reason
+from itemsheet.files.storage import too_large_reason
+from itemsheet.jobs.failures import FailureClass, classify_failure
+from itemsheet.sheet.formats import PASSWORD_PROTECTED, UNSUPPORTED
 
 F = FailureClass
 

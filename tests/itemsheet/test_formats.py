@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from itemsheet.errors import SheetError
-from itemsheet.formats import (
+from itemsheet.sheet.errors import SheetError
+from itemsheet.sheet.formats import (
     PASSWORD_PROTECTED,
     Container,
     FileFormat,

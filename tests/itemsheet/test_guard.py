@@ -14,11 +14,11 @@ import pytest
 
 from db.models import ImportJob, Item, JobSource, JobStatus
 from db.session import session_scope
-from itemsheet import running
-from itemsheet.importing import JobOptions, create_job
-from itemsheet.jobs import JobView, job_view
-from itemsheet.review import ReviewAnswer
-from itemsheet.storage import StoredFile
+from itemsheet.files.storage import StoredFile
+from itemsheet.jobs.importing import JobOptions, create_job
+from itemsheet.jobs.review import ReviewAnswer
+from itemsheet.jobs.views import JobView, job_view
+from itemsheet.runs import running
 from orchestration.answers import apply_in_run
 from settings import get_settings
 from tests.itemsheet.attempts import BATCH, Files, attempt, fake_parse_child
@@ -322,7 +322,7 @@ def test_an_import_stopped_after_its_check_resumes_writing_exactly(files: Files)
     frame = sheet(["11"] * N, [6] * N)
     stopped = new_job(files, frame)
     with session_scope() as session:
-        from itemsheet.importing import begin_attempt
+        from itemsheet.jobs.importing import begin_attempt
 
         number = begin_attempt(session, stopped, flow_run_id=None)
     assert number is not None

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from itemsheet.errors import MappingNeeded, SheetError
-from itemsheet.fields import field_for_header, normalise_header
-from itemsheet.header import (
+from itemsheet.sheet.errors import MappingNeeded, SheetError
+from itemsheet.sheet.fields import field_for_header, normalise_header
+from itemsheet.sheet.header import (
     MappingChoice,
     SavedMapping,
     clip_keys,
@@ -16,7 +16,7 @@ from itemsheet.header import (
     find_header,
     header_key,
 )
-from itemsheet.messages import KEY_CHARS
+from itemsheet.sheet.messages import KEY_CHARS
 from tests.itemsheet.grids import grid_of
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from db.models import ImportJob, Item, ItemUndo, JobSource, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
-from itemsheet.importing import BatchOutcome, apply_batch, begin_attempt, record_abort
+from itemsheet.jobs.importing import BatchOutcome, apply_batch, begin_attempt, record_abort
 
 SEEDED = datetime(2026, 6, 1, tzinfo=UTC)
 LATER = datetime(2026, 6, 2, tzinfo=UTC)

@@ -11,9 +11,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from db.models import ImportJob
-from itemsheet.markdown import md_text
-from itemsheet.review import review_text
-from itemsheet.running import summary
+from itemsheet.jobs.review import review_text
+from itemsheet.runs.running import summary
+from itemsheet.sheet.markdown import md_text
 from tests.api.helpers import add_job, add_row_errors
 
 FILENAME = "[x](javascript:alert(1)) *b* | c.xlsx"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from db.models import JobSource
 from db.session import session_scope
-from itemsheet.header import find_header
-from itemsheet.importing import JobOptions, record_summary
-from itemsheet.jobs import job_view
-from itemsheet.messages import MAX_WARNINGS, MESSAGE_CHARS, capped, clip, with_kept_errors
-from itemsheet.prepare import SheetSummary
-from itemsheet.uploads import job_for_path
+from itemsheet.jobs.importing import JobOptions, record_summary
+from itemsheet.jobs.uploads import job_for_path
+from itemsheet.jobs.views import job_view
+from itemsheet.sheet.header import find_header
+from itemsheet.sheet.messages import MAX_WARNINGS, MESSAGE_CHARS, capped, clip, with_kept_errors
+from itemsheet.sheet.prepare import SheetSummary
 from tests.itemsheet.grids import grid_of
 
 

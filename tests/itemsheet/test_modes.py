@@ -109,7 +109,7 @@ def test_a_reviews_drift_names_skipped_rows_only_where_its_mode_skipped_some(
     mode: ImportMode, skipped: tuple[int, int], sentence: str
 ) -> None:
     from db.models import ImportJob
-    from itemsheet.review import drift_warning
+    from itemsheet.jobs.review import drift_warning
 
     said, made = skipped
     counts = {"total_rows": 4 + said, "created": 0, "updated": 4, "unchanged": 0}

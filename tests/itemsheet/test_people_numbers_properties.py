@@ -18,8 +18,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itemsheet.formats import PackageLimits
-from itemsheet.prepare import prepare
+from itemsheet.sheet.formats import PackageLimits
+from itemsheet.sheet.prepare import prepare
 
 PACKAGE = PackageLimits(
     max_uncompressed_bytes=64 * 2**20, max_compression_ratio=200, max_entries=200, max_cells=10**6

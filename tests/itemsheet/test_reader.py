@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from itemsheet.errors import SheetError
-from itemsheet.formats import FileFormat, detect_format
-from itemsheet.reader import read_grid
+from itemsheet.sheet.errors import SheetError
+from itemsheet.sheet.formats import FileFormat, detect_format
+from itemsheet.sheet.reader import read_grid
 from tests.contract.workbooks import (
     ErrorValue,
     write_csv,

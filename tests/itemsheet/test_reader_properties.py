@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from itemsheet.child import ChildLimits, prepare_in_child
-from itemsheet.errors import SheetError
-from itemsheet.formats import PackageLimits
-from itemsheet.prepare import prepare
+from itemsheet.sandbox.child import ChildLimits, prepare_in_child
+from itemsheet.sheet.errors import SheetError
+from itemsheet.sheet.formats import PackageLimits
+from itemsheet.sheet.prepare import prepare
 from tests.contract.workbooks import write_ods, write_xls, write_xlsx
 
 PACKAGE = PackageLimits(

@@ -10,12 +10,12 @@ import pytest
 
 from db.models import ImportJob, JobSource, JobStatus
 from db.session import session_scope
-from itemsheet.errors import MappingNeeded
-from itemsheet.formats import PackageLimits
-from itemsheet.header import MappingChoice, SavedMapping, header_key
-from itemsheet.mappings import mapping_choice, save_mapping
-from itemsheet.prepare import prepare
-from itemsheet.reader import TextOptions
+from itemsheet.jobs.mappings import mapping_choice, save_mapping
+from itemsheet.sheet.errors import MappingNeeded
+from itemsheet.sheet.formats import PackageLimits
+from itemsheet.sheet.header import MappingChoice, SavedMapping, header_key
+from itemsheet.sheet.prepare import prepare
+from itemsheet.sheet.reader import TextOptions
 
 PACKAGE = PackageLimits(2**30, 1000, 1000, 10**6)
 HEADERS = ["SKU", "Bezeichnung", "Preis"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db.models import JobStatus
-from itemsheet.recovery import (
+from itemsheet.jobs.recovery import (
     Act,
     JobFacts,
     Outcome,

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from db.models import ImportJob, ImportMode, JobStatus, OnError
 from db.session import session_scope
-from itemsheet import reimport
-from itemsheet.reimport import plan_reimport, source_allowed
+from itemsheet.runs import reimport
+from itemsheet.runs.reimport import plan_reimport, source_allowed
 from settings import SettingsError, get_settings
 from tests.contract.workbooks import write_xlsx
 

@@ -11,12 +11,12 @@ import pytest
 
 from db.models import ImportJob, JobSource, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet import running
-from itemsheet.importing import JobOptions, begin_attempt, create_refused_job
-from itemsheet.jobs import JobConflict, reopen_for_retry
-from itemsheet.leftovers import Removed, remove_leftovers
-from itemsheet.retention import clean_up, expires, needs_file, removed_reason
-from itemsheet.storage import store_stream
+from itemsheet.files.storage import store_stream
+from itemsheet.housekeeping.leftovers import Removed, remove_leftovers
+from itemsheet.housekeeping.retention import clean_up, expires, needs_file
+from itemsheet.jobs.importing import JobOptions, begin_attempt, create_refused_job
+from itemsheet.jobs.views import JobConflict, removed_reason, reopen_for_retry
+from itemsheet.runs import running
 from settings import get_settings
 from tests.itemsheet.old_jobs import LONG_AGO, add_job, age, error_count, job_row, store_old
 

@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from db.models import OnError
-from itemsheet import prepare, row_batches
-from itemsheet.validate import PRICE_DTYPE, Validated
+from itemsheet.sandbox import row_batches
+from itemsheet.sheet import prepare
+from itemsheet.sheet.validate import PRICE_DTYPE, Validated
 from tests.itemsheet.attempts import Files, attempt, fake_parse_child, new_job, sheet
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from db.models import ImportJob, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet import running
-from itemsheet.writer_turn import WriterTurnTimeout, wait_for_writer_turn
+from itemsheet.runs import running
+from itemsheet.runs.writer_turn import WriterTurnTimeout, wait_for_writer_turn
 from settings import get_settings
 from tests.api.helpers import add_job
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from itemsheet.sizes import human_size
+from itemsheet.sheet.sizes import human_size
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import fsspec
 import pytest
 
 from db.models import utcnow
-from itemsheet.errors import SheetError
-from itemsheet.storage import discard_aside, fetch_local, set_aside, store_stream
+from itemsheet.files.storage import discard_aside, fetch_local, set_aside, store_stream
+from itemsheet.sheet.errors import SheetError
 from tests.conftest import mode_of
 from tests.itemsheet.old_jobs import LONG_AGO, age
 

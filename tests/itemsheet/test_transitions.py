@@ -12,8 +12,8 @@ import pytest
 
 from db.models import ImportJob, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.importing import begin_attempt, finish_job
-from itemsheet.transitions import TransitionRefused, move, moved
+from itemsheet.jobs.importing import begin_attempt, finish_job
+from itemsheet.jobs.transitions import TransitionRefused, move, moved
 from orchestration.events import JobEvent, JobEvents
 from tests.api.helpers import add_job, read_job
 
@@ -175,7 +175,7 @@ def test_nothing_but_move_changes_a_status() -> None:
         p
         for folder in PRODUCT
         for p in (ROOT / folder).rglob("*.py")
-        if "migrations" not in p.parts and p != ROOT / "itemsheet" / "transitions.py"
+        if "migrations" not in p.parts and p != ROOT / "itemsheet" / "jobs" / "transitions.py"
     ]
     assert len(modules) > 50
     assert [hit for p in modules for hit in _status_writes(p)] == []
@@ -196,7 +196,7 @@ def test_a_reviewed_import_is_timed_by_its_work_not_by_the_wait_for_its_answer(
     """9,713 rows previewed in 2 s, answered a minute later, the run the answer started
     begins 3 s after that and writes them in half a second: the card says 3.5 s of work,
     the write's own rate, and no second attempt."""
-    from itemsheet.jobs import job_view
+    from itemsheet.jobs.views import job_view
 
     t0 = utcnow() - timedelta(hours=1)
     job_id = add_job(status=JobStatus.PENDING, total_rows=9713)
@@ -221,7 +221,7 @@ def test_a_reviewed_import_is_timed_by_its_work_not_by_the_wait_for_its_answer(
 def test_a_resume_after_a_crash_is_a_retry_and_the_clock_runs_through_it(
     importer_env: Path,
 ) -> None:
-    from itemsheet.jobs import job_view
+    from itemsheet.jobs.views import job_view
 
     t0 = utcnow() - timedelta(hours=1)
     job_id = add_job(status=JobStatus.PENDING, total_rows=100)

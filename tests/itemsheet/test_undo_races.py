@@ -19,8 +19,8 @@ import db.session
 from db.models import ImportJob, Item, JobSource, JobStatus, OnError
 from db.repository import get_job
 from db.session import session_scope
-from itemsheet.importing import StaleAttempt, apply_batch, begin_attempt, finish_job
-from itemsheet.review import (
+from itemsheet.jobs.importing import StaleAttempt, apply_batch, begin_attempt, finish_job
+from itemsheet.jobs.review import (
     ReviewAnswer,
     ReviewConflict,
     accept,
@@ -28,7 +28,7 @@ from itemsheet.review import (
     end_preview,
     reset_progress,
 )
-from itemsheet.undoing import UndoRefused, create_undo_job, finish_undo
+from itemsheet.jobs.undoing import UndoRefused, create_undo_job, finish_undo
 from tests.itemsheet.test_undoing import A, rows, run_undo
 
 CONFIRM = ReviewAnswer(confirm=True)

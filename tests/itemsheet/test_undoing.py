@@ -17,9 +17,9 @@ from sqlalchemy import select, text
 from db.models import ImportJob, Item, ItemRestored, ItemUndo, JobSource, JobStatus, utcnow
 from db.repository import get_job, list_row_errors
 from db.session import reset_engines, session_scope
-from itemsheet.importing import apply_batch, begin_attempt, finish_job
-from itemsheet.retention import clean_up
-from itemsheet.undoing import (
+from itemsheet.housekeeping.retention import clean_up
+from itemsheet.jobs.importing import apply_batch, begin_attempt, finish_job
+from itemsheet.jobs.undoing import (
     UndoFacts,
     UndoRefused,
     apply_undo_batch,

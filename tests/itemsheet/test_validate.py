@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from itemsheet.header import find_header
-from itemsheet.validate import name_errors, unnamed, validate
+from itemsheet.sheet.header import find_header
+from itemsheet.sheet.validate import name_errors, unnamed, validate
 from tests.itemsheet.grids import grid_of
 
 

@@ -9,7 +9,7 @@ import math
 
 import openpyxl
 
-from itemsheet.xlsx_writer import Cell, SheetLayout, XlsxStream
+from itemsheet.downloads.xlsx_writer import Cell, SheetLayout, XlsxStream
 
 
 def written(rows: list[list[Cell]]) -> list[list[object]]:

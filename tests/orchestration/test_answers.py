@@ -18,7 +18,7 @@ from cli import review as cli_review
 from db.models import JobStatus
 from db.session import session_scope
 from flows.import_items import ReviewInput
-from itemsheet.review import REJECTED_REASON, ReviewAnswer
+from itemsheet.jobs.review import REJECTED_REASON, ReviewAnswer
 from orchestration.answers import (
     AnswerConflict,
     Answered,

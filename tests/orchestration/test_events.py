@@ -15,13 +15,13 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from db.models import JobSource, JobStatus, utcnow
 from db.session import session_scope
-from itemsheet.claims import claim, facts
-from itemsheet.dispatching import note_waiting, request_run
-from itemsheet.importing import JobOptions, begin_attempt, create_refused_job, finish_job
-from itemsheet.jobs import job_view, request_cancel
-from itemsheet.recovery import Policy
-from itemsheet.undo_running import complete
-from itemsheet.undoing import apply_undo_batch, create_undo_job, plan_undo
+from itemsheet.jobs.claims import claim, facts
+from itemsheet.jobs.dispatching import note_waiting, request_run
+from itemsheet.jobs.importing import JobOptions, begin_attempt, create_refused_job, finish_job
+from itemsheet.jobs.recovery import Policy
+from itemsheet.jobs.undoing import apply_undo_batch, create_undo_job, plan_undo
+from itemsheet.jobs.views import job_view, request_cancel
+from itemsheet.runs.undo_running import complete
 from orchestration import events
 from orchestration import names as flow_names
 from orchestration.events import EVENT_OF, JobEvent, JobEvents, job_event
@@ -329,18 +329,18 @@ def _entry_points() -> list[str]:
 
 def test_the_entry_point_check_reads_imports_and_status_changes() -> None:
     assert "orchestration.events" in _loads("flows.undo_import")
-    assert "itemsheet.transitions" in _loads("itemsheet.undoing")
+    assert "itemsheet.jobs.transitions" in _loads("itemsheet.jobs.undoing")
     assert {"flows.undo_import", "flows.clean_up", "api.main"} <= set(_entry_points())
 
 
 def test_every_process_that_can_change_a_job_loads_the_listener() -> None:
     """The listener starts with the import of `orchestration.events`, so no entry point
     calls anything for it; but each one whose code can move a job (it loads the one module
-    that does, `itemsheet.transitions`) must load it."""
+    that does, `itemsheet.jobs.transitions`) must load it."""
     forgot = [
         entry
         for entry in _entry_points()
         if "orchestration.events" not in (loaded := _loads(entry))
-        and "itemsheet.transitions" in loaded
+        and "itemsheet.jobs.transitions" in loaded
     ]
     assert forgot == []

@@ -22,7 +22,7 @@ DIR_VARIABLE = "TEST_GATE_DIR"
 
 def hold_if_asked(point: Any) -> None:
     """Wait here while a gate for the point's file is armed at or below its committed rows
-    (a `itemsheet.batch_hooks.BatchPoint`); beating as it waits (alive, not hung)."""
+    (a `itemsheet.runs.batch_hooks.BatchPoint`); beating as it waits (alive, not hung)."""
     folder = os.environ.get(DIR_VARIABLE)
     if not folder:
         return

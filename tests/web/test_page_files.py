@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page
 
 from devtools.stack import wait_for
-from itemsheet.fields import FIELDS
+from itemsheet.sheet.fields import FIELDS
 from tests.contract.workbooks import write_xlsx
 
 pytestmark = pytest.mark.stack
