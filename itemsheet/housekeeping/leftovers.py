@@ -1,8 +1,9 @@
 """Leftovers of work that stopped half-way: rows of ended jobs and unfinished copies.
 
-An attempt keeps its validated rows in `<work dir>/<job>.<attempt>.arrow` and removes them
-when its job ends; its parse answers through `<job>.<attempt>.result`; an upload writes
-`<sha>.<id>.partial` beside the file it stores and a clean-up sets a file aside as
+An attempt keeps its validated rows in `<work dir>/<job>.<attempt>.arrow` (how they were
+read beside them, in `.summary`) and removes them when its job ends; its parse answers
+through `<job>.<attempt>.result`; an upload writes `<sha>.<id>.partial` beside the file
+it stores and a clean-up sets a file aside as
 `<sha>.<id>.removing`; a file from an object store is copied to `<work dir>/<sha>`; a
 rejected-rows download reads its rows in a folder `<work dir>/rejected-<id>`. Each
 writer removes its own file, unless its process was killed first. What is removed here
@@ -29,7 +30,7 @@ from itemsheet.files.storage import PARTIAL, remove_file, unfinished_files
 from settings import Settings
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-ATTEMPT_FILE = re.compile(rf"(?P<job>{_UUID})\.\d+\.(?P<kind>arrow|result)")
+ATTEMPT_FILE = re.compile(rf"(?P<job>{_UUID})\.\d+\.(?P<kind>arrow|summary|result)")
 # A remote stored file's local copy (`storage.local_copy_name`): content and URL digests.
 STORED_COPY = re.compile(r"(?P<sha>[0-9a-f]{64})-[0-9a-f]{16}")
 # A rejected-rows download's scratch folder (`itemsheet.downloads.rejected`).
@@ -96,7 +97,7 @@ def _sweep_work_dir(
         if match := ATTEMPT_FILE.fullmatch(path.name):
             status = statuses.get(uuid.UUID(match["job"]))
             ended = status is not None and status.is_terminal
-            if match["kind"] == "arrow":
+            if match["kind"] in ("arrow", "summary"):
                 # Rows are useless once their job has ended; with no job at all, only
                 # after the grace period (its job may be in another database being set up).
                 if not (ended or (status is None and old)):

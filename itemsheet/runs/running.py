@@ -17,6 +17,9 @@ the attempt's end (its state, its log lines, its artifacts).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import threading
 import time
@@ -60,6 +63,7 @@ from itemsheet.sandbox.row_batches import RowBatches
 from itemsheet.sandbox.warm import lower_priority
 from itemsheet.sheet.errors import MappingNeeded, SheetError
 from itemsheet.sheet.markdown import md_text
+from itemsheet.sheet.prepare import SheetSummary
 from itemsheet.sheet.reader import TextOptions
 from settings import Settings, get_settings
 
@@ -85,10 +89,59 @@ def rows_path(settings: Settings, job_id: uuid.UUID, attempt: int) -> Path:
     return settings.work_dir / f"{job_id}.{attempt}.arrow"
 
 
+def summary_path(settings: Settings, job_id: uuid.UUID, attempt: int) -> Path:
+    """Beside an attempt's rows: how they were read (`reading_key`) and their summary."""
+    return settings.work_dir / f"{job_id}.{attempt}.summary"
+
+
 def forget_rows(job_id: uuid.UUID) -> None:
-    """Remove every attempt's rows of a job that has ended."""
-    for path in get_settings().work_dir.glob(f"{job_id}.*.arrow"):
-        path.unlink(missing_ok=True)
+    """Remove every attempt's rows (and their summaries) of a job that has ended."""
+    work_dir = get_settings().work_dir
+    for pattern in (f"{job_id}.*.arrow", f"{job_id}.*.summary"):
+        for path in work_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def reading_key(**reading: Any) -> str:
+    """A digest of everything a parse reads (the file's digest, its sheet, the mapping
+    and reading choices, the batch size, the limits): equal keys, equal rows."""
+    text = json.dumps(reading, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def keep_summary(
+    settings: Settings, job_id: uuid.UUID, attempt: int, key: str, summary: SheetSummary
+) -> None:
+    """Note beside an attempt's rows how they were read, so that a later attempt that
+    reads the file the same way takes them instead (`kept_rows`)."""
+    path = summary_path(settings, job_id, attempt)
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps({"key": key, "summary": dataclasses.asdict(summary)}))
+    partial.replace(path)
+
+
+def kept_rows(settings: Settings, job_id: uuid.UUID, attempt: int, key: str) -> SheetSummary | None:
+    """The rows an earlier attempt on this machine read the same way (a review's preview,
+    confirmed), moved to this attempt's file; their summary, or None if there are none.
+
+    Only an earlier attempt's files are taken: a newer attempt's are never touched.
+    """
+    for noted in settings.work_dir.glob(f"{job_id}.*.summary"):
+        try:
+            earlier = int(noted.name.split(".")[1])
+            kept = json.loads(noted.read_text())
+        except (ValueError, OSError):
+            continue
+        rows = rows_path(settings, job_id, earlier)
+        if earlier >= attempt or kept.get("key") != key or not rows.exists():
+            continue
+        try:
+            rows.replace(rows_path(settings, job_id, attempt))
+        except FileNotFoundError:  # taken meanwhile by another attempt
+            continue
+        noted.unlink(missing_ok=True)
+        return SheetSummary(**kept["summary"])
+    return None
 
 
 def filename_of(job_id: str) -> str | None:
@@ -192,6 +245,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         job = get_job(session, job_id)
         assert job is not None
         file_uri, filename, sheet = job.file_uri, job.filename, job.sheet
+        file_sha256 = job.file_sha256
         on_error, batch_size = job.on_error, job.batch_size
         removed_at = job.files_removed_at
         previewing, review = job.previewing, job.review
@@ -202,8 +256,19 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         return None
     out = rows_path(settings, job_id, attempt)
     package, limits = parse_limits(settings)
+    key = reading_key(
+        file=file_sha256,
+        filename=filename,
+        sheet=sheet,
+        choice=choice.to_json(),
+        options=options,
+        batch_rows=batch_size,
+        package=package,
+        limits=limits,
+    )
     try:
-        summary = prepare_in_child(
+        # A confirmed review writes the rows its preview read, when they are still here.
+        summary = kept_rows(settings, job_id, attempt, key) or prepare_in_child(
             fetch_local(file_uri, settings.work_dir),
             out,
             filename=filename,
@@ -215,6 +280,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
             batch_rows=batch_size,
             on_poll=touch,
         )
+        keep_summary(settings, job_id, attempt, key, summary)
     except MappingNeeded as exc:
         if not (previewing and review):  # the guardrails' pass has nobody to ask
             finish(job_id, JobStatus.FAILED, reason=exc.reason)
@@ -397,7 +463,8 @@ def is_previewing(job_id: uuid.UUID) -> bool:
 
 def close_preview(job_id: uuid.UUID) -> bool:
     """End a preview pass: True when the job is to wait for its review (its rows file is
-    let go: a confirmed import reads its file again); False when the run goes on: it was
+    kept: a confirmation on this machine writes them without reading the file again, see
+    `kept_rows`); False when the run goes on: it was
     confirmed meanwhile, or passed the guardrails, and is written now, from its first
     batch, or a guardrail held it back and it is previewed in full first. A job that may
     not be written (on_error=abort with invalid rows) is failed, and True returned too."""
@@ -407,7 +474,6 @@ def close_preview(job_id: uuid.UUID) -> bool:
         return False
     if outcome is not None:
         finish(job_id, JobStatus.FAILED, reason=outcome)
-    forget_rows(job_id)
     return True
 
 

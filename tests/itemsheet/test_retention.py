@@ -124,6 +124,7 @@ def test_leftovers_of_interrupted_work_are_removed_and_work_in_progress_is_kept(
     sha, unused_sha = "ab" * 32, "cd" * 32
     removed = [
         _write(work / f"{ended}.1.arrow", 100, old=False),  # its job ended: no grace needed
+        _write(work / f"{ended}.1.summary", 7, old=False),  # how those rows were read
         _write(work / f"{uuid.uuid4()}.1.arrow", 200, old=True),  # a job no database knows
         _write(work / f"{unused_sha}-{'e' * 16}", 300, old=True),  # a copy nobody reads
         _write(work / f"{ended}.1.result", 10, old=True),
@@ -135,6 +136,7 @@ def test_leftovers_of_interrupted_work_are_removed_and_work_in_progress_is_kept(
     ]
     kept = [
         _write(work / f"{busy}.3.arrow", 1, old=True),
+        _write(work / f"{busy}.3.summary", 1, old=True),
         _write(work / f"{busy}.3.result", 1, old=True),
         _write(work / f"{busy_file.sha256}-{'f' * 16}", 1, old=True),  # the busy job's copy
         _write(work / f"{uuid.uuid4()}.1.arrow", 1, old=False),
@@ -148,7 +150,7 @@ def test_leftovers_of_interrupted_work_are_removed_and_work_in_progress_is_kept(
 
     assert [p.name for p in removed if p.exists()] == []
     assert [p.name for p in kept if not p.exists()] == []
-    assert report.work == Removed(3, 600)
+    assert report.work == Removed(4, 607)
     assert report.unfinished == Removed(5, 150)
 
 
