@@ -135,6 +135,7 @@ VOLATILE = (
     "finished_at",
     "elapsed_s",
     "rows_per_s",
+    "waited_s",
 )
 
 
