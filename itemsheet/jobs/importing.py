@@ -10,7 +10,13 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.item_store import lock_for_transaction, measure_items, merge_items, nameless_new_skus
+from db.item_store import (
+    Measured,
+    lock_for_transaction,
+    measure_items,
+    merge_items,
+    nameless_new_skus,
+)
 from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, count_row_errors, delete_row_errors, get_job
 from db.undo_store import keep_before
@@ -284,7 +290,16 @@ def apply_batch(
     valid = rows.filter(pl.col("error_message").is_null())
     now = now or utcnow()
     if job.checking_guard:
-        _measure_batch(session, job, valid, batch_no=batch_no, rows=rows.height)
+        measured = measure_for_guard(session, rows, columns=fields, mode=job.mode)
+        record_check(
+            session,
+            job_id,
+            attempt=attempt,
+            first=batch_no,
+            last=batch_no,
+            rows=rows.height,
+            measured=measured,
+        )
         return BatchOutcome(0, 0, 0, 0)
     # A review's preview pass counts (and describes) what the real pass will write.
     wanted = wanted_changes(job) if job.previewing else 0
@@ -323,45 +338,71 @@ def apply_batch(
     return outcome
 
 
-def check_batches(
-    session: Session, job_id: uuid.UUID, *, attempt: int, first: int, last: int, rows: pl.DataFrame
+# What the guardrails' pass found in some rows: the items they would change (a partial
+# sheet's count, else None) and how far they would move them; None when the sheet has no
+# field a rule reads.
+GuardMeasure = tuple[int | None, Measured] | None
+
+
+def measure_for_guard(
+    session: Session, rows: pl.DataFrame, *, columns: list[str], mode: ImportMode
+) -> GuardMeasure:
+    """The guardrails' own measure of validated rows, in the caller's transaction (a
+    reader's will do: only what the rules read is staged, nothing is written)."""
+    settings = get_settings()
+    judged, count = judged_fields(columns, settings)
+    if not judged:
+        return None
+    valid = rows.filter(pl.col("error_message").is_null())
+    return measure_items(
+        session, valid.select("sku", *judged), limits=limits(settings), mode=mode, count=count
+    )
+
+
+def record_check(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    attempt: int,
+    first: int,
+    last: int,
+    rows: int,
+    measured: GuardMeasure,
 ) -> bool:
-    """The guardrails' own pass over batches `first` to `last` (their `rows`) in one
-    transaction: measured, and the progress moved past `last`; False if they were
-    checked before. Fenced like `apply_batch`."""
+    """Add what the guardrails' pass measured in batches `first` to `last` (`rows` rows)
+    to the job's preview, and move its progress past `last`; False if they were checked
+    before. Fenced like `apply_batch`; `review.end_preview` checks the rules at the end,
+    and previews in full if one trips."""
     job = claim_batch(session, job_id, attempt=attempt, batch_no=first)
     if job is None:
         return False
     if not job.checking_guard:
         raise RuntimeError(f"job {job_id} is not in its guardrails' pass")
-    valid = rows.filter(pl.col("error_message").is_null())
-    _measure_batch(session, job, valid, batch_no=last, rows=rows.height)
+    if measured is not None:
+        updated, found = measured
+        job.preview = add_measured(job.preview or {}, found, {}, updated=updated)
+    job.processed_rows += rows
+    job.last_batch = last
+    job.updated_at = utcnow()
     return True
 
 
-def _measure_batch(
-    session: Session, job: ImportJob, valid: pl.DataFrame, *, batch_no: int, rows: int
-) -> None:
-    """The guardrails' own pass over one batch: only what the rules read is staged and
-    measured, and nothing is counted or kept but the preview's sums and the progress
-    (`review.end_preview` checks the rules, and previews in full if one trips)."""
-    settings = get_settings()
-    judged, count = judged_fields(list(job.columns), settings)
-    if judged:
-        updated, measured = measure_items(
-            session,
-            valid.select("sku", *judged),
-            limits=limits(settings),
-            mode=job.mode,
-            count=count,
-        )
-        found = (*measured.large, *measured.zeroed)
-        job.preview = add_measured(
-            job.preview or {}, measured, _rows_of(valid, found), updated=updated
-        )
-    job.processed_rows += rows
-    job.last_batch = batch_no
-    job.updated_at = utcnow()
+def check_batches(
+    session: Session, job_id: uuid.UUID, *, attempt: int, first: int, last: int, rows: pl.DataFrame
+) -> bool:
+    """The guardrails' own pass over batches `first` to `last` (their `rows`), measured and
+    recorded in one transaction (`measure_for_guard`, `record_check`)."""
+    job = _job(session, job_id)
+    measured = measure_for_guard(session, rows, columns=list(job.columns), mode=job.mode)
+    return record_check(
+        session,
+        job_id,
+        attempt=attempt,
+        first=first,
+        last=last,
+        rows=rows.height,
+        measured=measured,
+    )
 
 
 def _rows_of(rows: pl.DataFrame, changes: Iterable[dict[str, object]]) -> dict[str, int]:

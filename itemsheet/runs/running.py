@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -33,18 +34,20 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.models import JobStatus, OnError
+from db.models import ImportMode, JobStatus, OnError
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.files.storage import fetch_local
 from itemsheet.jobs.claims import beat, mark_interrupted
 from itemsheet.jobs.importing import (
     CancelRequested,
+    GuardMeasure,
     apply_batch,
     begin_attempt,
-    check_batches,
     finish_job,
+    measure_for_guard,
     record_abort,
+    record_check,
     record_summary,
 )
 from itemsheet.jobs.mappings import mapping_choice
@@ -78,6 +81,11 @@ SHOW_EVERY_S = 1.0
 # least this many rows: each costs a claim, a progress write and a commit, and 25,000
 # rows hold SQLite's write lock about as long as one batch's write does.
 GUARD_STEP_ROWS = 25_000
+# Its steps are measured in reader transactions of their own, this many at once and up to
+# `GUARD_AHEAD` steps ahead of the one being recorded: the database does most of the work
+# (on PostgreSQL, in a server process per connection), so two cores measure at once.
+GUARD_THREADS = 2
+GUARD_AHEAD = 3
 SUMMARY_ERRORS = 10
 
 
@@ -325,12 +333,17 @@ def write(
         job = get_job(session, job_id)
         assert job is not None
         size, total = job.batch_size, job.total_rows or 0
+        columns, mode = list(job.columns), job.mode
         # The guardrails' own pass writes no item: no hook is told of its batches, and
         # it takes several in one transaction.
         checking = job.checking_guard
     step = max(1, GUARD_STEP_ROWS // size) if checking else 1
 
-    with RowBatches(rows_path(get_settings(), job_id, attempt)) as rows:
+    with (
+        RowBatches(rows_path(get_settings(), job_id, attempt)) as rows,
+        ThreadPoolExecutor(GUARD_THREADS if checking else 1) as pool,
+    ):
+        ahead: dict[int, Future[tuple[int, GuardMeasure]]] = {}
 
         def read(batch_no: int) -> pl.DataFrame:
             batch = rows.batch(batch_no - 1)
@@ -339,18 +352,48 @@ def write(
                 raise RuntimeError(f"batch {batch_no} read {batch.height:,} rows, not {expected:,}")
             return batch
 
+        def measured(first: int) -> tuple[int, GuardMeasure]:
+            """The measure of the step from batch `first`; this step and the next ones are
+            measured in the pool, each in a reader's transaction of its own, while the
+            steps before them are recorded."""
+            for n in range(first, min(first + GUARD_AHEAD * step, batches + 1), step):
+                if n not in ahead:
+                    frame = pl.concat([read(k) for k in range(n, min(n + step, batches + 1))])
+                    ahead[n] = pool.submit(_measure_step, frame, columns, mode)
+            return ahead.pop(first).result()
+
         def commit(session: Session, batch_no: int) -> int:
             if checking:
                 last = min(batch_no + step - 1, batches)
-                read_rows = pl.concat([read(n) for n in range(batch_no, last + 1)])
-                check_batches(
-                    session, job_id, attempt=attempt, first=batch_no, last=last, rows=read_rows
+                height, found = measured(batch_no)
+                record_check(
+                    session,
+                    job_id,
+                    attempt=attempt,
+                    first=batch_no,
+                    last=last,
+                    rows=height,
+                    measured=found,
                 )
                 return min(last * size, total)
             apply_batch(session, job_id, attempt=attempt, batch_no=batch_no, rows=read(batch_no))
             return min(batch_no * size, total)
 
-        return commit_batches(job_id, attempt, batches, show, commit, hooks=not checking, step=step)
+        try:
+            return commit_batches(
+                job_id, attempt, batches, show, commit, hooks=not checking, step=step
+            )
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _measure_step(
+    frame: pl.DataFrame, columns: list[str], mode: ImportMode
+) -> tuple[int, GuardMeasure]:
+    """The guardrails' measure of one step's rows, in a reader's transaction: its rows and
+    what they would change."""
+    with session_scope(write=False) as session:
+        return frame.height, measure_for_guard(session, frame, columns=columns, mode=mode)
 
 
 def commit_batches(
