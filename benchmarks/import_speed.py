@@ -6,7 +6,8 @@
 For every size it generates an item sheet (half of its rows are new; the other half are
 already in the table, one in ten of them with a new price), and for every database:
   * `importer import FILE --json` as a user runs it (against one Prefect server started
-    for the benchmark): wall time, the job's own time and rows/s, peak RSS;
+    for the benchmark): wall time, the job's own time and rows/s, peak RSS; and with
+    IMPORTER_GUARD=off, alternated `--guard-rounds` times, for what the guardrails cost;
   * the data work by phase in a fresh process: read (package check + fastexcel),
     validate (polars), the guardrails' pass (every batch counted and measured, nothing
     written), write (merge batches with their progress commits), peak RSS;
@@ -219,15 +220,14 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
         JobOptions,
         apply_batch,
         begin_attempt,
-        check_batches,
         create_job,
         record_summary,
     )
     from itemsheet.jobs.review import end_preview
-    from itemsheet.runs.running import GUARD_STEP_ROWS
+    from itemsheet.runs.running import rows_path, write
     from itemsheet.sheet.formats import FileFormat, PackageLimits, check_package, detect_format
     from itemsheet.sheet.header import find_header
-    from itemsheet.sheet.prepare import SheetSummary
+    from itemsheet.sheet.prepare import SheetSummary, write_rows
     from itemsheet.sheet.reader import read_grid
     from itemsheet.sheet.validate import validate
     from settings import get_settings
@@ -263,22 +263,13 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
             session, job_id, SheetSummary("xlsx", "Items", validated.fields, rows.height, 0, [])
         )
     assert attempt is not None
-    # The guardrails' pass: every batch measured, several to a transaction as the
-    # service takes them, nothing written.
+    # The guardrails' pass, as the service runs it (`running.write` of a job in that pass:
+    # several batches to a step, measured ahead on PostgreSQL), from the rows file the
+    # parse child would have written.
+    write_rows(validated, rows_path(get_settings(), job_id, attempt), batch_rows=batch_size)
     c0 = time.perf_counter()
-    step = max(1, GUARD_STEP_ROWS // batch_size)
     batches = -(-rows.height // batch_size)
-    for first in range(1, batches + 1, step):
-        last = min(first + step - 1, batches)
-        with session_scope() as session:
-            check_batches(
-                session,
-                job_id,
-                attempt=attempt,
-                first=first,
-                last=last,
-                rows=rows.slice((first - 1) * batch_size, (last - first + 1) * batch_size),
-            )
+    assert write(job_id, attempt, batches, lambda percent, total: None)
     with session_scope() as session:
         assert end_preview(session, job_id) == "", "a guardrail tripped on the benchmark sheet"
     check_s = time.perf_counter() - c0
@@ -382,6 +373,11 @@ def cli(
     return answer
 
 
+def median_job(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The job of median time among `jobs` (the upper one of an even count)."""
+    return sorted(jobs, key=lambda j: float(j["elapsed_s"]))[len(jobs) // 2]
+
+
 @contextmanager
 def prefect_server(work: Path) -> Iterator[str]:
     """A Prefect server for the `importer import` runs (so none of them starts its own)."""
@@ -462,11 +458,30 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     run: dict[str, Any] = {"rows": rows, "database": kind}
                     log(f"{rows:,} rows, {kind}: importer import ...")
                     batch_args = ["--batch-size", str(args.batch_size)] if args.batch_size else []
-                    run["cli"] = cli(file, databases.fresh(rows), api_url, args.batch_size, work)
-                    log(f"{rows:,} rows, {kind}: importer import, IMPORTER_GUARD=off ...")
-                    run["cli_unguarded"] = cli(
-                        file, databases.fresh(rows), api_url, args.batch_size, work, guard=False
+                    # With the guardrails and without, alternated (which goes first swaps
+                    # every round); the median job of each.
+                    jobs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+                    for round_ in range(args.guard_rounds):
+                        for guard in (True, False) if round_ % 2 == 0 else (False, True):
+                            log(f"{rows:,} rows, {kind}: importer import, guard {guard} ...")
+                            jobs[guard].append(
+                                cli(
+                                    file,
+                                    databases.fresh(rows),
+                                    api_url,
+                                    args.batch_size,
+                                    work,
+                                    guard=guard,
+                                )
+                            )
+                    run["cli"], run["cli_unguarded"] = (
+                        median_job(jobs[True]),
+                        median_job(jobs[False]),
                     )
+                    run["cli_rounds"] = {
+                        "guarded_s": [j["elapsed_s"] for j in jobs[True]],
+                        "unguarded_s": [j["elapsed_s"] for j in jobs[False]],
+                    }
                     log(f"{rows:,} rows, {kind}: phases ...")
                     run["phases"] = run_child(
                         [
@@ -587,6 +602,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--guard-rounds",
+        type=int,
+        default=1,
+        help="importer import with and without the guardrails, alternated, this many times",
+    )
     parser.add_argument(
         "--naive-rows",
         type=int,
