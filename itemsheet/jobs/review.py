@@ -177,8 +177,10 @@ def end_preview(session: Session, job_id: uuid.UUID) -> str | None:
     settings = get_settings()
     if not preview.get("problem") and job.guard and job.reviewed_at is None:
         # A person's confirmation stands: it is not checked again.
-        stored = session.scalar(select(func.count()).select_from(Item)) or 0
         fields = [f for f in job.columns or [] if f != "sku"]
+        # Only the partial-sheet rule reads how many items are stored (a count is a scan).
+        partial = 0 < len(fields) <= settings.guard_partial_fields
+        stored = (session.scalar(select(func.count()).select_from(Item)) or 0) if partial else 0
         measured = int((preview.get("measure") or {}).get("updated") or 0)
         updated = measured if own_pass else job.updated
         tripped = check(preview, fields=fields, updated=updated, stored=stored, settings=settings)
