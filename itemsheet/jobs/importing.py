@@ -290,16 +290,7 @@ def apply_batch(
     valid = rows.filter(pl.col("error_message").is_null())
     now = now or utcnow()
     if job.checking_guard:
-        measured = measure_for_guard(session, rows, columns=fields, mode=job.mode)
-        record_check(
-            session,
-            job_id,
-            attempt=attempt,
-            first=batch_no,
-            last=batch_no,
-            rows=rows.height,
-            measured=measured,
-        )
+        check_batches(session, job_id, attempt=attempt, first=batch_no, last=batch_no, rows=rows)
         return BatchOutcome(0, 0, 0, 0)
     # A review's preview pass counts (and describes) what the real pass will write.
     wanted = wanted_changes(job) if job.previewing else 0
