@@ -24,9 +24,11 @@ PostgreSQL the upsert then returns its rows with their old values.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import zip_longest
 from typing import Any, Protocol
 
 import polars as pl
@@ -97,6 +99,20 @@ class Measured:
     quantities: tuple[int, ...]
     large: tuple[dict[str, Any], ...] = ()
     zeroed: tuple[dict[str, Any], ...] = ()
+
+    def plus(self, other: Measured) -> Measured:
+        """The counts of both (their examples: both lists, this one's first)."""
+
+        def added(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(x + y for x, y in zip_longest(a, b, fillvalue=0))
+
+        return Measured(
+            self.touched + other.touched,
+            added(self.prices, other.prices),
+            added(self.quantities, other.quantities),
+            (*self.large, *other.large),
+            (*self.zeroed, *other.zeroed),
+        )
 
 
 @dataclass(frozen=True)
@@ -320,16 +336,24 @@ _PRICE_FACTOR = (
 
 
 def _measure(
-    conn: Connection, fields: list[str], limits: Limits, *, examples: bool = True
+    conn: Connection,
+    fields: list[str],
+    limits: Limits,
+    *,
+    examples: bool = True,
+    values: tuple[str, list[Any]] | None = None,
 ) -> Measured:
     """How far the staged rows would move the stored items they name (see `Measured`);
-    without `examples`, only the counts."""
+    without `examples`, only the counts. With `values` (a `WITH` clause naming the staged
+    rows, and its parameters), those rows instead of the staging table's."""
     price = _price_bucket(limits) if "price" in fields else "NULL"
     quantity = _QUANTITY_BUCKET if "quantity" in fields else "NULL"
-    rows = conn.exec_driver_sql(
-        f"SELECT pb, qb, COUNT(*) FROM (SELECT {price} AS pb, {quantity} AS qb"
+    prefix, params = values or ("", [])
+    sql = (
+        f"{prefix}SELECT pb, qb, COUNT(*) FROM (SELECT {price} AS pb, {quantity} AS qb"
         f" FROM {STAGE} s JOIN item i ON i.sku = s.sku) t GROUP BY pb, qb"
-    ).all()
+    )
+    rows = (conn.exec_driver_sql(sql, tuple(params)) if params else conn.exec_driver_sql(sql)).all()
     prices = [0] * (len(price_ratios(limits)) + 1)
     quantities = [0] * QUANTITY_BUCKETS
     touched = 0
@@ -387,10 +411,36 @@ def measure_items(
         return (0 if count else None), Measured(0, (), ())
     conn = _connection(session)
     fields = [c for c in frame.columns if c != "sku"]
+    if _is_sqlite(conn) and mode is ImportMode.UPSERT and not count:
+        return None, _measure_values(conn, frame.select("sku", *fields), fields, limits)
     _stage(conn, frame.select("sku", *fields))
     _skip_by_mode(conn, mode)
     updated = _count(conn, fields)[1] if count else None
     return updated, _measure(conn, fields, limits, examples=False)
+
+
+def _measure_values(
+    conn: Connection, frame: pl.DataFrame, fields: list[str], limits: Limits
+) -> Measured:
+    """SQLite: measure `frame` from a VALUES list in the query itself, in chunks of as many
+    rows as its bound parameters allow, instead of staging it first (1M rows of SKU, price
+    and quantity: 0.78 s against 1.3 s, the inserts into the staging table being most)."""
+    if "price" in frame.columns:
+        frame = frame.with_columns(pl.col("price").cast(pl.Float64))
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    most = max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // frame.width)
+    row = "(" + ", ".join("?" * frame.width) + ")"
+    found = Measured(0, (), ())
+    for start in range(0, frame.height, most):
+        chunk = frame.slice(start, most)
+        columns = (c.to_list() for c in chunk.get_columns())
+        params = [v for r in zip(*columns, strict=True) for v in r]
+        marks = ", ".join([row] * chunk.height)
+        prefix = f"WITH {STAGE}({', '.join(chunk.columns)}) AS (VALUES {marks}) "
+        measured = _measure(conn, fields, limits, examples=False, values=(prefix, params))
+        found = found.plus(measured)
+    return found
 
 
 class WriteHook(Protocol):

@@ -287,3 +287,52 @@ def test_a_batch_of_skus_alone_compares_no_field_and_writes_nothing(
         )
     assert counts == MergeCounts(0, 0, 2, frozenset({"N"}))
     assert items() == before
+
+
+def test_measuring_in_chunks_of_bound_values_counts_as_the_staged_rows_do(
+    db: None, database: str
+) -> None:
+    """SQLite measures a guarded sheet from VALUES lists as long as its bound parameters
+    allow, PostgreSQL from the staging table: the same counts, chunk by chunk."""
+    from sqlalchemy import event
+
+    from db.item_store import measure_items
+    from db.session import get_engine
+    from itemsheet.jobs.guard import limits
+    from settings import get_settings
+
+    merge(
+        [{"sku": f"M{k:02d}", "name": "M", "price": Decimal(10), "quantity": 4} for k in range(20)]
+    )
+    sheet = frame(
+        [
+            {"sku": f"M{k:02d}", "price": Decimal(p), "quantity": q}
+            for k, (p, q) in enumerate(
+                [("10", 4), ("16", 0), ("1", 4), ("100", 9), ("10.5", 1)] * 4, start=0
+            )
+        ]
+        + [{"sku": "NEW", "price": Decimal(5), "quantity": 0}]
+    )
+    lim = limits(get_settings())
+
+    def measured() -> Any:
+        with session_scope(write=False) as session:
+            return measure_items(session, sheet, limits=lim)[1]
+
+    whole = measured()
+    if database == "sqlite":  # at most 3 rows (9 values) to a statement
+        small = lambda conn, _record: conn.setlimit(  # noqa: E731
+            __import__("sqlite3").SQLITE_LIMIT_VARIABLE_NUMBER, 9
+        )
+        event.listen(get_engine(write=False), "connect", small)
+        get_engine(write=False).dispose()
+        try:
+            chunked = measured()
+        finally:
+            event.remove(get_engine(write=False), "connect", small)
+            get_engine(write=False).dispose()
+        assert chunked == whole
+    assert whole.touched == 20  # the new SKU is no stored item
+    assert sum(whole.prices) == 16  # four rows of each changed price
+    assert sum(whole.quantities) == 12  # and of each changed quantity (three of five)
+    assert whole.quantities[0] == 4  # to 0 from positive
