@@ -241,7 +241,7 @@ def main() -> None:
     ]
     results: dict[str, Any] = {"root": ROOT.name, "rows": 10_000, "file_bytes": len(small)}
     with (
-        running_stack(work / "var") as stack,
+        running_stack(work / "var", spares=True) as stack,
         httpx.Client(base_url=stack.api, timeout=60) as client,
     ):
         # 1. One upload at a time, each followed to its end.

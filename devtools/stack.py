@@ -101,7 +101,7 @@ def running_stack(
     holds = data_dir.parent / "holds"
     env |= {
         "IMPORTER_DATA_DIR": str(data_dir),
-        **gate_env(holds),
+        **gate_env(holds, env.get("PYTHONPATH", "")),
         "IMPORTER_PORT": str(port),
         "IMPORTER_PREFECT_PORT": str(prefect_port),
         **{f"IMPORTER_{k.upper()}": v for k, v in settings.items()},
@@ -175,10 +175,13 @@ def shared_stack(root: Path, prefect_api: str) -> Iterator[RunningStack]:
 PLUGINS = ROOT / "tests" / "plugins"
 
 
-def gate_env(holds: Path) -> dict[str, str]:
+def gate_env(holds: Path, pythonpath: str | None = None) -> dict[str, str]:
     """The environment that gives the processes of a stack or worker the test harness's gate
-    between two batches (`tests/plugins/importer_test_gates.py`), armed in `holds`."""
-    path = os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH", "")) if p)
+    between two batches (`tests/plugins/importer_test_gates.py`), armed in `holds`; the
+    gate's folder goes before `pythonpath` (default: this process's PYTHONPATH)."""
+    if pythonpath is None:
+        pythonpath = os.environ.get("PYTHONPATH", "")
+    path = os.pathsep.join(p for p in (str(PLUGINS), pythonpath) if p)
     return {"PYTHONPATH": path, "TEST_GATE_DIR": str(holds)}
 
 
