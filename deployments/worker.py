@@ -443,6 +443,28 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
                 path_params={"work_pool_name": self._work_pool_name, "name": self.name},
             )
 
+    async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
+        """Label the run with this worker and its pool, as Prefect does, but while the
+        run starts rather than before.
+
+        Prefect's server reads the run's labels and then writes them in one transaction;
+        on its SQLite database that write sometimes finds another committed first and
+        answers 503 at once, and Prefect's client tries again 2 s later. Before the start,
+        that made one run start in 1 of 10-20 take 2.5 s instead of 0.8 s.
+        """
+        if self._runs_task_group is None:
+            await super()._give_worker_labels_to_flow_run(flow_run_id)
+            return
+        self._runs_task_group.start_soon(self._label_run, flow_run_id)
+
+    async def _label_run(self, flow_run_id: UUID) -> None:
+        try:
+            await super()._give_worker_labels_to_flow_run(flow_run_id)
+        except Exception:  # a courtesy: the run goes on without its worker's labels
+            logger.warning(
+                "could not label flow run %s with its worker", flow_run_id, exc_info=True
+            )
+
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         """Prefect's poll of the work pool, except while the worker stops."""
         if self.stopping:

@@ -75,6 +75,11 @@ def test_upload_is_imported_by_a_prefect_run_and_progress_reaches_completed(
     run = final_flow_run(stack.prefect_api, job["flow_run_id"])
     assert run.name == "import first.xlsx"
     assert run.state is not None and run.state.is_completed(), run.state
+    # Labelled with the worker that carried it out, as Prefect's own workers label runs
+    # (given while the run starts, not before).
+    assert run.labels["prefect.worker.type"] == "importer"
+    assert run.labels["prefect.work-pool.name"] == f"{stack.name_prefix}{WORK_POOL}"
+    assert run.labels["prefect.worker.name"]
 
 
 def test_events_stream_progress_and_end_with_the_final_state(
