@@ -150,6 +150,10 @@ def test_doctype_in_a_part_is_refused() -> None:
         ("xl/styles.xml", '<!ENTITY a "b">'.encode("utf-16-be")),
         # In a part not named .xml, and straddling two 1 MiB reads.
         ("customXml/item1.bin", b" " * (2**20 - 4) + b"<!ENTITY lol 'x'>"),
+        # Cut between its first two characters, in ASCII and in UTF-16.
+        ("customXml/item2.bin", b" " * (2**20 - 1) + b"<!doctype x>"),
+        ("customXml/item3.bin", b" " * (2**20 - 1) + "<!ENTITY a 'b'>".encode("utf-16-le")),
+        ("customXml/item4.bin", b" " * (2**20 - 2) + "<!ENTITY a 'b'>".encode("utf-16-be")),
     ],
 )
 def test_a_declaration_anywhere_in_any_part_is_refused(name: str, part: bytes) -> None:
