@@ -286,7 +286,12 @@ def _watch(
     # Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     result_path = out.with_suffix(".result")
     with open(result_path, "w+b", opener=private_opener) as result, _start(args, result) as proc:
-        while proc.poll() is None:
+        while True:
+            # A look before each poll, the first too: a spare child may answer within
+            # milliseconds.
+            on_poll()
+            if proc.poll() is not None:
+                break
             if _rss_bytes(proc.pid) > limits.memory_bytes:
                 _stop(proc)
                 raise SheetError(memory_reason(limits.memory_bytes))
@@ -296,7 +301,6 @@ def _watch(
                     f"reading the file took longer than {limits.timeout_s:,.0f} s;"
                     " it is too large or malformed"
                 )
-            on_poll()
             time.sleep(_POLL_S)
     lines = result_path.read_bytes().decode("utf-8", "replace").strip().splitlines()
     result_path.unlink(missing_ok=True)
@@ -374,9 +378,18 @@ def _work(args: argparse.Namespace, choice: MappingChoice | None) -> dict[str, o
         choice=choice,
         options=TextOptions.from_json(json.loads(args.options)) if args.options else None,
         scratch=args.out.parent,
+        on_refused=_refuse_now,
     )
     write_rows(validated, args.out, batch_rows=args.batch_rows)
     return {"summary": asdict(summary)}
+
+
+def _refuse_now(refusal: SheetError) -> None:
+    """The package's check refused the file while the sheet is parsed: answer with its
+    reason and end this process, rather than let the parser go on with the file."""
+    sys.stdout.flush()
+    print(json.dumps({"error": refusal.reason}), flush=True)
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from itemsheet.sheet.checked import read_checked
 from itemsheet.sheet.errors import MappingNeeded, SheetError
-from itemsheet.sheet.formats import FileFormat, PackageLimits, check_package, detect_format
+from itemsheet.sheet.formats import FileFormat, PackageLimits, detect_format
 from itemsheet.sheet.header import MappingChoice, SavedMapping, find_header
 from itemsheet.sheet.messages import quoted
 from itemsheet.sheet.reader import Grid, TextOptions, read_grid
@@ -50,27 +52,30 @@ def prepare(
     choice: MappingChoice | None = None,
     options: TextOptions | None = None,
     scratch: Path | None = None,
+    on_refused: Callable[[SheetError], None] | None = None,
 ) -> tuple[Validated, SheetSummary]:
     """Read and validate a whole file; raise `SheetError` with a one-line reason if it can't be.
 
     `options` are a person's choices of encoding, delimiter and decimal mark; `scratch` is
     where a text file in another encoding than UTF-8 is transcoded while it is read.
+    `on_refused` hears at once of a package its check refuses (`checked.read_checked`).
     """
     options = options or TextOptions()
     fmt = detect_format(data, filename=filename, encoding=options.encoding)
-    error_cells = True
-    if fmt in (FileFormat.XLSX, FileFormat.XLSM, FileFormat.XLSB, FileFormat.ODS):
-        report = check_package(data, limits)
-        # Only an .xlsx/.xlsm worksheet is searched; others always collect error cells.
-        error_cells = report.may_hold_error_cells or fmt not in (FileFormat.XLSX, FileFormat.XLSM)
     warnings: list[str] = []
     if fmt is FileFormat.CSV and sheet not in (None, "", "0"):
         warnings.append(
             f"a CSV file has a single sheet; the sheet option {quoted(sheet)} was ignored"
         )
         sheet = None
-    grid = read_grid(
-        data, fmt, sheet=sheet, error_cells=error_cells, options=options, scratch=scratch
+    grid = read_checked(
+        data,
+        fmt,
+        limits=limits,
+        sheet=sheet,
+        options=options,
+        scratch=scratch,
+        on_refused=on_refused,
     )
     if grid.frame.height * max(grid.frame.width, 1) > limits.max_cells:
         raise SheetError(

@@ -15,12 +15,11 @@ from typing import Any
 
 import polars as pl
 
+from itemsheet.sheet.checked import read_checked
 from itemsheet.sheet.errors import SheetError
-from itemsheet.sheet.formats import FileFormat, PackageLimits, check_package, detect_format
+from itemsheet.sheet.formats import PackageLimits, detect_format
 from itemsheet.sheet.header import MappingChoice, find_header
-from itemsheet.sheet.reader import TextOptions, read_grid
-
-_PACKAGES = (FileFormat.XLSX, FileFormat.XLSM, FileFormat.XLSB, FileFormat.ODS)
+from itemsheet.sheet.reader import TextOptions
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,9 @@ def pick_rows(
     workbook `n0..nN`, true where the cell holds a number.
     """
     fmt = detect_format(data, filename=pick.filename, encoding=pick.options.encoding)
-    if fmt in _PACKAGES:
-        check_package(data, limits)
-    grid = read_grid(data, fmt, sheet=pick.sheet, options=pick.options, scratch=scratch)
+    grid = read_checked(
+        data, fmt, limits=limits, sheet=pick.sheet, options=pick.options, scratch=scratch
+    )
     if grid.frame.height * max(grid.frame.width, 1) > limits.max_cells:
         raise SheetError(f"the sheet holds more than {limits.max_cells:,} cells")
     numbers = grid.rows.to_list()

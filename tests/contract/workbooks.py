@@ -686,3 +686,15 @@ def write_encrypted_ole2(path: Path) -> Path:
     assert len(header) == _SECTOR
     path.write_bytes(header + struct.pack(f"<{len(fat)}I", *fat) + directory + info + package)
     return path
+
+
+def with_sheet_appended(path: Path, tail: bytes) -> bytes:
+    """The workbook at `path` with `tail` after its first sheet's XML."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for info in source.infolist():
+            data = source.read(info)
+            copy.writestr(
+                info.filename, data + tail if info.filename == "xl/worksheets/sheet1.xml" else data
+            )
+    return out.getvalue()

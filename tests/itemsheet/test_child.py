@@ -11,7 +11,7 @@ from itemsheet.sheet.errors import SheetError
 from itemsheet.sheet.formats import PackageLimits
 from itemsheet.sheet.header import MappingChoice
 from tests.conftest import mode_of
-from tests.contract.workbooks import write_csv, write_xlsx
+from tests.contract.workbooks import with_sheet_appended, write_csv, write_xlsx
 
 pytestmark = pytest.mark.subprocess
 
@@ -116,3 +116,29 @@ def test_work_files_are_private_whatever_the_umask(tmp_path: Path, spare: bool) 
     assert set(seen.values()) == {0o600}
     assert mode_of(work_dir / "job.1.arrow") == 0o600
     assert mode_of(work_dir) == mode_of(work_dir.parent) == 0o700
+
+
+def test_a_package_its_check_refuses_ends_the_child_with_the_checks_reason(
+    tmp_path: Path,
+) -> None:
+    rows = [["SKU", "Name"]] + [[f"S{i}", f"Item {i}"] for i in range(20_000)]
+    book = with_sheet_appended(
+        write_xlsx(tmp_path / "items.xlsx", rows), b"<!-- <!ENTITY lol 'x'> -->"
+    )
+    source = tmp_path / "declared.xlsx"
+    source.write_bytes(book)
+
+    with pytest.raises(SheetError) as refused:
+        prepare_in_child(
+            source,
+            tmp_path / "out.arrow",
+            filename="declared.xlsx",
+            sheet=None,
+            package=PACKAGE,
+            limits=LIMITS,
+        )
+
+    assert refused.value.reason == (
+        "part 'xl/worksheets/sheet1.xml' declares a DOCTYPE or entities, which are not allowed"
+    )
+    assert not (tmp_path / "out.arrow").exists()
