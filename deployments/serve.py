@@ -28,14 +28,13 @@ from prefect.logging import get_logger
 from prefect.schedules import Cron, Interval
 from prefect.settings import PREFECT_API_URL, PREFECT_WORKER_QUERY_SECONDS, temporary_settings
 from prefect.types.entrypoint import EntrypointType
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from db.models import ImportJob, JobStatus
 from db.session import session_scope
 from deployments.definitions import TAGS, deployment_specs
 from deployments.worker import WORKER_TYPE, ImporterWorker
 from itemsheet.housekeeping.leftovers import remove_leftovers
+from itemsheet.jobs.dispatching import runs_waiting
 from itemsheet.sheet.sizes import human_size
 from orchestration.names import WORK_POOL, prefixed
 from orchestration.reconcile import start_reconciler
@@ -148,15 +147,7 @@ async def ensure_work_pool() -> None:
 def _runs_waiting() -> bool:
     """True when a job's run exists but the job has not begun: a worker should pick it up."""
     with session_scope(write=False) as session:
-        found = session.scalars(
-            select(ImportJob.id)
-            .where(
-                ImportJob.status == JobStatus.PENDING,
-                ImportJob.flow_run_id.is_not(None),
-            )
-            .limit(1)
-        ).first()
-    return found is not None
+        return runs_waiting(session)
 
 
 async def _wake_on_waiting_jobs(worker: ImporterWorker, stopping: asyncio.Event) -> None:

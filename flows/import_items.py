@@ -127,7 +127,9 @@ def _hold(
     key: uuid.UUID, form: type[ReviewInput], round_: int, hold_s: float, timeout_s: int
 ) -> ReviewAnswer | None:
     """Wait paused in this process, at most `hold_s`, for the answer: the answer, or
-    None once the run is running again without one (it then suspends).
+    None once the run is running again without one (it then suspends). A run of another
+    job that waits for a worker slot ends the wait early: a held review must not keep
+    imports waiting for its slot.
 
     The pause is Prefect's own (the UI shows the run Paused, with the form at "Resume");
     its expiry is the suspension's, so the run may leave it itself: it proposes Running
@@ -158,11 +160,11 @@ def _hold(
                 return ReviewAnswer.model_validate(answer.to_form())
             if shown is None or shown.is_final():
                 break
-            if time.monotonic() < deadline:
+            if time.monotonic() < deadline and not running.slot_wanted(key):
                 continue
             if shown.is_paused():
-                # Nobody answered: give the worker slot back (an answer given meanwhile
-                # is read below), then suspend.
+                # Nobody answered in time, or another import waits for this worker slot:
+                # give it back (an answer given meanwhile is read below), then suspend.
                 propose_state_sync(client, Running(), flow_run_id=run_id)
                 break
             if time.monotonic() > deadline + HOLD_LOOK_S * 240:

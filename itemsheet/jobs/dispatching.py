@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,6 +39,23 @@ def request_run(job: ImportJob, *, retry: bool = False) -> None:
     job.run_requested_at = utcnow()
     job.run_key = f"{job.id}-retry-{uuid.uuid4().hex[:8]}" if retry else str(job.id)
     job.waiting_for = None
+
+
+def runs_waiting(
+    session: Session, *, for_longer_than_s: float = 0.0, besides: uuid.UUID | None = None
+) -> bool:
+    """True when a job's run exists but the job has not begun (it waits for a worker), and
+    has not changed for more than `for_longer_than_s` (its run was recorded, or a review's
+    answer given, that long ago); `besides` is not counted."""
+    query = select(ImportJob.id).where(
+        ImportJob.status == JobStatus.PENDING, ImportJob.flow_run_id.is_not(None)
+    )
+    if for_longer_than_s:
+        since = utcnow() - timedelta(seconds=for_longer_than_s)
+        query = query.where(ImportJob.updated_at < since)
+    if besides is not None:
+        query = query.where(ImportJob.id != besides)
+    return session.scalars(query.limit(1)).first() is not None
 
 
 def find_waiting(session: Session, *, limit: int = 50) -> list[Waiting]:

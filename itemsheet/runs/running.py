@@ -39,6 +39,7 @@ from db.repository import get_job, list_row_errors
 from db.session import session_scope
 from itemsheet.files.storage import fetch_local
 from itemsheet.jobs.claims import beat, mark_interrupted
+from itemsheet.jobs.dispatching import runs_waiting
 from itemsheet.jobs.importing import (
     CancelRequested,
     GuardMeasure,
@@ -163,6 +164,17 @@ def filename_of(job_id: str) -> str | None:
     with session_scope(write=False) as session:
         job = get_job(session, key)
         return job.filename if job else None
+
+
+# A review held in its run's process gives its worker slot back (it suspends) once another
+# job's run has waited this long for one: a run that finds a free slot begins well within it.
+SLOT_WANTED_AFTER_S = 2.0
+
+
+def slot_wanted(job_id: uuid.UUID) -> bool:
+    """Whether another job's run waits for a worker slot (see `SLOT_WANTED_AFTER_S`)."""
+    with session_scope(write=False) as session:
+        return runs_waiting(session, for_longer_than_s=SLOT_WANTED_AFTER_S, besides=job_id)
 
 
 def view(job_id: uuid.UUID) -> JobView:

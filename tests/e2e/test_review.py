@@ -193,6 +193,44 @@ def test_a_review_waits_suspended_holding_no_process_or_slot_and_confirm_writes_
     assert final_flow_run(stack.prefect_api, done["flow_run_id"]).state.type.value == "COMPLETED"
 
 
+def test_reviews_held_in_every_worker_slot_give_one_back_to_an_import_that_waits(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    # A stack of its own whose reviews are held far longer than any wait here: an import
+    # that waited for a held review to end its hold would not complete in time.
+    with (
+        running_stack(tmp_path / "var", prefect_api=prefect_server, review_hold_s="3600") as own,
+        httpx.Client(base_url=own.api, timeout=60) as client,
+    ):
+        reviews = [
+            upload(
+                client,
+                write_csv(tmp_path / f"held-{n}.csv", catalogue(3, prefix=f"H{n}")),
+                review="true",
+            )
+            for n in range(WORKER_LIMIT)
+        ]
+        runs = [wait_for(client, j, {"awaiting_review"}, WAIT_S)["flow_run_id"] for j in reviews]
+        assert all(flow_run(own, r).state.name == "Paused" for r in runs)  # held, every slot
+
+        other = upload(client, write_csv(tmp_path / "waits.csv", catalogue(5, prefix="W")))
+        assert wait_for(client, other, {"completed"}, WAIT_S)["created"] == 5
+
+        # One review gave its slot back: its run suspended and its process exited; the
+        # reviews still wait for their answer, and one confirmed now is written.
+        names = [flow_run(own, r).state.name for r in runs]
+        assert "Suspended" in names, names
+        given = runs[names.index("Suspended")]
+        assert process_gone(flow_run(own, given).infrastructure_pid)
+        for job_id in reviews:
+            assert client.get(f"/api/excel/import/{job_id}/progress").json()["status"] == (
+                "awaiting_review"
+            )
+        confirmed = reviews[names.index("Suspended")]
+        assert client.post(f"/api/excel/import/{confirmed}/confirm").status_code == 202
+        assert wait_for(client, confirmed, {"completed", "failed"}, WAIT_S)["created"] == 3
+
+
 def test_reject_cancels_the_job_and_its_run_and_writes_nothing(
     stack: RunningStack, client: httpx.Client, tmp_path: Path
 ) -> None:
