@@ -27,6 +27,7 @@ from orchestration.names import (
     prefixed,
     qualified,
 )
+from orchestration.retries import soon_again
 
 TRY_AGAIN = "; try again shortly"
 # How long a review's answer waits for its run to suspend: 40 looks, 0.25 s apart.
@@ -147,11 +148,13 @@ class PrefectTrigger:
             with reaching_prefect():
                 deployment_id = await (self._undo_deployment() if undo else self._resolve())
                 client = await self._prefect()
-                run = await client.create_flow_run_from_deployment(
-                    deployment_id,
-                    parameters={"job_id": str(job_id)},
-                    name=(filename if undo else f"import {filename}")[:200],
-                    idempotency_key=key,
+                run = await soon_again(
+                    lambda: client.create_flow_run_from_deployment(
+                        deployment_id,
+                        parameters={"job_id": str(job_id)},
+                        name=(filename if undo else f"import {filename}")[:200],
+                        idempotency_key=key,
+                    )
                 )
         except ObjectNotFound as exc:
             self._deployment_id = self._undo_id = None  # looked up again next time
