@@ -52,7 +52,6 @@ from pydantic import PrivateAttr
 from deployments.forks import ForkServer
 from deployments.spare import READY
 from itemsheet.sandbox.warm import WARM_NICE
-from orchestration.retries import soon_again
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Flow as APIFlow
@@ -460,9 +459,7 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
 
     async def _label_run(self, flow_run_id: UUID) -> None:
         try:
-            await soon_again(
-                lambda: super(ImporterWorker, self)._give_worker_labels_to_flow_run(flow_run_id)
-            )
+            await super()._give_worker_labels_to_flow_run(flow_run_id)
         except Exception:  # a courtesy: the run goes on without its worker's labels
             logger.warning(
                 "could not label flow run %s with its worker", flow_run_id, exc_info=True

@@ -27,7 +27,7 @@ from orchestration.names import (
     prefixed,
     qualified,
 )
-from orchestration.retries import soon_again
+from orchestration.retries import SoonAgain
 
 TRY_AGAIN = "; try again shortly"
 # How long a review's answer waits for its run to suspend: 40 looks, 0.25 s apart.
@@ -97,7 +97,8 @@ class PrefectTrigger:
     async def _prefect(self) -> PrefectClient:
         # One long-lived client keeps its connections: a new one per call costs 60-160 ms.
         if self._client is None:
-            client = get_client()
+            # A request Prefect answers 503 (busy) is sent again within 25-200 ms.
+            client = get_client(httpx_settings={"transport": SoonAgain()})
             await client.__aenter__()
             self._client = client
         return self._client
@@ -148,13 +149,11 @@ class PrefectTrigger:
             with reaching_prefect():
                 deployment_id = await (self._undo_deployment() if undo else self._resolve())
                 client = await self._prefect()
-                run = await soon_again(
-                    lambda: client.create_flow_run_from_deployment(
-                        deployment_id,
-                        parameters={"job_id": str(job_id)},
-                        name=(filename if undo else f"import {filename}")[:200],
-                        idempotency_key=key,
-                    )
+                run = await client.create_flow_run_from_deployment(
+                    deployment_id,
+                    parameters={"job_id": str(job_id)},
+                    name=(filename if undo else f"import {filename}")[:200],
+                    idempotency_key=key,
                 )
         except ObjectNotFound as exc:
             self._deployment_id = self._undo_id = None  # looked up again next time

@@ -1,56 +1,80 @@
-"""Prefect calls tried again soon when Prefect answers 503 (a busy SQLite database): the
-503 is made here, since a real server gives it only now and then."""
+"""A request Prefect answers 503 (its SQLite database busy) is sent again soon, by the
+transport under Prefect's client; a real HTTP server here gives the 503s, which a real
+Prefect server gives only now and then."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from prefect.exceptions import PrefectHTTPStatusError
-from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
 
-from orchestration.retries import RETRY_PAUSES_S, soon_again
+from orchestration.retries import RETRY_PAUSES_S, SoonAgain
 
 
-def answered(status: int) -> PrefectHTTPStatusError:
-    request = httpx.Request("POST", "http://prefect/api/deployments/x/create_flow_run")
-    response = httpx.Response(status, request=request)
-    return PrefectHTTPStatusError(f"{status}", request=request, response=response)
+class Busy(ThreadingHTTPServer):
+    """Answers each POST with the next of `answers` (then 200), noting the bodies."""
+
+    answers: list[int]
+    bodies: list[bytes]
 
 
-class Prefect:
-    """Answers with `statuses` in turn (an int: that error), then "run"; notes what the
-    client's own retry setting was at each call."""
+class Handler(BaseHTTPRequestHandler):
+    server: Busy
 
-    def __init__(self, *statuses: int) -> None:
-        self.statuses = list(statuses)
-        self.retries_seen: list[int] = []
+    def do_POST(self) -> None:
+        self.server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        status = self.server.answers.pop(0) if self.server.answers else 200
+        body = b'{"id": "run"}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
-    async def call(self) -> str:
-        self.retries_seen.append(PREFECT_CLIENT_MAX_RETRIES.value())
-        if self.statuses:
-            raise answered(self.statuses.pop(0))
-        return "run"
-
-
-def test_a_busy_answer_is_tried_again_soon_without_prefects_own_backoff() -> None:
-    prefect = Prefect(503, 503)
-
-    assert asyncio.run(soon_again(prefect.call)) == "run"
-    assert prefect.retries_seen == [0, 0, 0]
+    def log_message(self, *args: object) -> None:
+        pass
 
 
-def test_once_the_quick_tries_are_spent_prefects_own_retries_take_over() -> None:
-    prefect = Prefect(*[503] * len(RETRY_PAUSES_S))
+@pytest.fixture
+def busy() -> Iterator[Busy]:
+    server = Busy(("127.0.0.1", 0), Handler)
+    server.answers, server.bodies = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
-    assert asyncio.run(soon_again(prefect.call)) == "run"
-    assert prefect.retries_seen == [0] * len(RETRY_PAUSES_S) + [PREFECT_CLIENT_MAX_RETRIES.value()]
+
+def post(server: Busy) -> httpx.Response:
+    async def send() -> httpx.Response:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/deployments/d/create_flow_run"
+        async with httpx.AsyncClient(transport=SoonAgain()) as client:
+            return await client.post(url, json={"idempotency_key": "job-1"})
+
+    return asyncio.run(send())
 
 
-def test_other_answers_are_not_tried_again() -> None:
-    prefect = Prefect(404)
+def test_a_busy_answer_is_sent_again_soon_with_the_same_body(busy: Busy) -> None:
+    busy.answers = [503, 503]
 
-    with pytest.raises(PrefectHTTPStatusError):
-        asyncio.run(soon_again(prefect.call))
-    assert prefect.retries_seen == [0]
+    response = post(busy)
+
+    assert response.status_code == 200 and response.json() == {"id": "run"}
+    assert len(busy.bodies) == 3 and len(set(busy.bodies)) == 1
+
+
+def test_once_its_tries_are_spent_the_busy_answer_reaches_the_client(busy: Busy) -> None:
+    busy.answers = [503] * (len(RETRY_PAUSES_S) + 1)
+
+    assert post(busy).status_code == 503  # Prefect's client takes it from here
+    assert len(busy.bodies) == len(RETRY_PAUSES_S) + 1
+
+
+def test_other_answers_are_not_sent_again(busy: Busy) -> None:
+    busy.answers = [404]
+
+    assert post(busy).status_code == 404
+    assert len(busy.bodies) == 1
