@@ -265,8 +265,8 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a run that has previewed an import waits in its process for"
         " the review's answer (paused in Prefect, holding its worker slot), so a person who"
-        " answers at once does not wait for a new run; then it suspends. 0: it suspends at"
-        " once.",
+        " answers at once does not wait for a new run; then it suspends. It suspends sooner"
+        " when another import has waited 2 s for a worker slot. 0: it suspends at once.",
     )
     guard: bool = Field(
         default=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -93,9 +94,12 @@ class ReviewInput(RunInput, ReviewAnswer):
     fields, and what they say, are `ReviewAnswer`'s)."""
 
 
-def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
+def _wait_for_review(key: uuid.UUID, *, previewed_here: bool = False) -> ReviewAnswer:
     """Wait for the review's answer: first paused in this process for
     `IMPORTER_REVIEW_HOLD_S` (`_hold`), then suspended; the answer once resumed.
+
+    `previewed_here`: this process made the preview, whose artifact it attaches once the
+    job shows `awaiting_review` (the person waits for that, not for the artifact).
 
     Suspending ends this process (Prefect's `Pause`, once the run is Suspended): a waiting
     review holds no worker and no process. The job shows `awaiting_review` only once the
@@ -108,10 +112,21 @@ def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
     # Prefect's own expiry (where its service runs) comes after ours, which ends both.
     timeout_s = int(settings.review_ttl_h * 3600) + 3600
     form = ReviewInput.with_initial_data(description=running.preview_text(key))
+    unshown = previewed_here
+
+    def show_preview() -> None:
+        nonlocal unshown
+        if unshown:
+            unshown = False
+            _show_preview(key)
+
     if settings.review_hold_s > 0:
-        held = _hold(key, form, pending.review_round, settings.review_hold_s, timeout_s)
+        held = _hold(
+            key, form, pending.review_round, settings.review_hold_s, timeout_s, show_preview
+        )
         if held is not None:
             return held
+    show_preview()
     try:
         answer = suspend_flow_run(
             wait_for_input=form, key=pause_key(pending.review_round), timeout=timeout_s
@@ -124,7 +139,12 @@ def _wait_for_review(key: uuid.UUID) -> ReviewAnswer:
 
 
 def _hold(
-    key: uuid.UUID, form: type[ReviewInput], round_: int, hold_s: float, timeout_s: int
+    key: uuid.UUID,
+    form: type[ReviewInput],
+    round_: int,
+    hold_s: float,
+    timeout_s: int,
+    announced: Callable[[], None],
 ) -> ReviewAnswer | None:
     """Wait paused in this process, at most `hold_s`, for the answer: the answer, or
     None once the run is running again without one (it then suspends). A run of another
@@ -150,6 +170,7 @@ def _hold(
             return None
         form.save(keyset)
         running.await_review(key, run_ended=False)
+        announced()
         deadline = time.monotonic() + hold_s
         while True:
             time.sleep(HOLD_LOOK_S)
@@ -202,9 +223,11 @@ def import_items(job_id: str) -> dict[str, Any]:
         if outcome is not None:
             return outcome
         if not deployed:  # run in its caller's process, which asks the person itself
+            _show_preview(key)
             get_run_logger().info("job %s awaits its review", job_id)
             return running.await_review(key, run_ended=True).model_dump(mode="json")
-        apply_in_run(key, _wait_for_review(key))  # suspends: this process ends
+        # Suspends unless answered soon: this process then ends.
+        apply_in_run(key, _wait_for_review(key, previewed_here=True))
 
 
 def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
@@ -229,8 +252,7 @@ def _attempt(key: uuid.UUID) -> dict[str, Any] | None:
     if end is running.End.CANCELLED:
         return run_cancelled(key)
     if end is running.End.REVIEW:
-        _show_preview(key)
-        return None
+        return None  # its preview is shown as it waits (`_wait_for_review`)
     filename, table = running.summary(key)
     page = job_page_url(key, get_settings().public_base_url())
     table.append({"measure": "job page", "value": page})
