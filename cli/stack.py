@@ -263,6 +263,10 @@ def run_stack(settings: Settings, console: Console, prepare: Callable[[], object
         console.print(f"[red]{exc}[/]")
         return 1
     finally:
+        # A second Ctrl-C (or SIGTERM) while the stack stops must not leave it stopped
+        # half-way: each process is killed anyway after STOP_TIMEOUT_S.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # The worker leaves the jobs of its own runs to be resumed as it stops; jobs that
         # other workers on a shared database carry out go on.
         stack.stop()

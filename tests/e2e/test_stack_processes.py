@@ -83,3 +83,18 @@ def test_sigint_stops_a_stack_started_with_sigint_ignored(tmp_path: Path) -> Non
     assert stopped_in < 30
     # Stopping is quiet: an operator's Ctrl-C shows no traceback from any process.
     assert "Traceback" not in stack.log.read_text()
+
+
+def test_a_second_ctrl_c_while_the_stack_stops_does_not_cut_the_stop_short(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    with running_stack(tmp_path / "var", prefect_api=prefect_server) as stack:
+        groups = list(json.loads((stack.data_dir / "stack.json").read_text())["groups"].values())
+        os.kill(stack.pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while b"stopping api" not in stack.log.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(stack.pid, signal.SIGINT)  # while the API stops
+        assert wait_gone(groups, timeout=30) == []
+    # Every process was stopped in its turn, the worker after the API.
+    assert "stopping worker ..." in stack.log.read_text()
