@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 WORKER_TYPE = "importer"
 SPARE_START_TIMEOUT_S = 120.0
 LEAVE_TIMEOUT_S = 3.0
+LABEL_TIMEOUT_S = 10.0
 
 logger = get_logger("importer.worker")
 
@@ -459,7 +460,10 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
 
     async def _label_run(self, flow_run_id: UUID) -> None:
         try:
-            await super()._give_worker_labels_to_flow_run(flow_run_id)
+            # Bounded: a worker that stops waits for this task, and Prefect's client would
+            # retry a server that went away for about a minute.
+            with anyio.fail_after(LABEL_TIMEOUT_S):
+                await super()._give_worker_labels_to_flow_run(flow_run_id)
         except Exception:  # a courtesy: the run goes on without its worker's labels
             logger.warning(
                 "could not label flow run %s with its worker", flow_run_id, exc_info=True

@@ -52,9 +52,12 @@ def read_checked(
     check.start()
     try:
         grid = read_grid(data, fmt, sheet=sheet, error_cells=fmt not in SEARCHED)
-    except BaseException:
-        check.report()  # a refused package: the check's reason, not the parser's
-        raise
+    except BaseException as exc:
+        report = check.report()  # a refused package: the check's reason, not the parser's
+        if not (isinstance(exc, Exception) and report.may_hold_error_cells and fmt in SEARCHED):
+            raise
+        # Read as it would have been read had the check come first.
+        return read_grid(data, fmt, sheet=sheet, error_cells=True)
     if check.report().may_hold_error_cells and fmt in SEARCHED:
         del grid
         grid = read_grid(data, fmt, sheet=sheet, error_cells=True)
