@@ -12,7 +12,8 @@ requests sent from POST until the job shows `processing`, in order: when each be
 what it asked; then, over all uploads, the median count and time per kind of request.
 With `--review` the uploads ask for review, and the window is POST -> `awaiting_review`;
 `--profile DIR` also writes a cProfile of each run's process (Prefect's engine and the flow,
-from the order it receives to its exit) into DIR. `BENCH_ROOT` names another checkout to measure, as for the other benchmarks.
+from the order it receives to its exit) into DIR. `BENCH_ROOT` names another checkout to
+measure, as for the other benchmarks.
 """
 
 from __future__ import annotations

@@ -384,11 +384,16 @@ def _work(args: argparse.Namespace, choice: MappingChoice | None) -> dict[str, o
     return {"summary": asdict(summary)}
 
 
+def _answer(answer: dict[str, object]) -> None:
+    """The one line the parent reads: after whatever else this process printed."""
+    sys.stdout.flush()
+    print(json.dumps(answer), flush=True)
+
+
 def _refuse_now(refusal: SheetError) -> None:
     """The package's check refused the file while the sheet is parsed: answer with its
     reason and end this process, rather than let the parser go on with the file."""
-    sys.stdout.flush()
-    print(json.dumps({"error": refusal.reason}), flush=True)
+    _answer({"error": refusal.reason})
     os._exit(0)
 
 
@@ -432,8 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, MemoryError) or (args.address_space and _near_limit(args.address_space)):
             # Any failure at the edge of the address space is the limit's doing.
             answer = {"out_of_memory": True}
-    sys.stdout.flush()
-    print(json.dumps(answer), flush=True)
+    _answer(answer)
     return 0
 
 
