@@ -241,7 +241,7 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
         record_summary,
     )
     from itemsheet.jobs.review import end_preview
-    from itemsheet.runs.running import rows_path, write
+    from itemsheet.runs.running import read_stored_ahead, rows_path, write
     from itemsheet.sheet.checked import read_checked
     from itemsheet.sheet.formats import PackageLimits, detect_format
     from itemsheet.sheet.header import find_header
@@ -259,13 +259,6 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
     )
     data = file.read_bytes()
     parse_s = parse_only(data)
-    t0 = time.perf_counter()
-    fmt = detect_format(data, filename=file.name)
-    grid = read_checked(data, fmt, limits=limits)
-    t1 = time.perf_counter()
-    validated = validate(grid, find_header(grid.frame))
-    t2 = time.perf_counter()
-    rows = validated.frame
     with session_scope() as session:
         job_id = create_job(
             session,
@@ -275,10 +268,21 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
             options=JobOptions(batch_size=batch_size),
         ).id
         attempt = begin_attempt(session, job_id, flow_run_id=None)
+    assert attempt is not None
+    t0 = time.perf_counter()
+    # As the run does while its parse child parses: the stored items for the guardrails'
+    # pass are read beside the parse.
+    read_stored_ahead(job_id, attempt, file)
+    fmt = detect_format(data, filename=file.name)
+    grid = read_checked(data, fmt, limits=limits)
+    t1 = time.perf_counter()
+    validated = validate(grid, find_header(grid.frame))
+    t2 = time.perf_counter()
+    rows = validated.frame
+    with session_scope() as session:
         record_summary(
             session, job_id, SheetSummary("xlsx", "Items", validated.fields, rows.height, 0, [])
         )
-    assert attempt is not None
     # The guardrails' pass, as the service runs it (`running.write` of a job in that pass:
     # several batches to a step, measured ahead on PostgreSQL), from the rows file the
     # parse child would have written.

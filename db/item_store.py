@@ -28,6 +28,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from itertools import zip_longest
 from typing import Any, Protocol
 
@@ -289,21 +290,49 @@ def _changes(
     return tuple(found)
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
     """A limit as an SQL literal (exact decimal text, which both databases read alike)."""
     return format(Decimal(repr(value)), "f")
+
+
+class Cut(StrEnum):
+    """How a changed price is held against one of `price_ratios` (`price_cuts`)."""
+
+    # new * factor <= stored: a drop to 1/factor or further (the ratio is 1/factor).
+    DROP_BY_FACTOR = "drop_by_factor"
+    # new < stored * ratio
+    BELOW = "below"
+    # new <= stored * ratio
+    AT_MOST = "at_most"
+
+
+def price_cuts(limits: Limits) -> list[tuple[int, Cut, float]]:
+    """The tests that put a changed price in its bucket, in the order they are tried:
+    (bucket, how, by what the test multiplies: the factor for a drop by it, else the
+    ratio); a price no test puts in a bucket is in the last one,
+    `len(price_ratios(limits))`. The SQL of the measure and the guardrails' pass over
+    stored items read ahead (`db.item_snapshot`) both follow this list."""
+    cuts = []
+    for index, ratio in enumerate(price_ratios(limits)):
+        if ratio == 1 / limits.factor:
+            cuts.append((index, Cut.DROP_BY_FACTOR, limits.factor))
+        elif ratio == limits.factor or ratio <= 1:
+            cuts.append((index, Cut.BELOW, ratio))
+        else:
+            cuts.append((index, Cut.AT_MOST, ratio))
+    return cuts
 
 
 def _price_bucket(limits: Limits) -> str:
     """SQL: the bucket of a changed price between `price_ratios`, from 0."""
     cases = []
-    for index, ratio in enumerate(price_ratios(limits)):
-        if ratio == 1 / limits.factor:
-            cases.append(f"WHEN s.price * {_number(limits.factor)} <= i.price THEN {index}")
-        elif ratio == limits.factor or ratio <= 1:
-            cases.append(f"WHEN s.price < i.price * {_number(ratio)} THEN {index}")
+    for index, how, ratio in price_cuts(limits):
+        if how is Cut.DROP_BY_FACTOR:
+            cases.append(f"WHEN s.price * {number_text(ratio)} <= i.price THEN {index}")
+        elif how is Cut.BELOW:
+            cases.append(f"WHEN s.price < i.price * {number_text(ratio)} THEN {index}")
         else:
-            cases.append(f"WHEN s.price <= i.price * {_number(ratio)} THEN {index}")
+            cases.append(f"WHEN s.price <= i.price * {number_text(ratio)} THEN {index}")
     last = len(price_ratios(limits))
     return (
         "CASE WHEN s.price IS NULL OR i.price IS NULL OR i.price <= 0 OR s.price = i.price"
@@ -321,10 +350,10 @@ _QUANTITY_BUCKET = (
 
 def _large_price(limits: Limits) -> str:
     """SQL: a stored positive price would change by more than the large change."""
-    change = _number(limits.change)
+    change, factor = number_text(limits.change), number_text(limits.factor)
     return (
         f"i.price > 0 AND s.price IS NOT NULL AND (s.price < i.price * (1 - {change})"
-        f" OR s.price > i.price * (1 + {change}) OR s.price * {_number(limits.factor)} <= i.price)"
+        f" OR s.price > i.price * (1 + {change}) OR s.price * {factor} <= i.price)"
     )
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
+from db.item_snapshot import StoredItems, can_measure, measure_stored
 from db.item_store import (
     Measured,
     lock_for_transaction,
@@ -336,18 +337,24 @@ GuardMeasure = tuple[int | None, Measured] | None
 
 
 def measure_for_guard(
-    session: Session, rows: pl.DataFrame, *, columns: list[str], mode: ImportMode
+    session: Session,
+    rows: pl.DataFrame,
+    *,
+    columns: list[str],
+    mode: ImportMode,
+    stored: StoredItems | None = None,
 ) -> GuardMeasure:
     """The guardrails' own measure of validated rows, in the caller's transaction (a
-    reader's will do: only what the rules read is staged, nothing is written)."""
+    reader's will do: only what the rules read is staged, nothing is written); against
+    `stored` instead, a copy of the stored items, when it holds what the rules read."""
     settings = get_settings()
     judged, count = judged_fields(columns, settings)
     if not judged:
         return None
-    valid = rows.filter(pl.col("error_message").is_null())
-    return measure_items(
-        session, valid.select("sku", *judged), limits=limits(settings), mode=mode, count=count
-    )
+    valid = rows.filter(pl.col("error_message").is_null()).select("sku", *judged)
+    if stored is not None and can_measure(judged, mode):
+        return measure_stored(stored, valid, limits(settings), count=count)
+    return measure_items(session, valid, limits=limits(settings), mode=mode, count=count)
 
 
 def record_check(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from db.item_store import lock_for_transaction
@@ -85,3 +86,27 @@ def _holder(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
         )
         .limit(1)
     ).first()
+
+
+# How far another process's clock may be behind this one's, for `written_besides`.
+CLOCK_SLACK = timedelta(seconds=5)
+
+
+def written_besides(session: Session, job_id: uuid.UUID, *, since: datetime) -> bool:
+    """Whether items may have been written by a job other than `job_id` since `since`: one
+    holds the writer's turn, took it since then, or ended since then (it may have held it
+    meanwhile). Only a job holding the turn writes items."""
+    after = since - CLOCK_SLACK
+    found = session.scalars(
+        select(ImportJob.id)
+        .where(
+            ImportJob.id != job_id,
+            or_(
+                (ImportJob.status == JobStatus.PROCESSING) & ImportJob.writing_since.is_not(None),
+                ImportJob.writing_since >= after,
+                ImportJob.finished_at >= after,
+            ),
+        )
+        .limit(1)
+    ).first()
+    return found is not None

@@ -385,3 +385,78 @@ def test_the_check_takes_several_batches_to_a_transaction(
     assert done.status is JobStatus.COMPLETED
     assert (done.updated, done.processed_rows) == (N, N)
     assert set(stored_values().values()) == {("11", 6)}
+
+
+def read_ahead_job(
+    files: Files, frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> uuid.UUID:
+    """A job whose file is big enough for its stored items to be read during its parse
+    (the fake child ignores the file; its size decides)."""
+    monkeypatch.setattr(running, "AHEAD_MIN_BYTES", 0)
+    path = tmp_path / f"sheet-{uuid.uuid4().hex}.csv"
+    path.write_bytes(b"x" * 1000)  # room for 50 stored items
+    files[str(path)] = frame
+    with session_scope() as session:
+        return create_job(
+            session,
+            stored=StoredFile(uri=str(path), sha256="ab" * 32, size=1000),
+            filename="items.csv",
+            source=JobSource.UPLOAD,
+            options=JobOptions(batch_size=BATCH),
+        ).id
+
+
+def measured_in_database(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows each guardrails' step measured in the database, as they are measured."""
+    from itemsheet.jobs import importing
+
+    steps: list[int] = []
+    measure = importing.measure_items
+
+    def counted(session: Any, frame: pl.DataFrame, **options: Any) -> Any:
+        steps.append(frame.height)
+        return measure(session, frame, **options)
+
+    monkeypatch.setattr(importing, "measure_items", counted)
+    return steps
+
+
+def test_a_big_sheet_is_judged_against_the_items_read_during_its_parse(
+    files: Files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store(["10"] * 8 + ["0", "10"], [5] * 9 + [0])
+    frame = sheet(["16"] * 3 + ["0.5"] + ["11"] * 6, [0] * 3 + [5] * 6 + [7])
+    steps = measured_in_database(monkeypatch)
+
+    job_id = read_ahead_job(files, frame, tmp_path, monkeypatch)
+    read_ahead = run(job_id)
+    assert steps == []
+    in_database = run(new_job(files, frame))  # a small file: measured in the database
+    assert sum(steps) == N
+
+    assert read_ahead.status is JobStatus.AWAITING_REVIEW
+    assert rules(read_ahead) == ["price_factor", "quantity_zero"]
+    assert read_ahead.guard == in_database.guard
+    assert preview_of(job_id)["chart"] == preview_of(in_database.job_id)["chart"]
+
+
+def test_items_another_import_may_have_written_meanwhile_are_measured_in_the_database(
+    files: Files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from itemsheet.jobs.importing import begin_attempt
+
+    store()
+    job_id = read_ahead_job(files, sheet(["11"] * N, [6] * N), tmp_path, monkeypatch)
+    with session_scope() as session:
+        number = begin_attempt(session, job_id, flow_run_id=None)
+    assert number is not None
+    batches = running.load(job_id, number)  # the stored items are read from here on
+    assert batches is not None
+    other = new_job(files, sheet(["12"] * N, [7] * N))
+    running.finish(other, JobStatus.CANCELLED, reason="ended while the first was parsed")
+    steps = measured_in_database(monkeypatch)
+
+    assert running.write(job_id, number, batches, _quiet)  # the guardrails' pass
+
+    assert sum(steps) == N
+    assert not running.close_preview(job_id)  # nothing tripped

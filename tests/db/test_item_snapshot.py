@@ -1,0 +1,166 @@
+"""The guardrails' pass over stored items read ahead counts what the SQL measure counts,
+on SQLite and a real PostgreSQL, prices at the buckets' very edges included."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from db.enums import ImportMode
+from db.item_snapshot import count_stored, measure_stored, read_stored
+from db.item_store import Limits, Measured, measure_items, merge_items, price_ratios
+from db.models import utcnow
+from db.session import session_scope
+
+PRICE = pl.Decimal(18, 4)
+CENT = Decimal("0.0001")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _store(items: list[tuple[str, Decimal | None, int | None]]) -> None:
+    with session_scope() as session:
+        session.connection().exec_driver_sql("DELETE FROM item")
+        if items:
+            frame = pl.DataFrame(
+                [(sku, "Item", price, quantity) for sku, price, quantity in items],
+                schema=[
+                    ("sku", pl.String),
+                    ("name", pl.String),
+                    ("price", PRICE),
+                    ("quantity", pl.Int64),
+                ],
+                orient="row",
+            )
+            merge_items(session, frame, now=utcnow())
+
+
+def _both(
+    sheet: pl.DataFrame, lim: Limits, *, count: bool, mode: ImportMode
+) -> tuple[tuple[int | None, Measured], tuple[int | None, Measured]]:
+    with session_scope(write=False) as session:
+        in_sql = measure_items(session, sheet, limits=lim, mode=mode, count=count)
+        stored = read_stored(session)
+    return in_sql, measure_stored(stored, sheet, lim, count=count)
+
+
+prices = st.one_of(
+    st.none(),
+    st.sampled_from([Decimal(0), Decimal("0.0001"), Decimal(1), Decimal("9.99"), Decimal(100)]),
+    st.decimals(min_value=0, max_value=Decimal("99999999999999.9999"), places=4),
+)
+quantities = st.one_of(
+    st.none(),
+    st.sampled_from([0, 1, 2, 3, -1]),
+    st.integers(min_value=-(10**12), max_value=10**12),
+)
+# SKUs as people write them, CSV's special characters and other scripts included.
+skus = (
+    st.text(alphabet=st.sampled_from(list("AZaz09-_ ,\";\n\r'éß中€")), min_size=1, max_size=12)
+    .map(str.strip)
+    .filter(bool)
+)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> dict[str, Any]:
+    lim = Limits(
+        change=draw(st.sampled_from([0.2, 0.5, 0.3, 0.25])),
+        factor=draw(st.sampled_from([10.0, 3.0, 2.5, 100.0])),
+    )
+    names = draw(st.lists(skus, min_size=1, max_size=30, unique=True))
+    stored = [(sku, draw(prices), draw(quantities)) for sku in names if draw(st.booleans())]
+    rows = []
+    for sku in names:
+        old = next((s for s in stored if s[0] == sku), None)
+        price, quantity = draw(prices), draw(quantities)
+        if old is not None and old[1] is not None and draw(st.booleans()):
+            # Exactly at a bucket's edge: the stored price times one of its ratios.
+            by = Decimal(repr(draw(st.sampled_from(price_ratios(lim)))))
+            price = (old[1] * by).quantize(CENT)
+        if old is not None and old[2] is not None and draw(st.booleans()):
+            quantity = draw(st.sampled_from([0, old[2] // 2, old[2] * 3 // 2, old[2] - 1]))
+        rows.append((sku, price, quantity))
+    fields = draw(st.sampled_from([["price", "quantity"], ["price"], ["quantity"]]))
+    sheet = pl.DataFrame(
+        rows, schema=[("sku", pl.String), ("price", PRICE), ("quantity", pl.Int64)], orient="row"
+    ).select("sku", *fields)
+    return {
+        "limits": lim,
+        "stored": stored,
+        "sheet": sheet,
+        "count": draw(st.booleans()),
+        "mode": draw(st.sampled_from([ImportMode.UPSERT, ImportMode.UPDATE_ONLY])),
+    }
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=cases())
+def test_the_copy_measures_what_the_database_measures(
+    importer_env: Path, database: str, case: dict[str, Any]
+) -> None:
+    _store(case["stored"])
+    in_sql, copied = _both(case["sheet"], case["limits"], count=case["count"], mode=case["mode"])
+    assert copied == in_sql
+
+
+def test_a_copy_holds_every_stored_item_as_stored(importer_env: Path, database: str) -> None:
+    items = [
+        ("plain", Decimal("12.5"), 3),
+        ('with "quotes", a comma\nand a newline', Decimal("99999999999999.9999"), -7),
+        ("中文 €", None, None),
+        ("whole", Decimal(40), 0),
+    ]
+    _store(items)
+    with session_scope(write=False) as session:
+        assert count_stored(session) == 4
+        stored = read_stored(session)
+    got = {sku: (price, quantity) for sku, price, quantity in stored.items.iter_rows()}
+    scale = 10_000 if stored.exact else 1
+    assert set(got) == {sku for sku, _, _ in items}
+    for sku, price, quantity in items:
+        want = None if price is None else (int(price * scale) if stored.exact else float(price))
+        assert got[sku] == (want, quantity)
+
+
+def test_edges_land_in_the_same_buckets(importer_env: Path, database: str) -> None:
+    """A price moved exactly by each ratio, and quantities at each edge, stored as the
+    cases a person meets: 10.00 -> 8.00 is not a large drop at 20 %, 12.00 is not a large
+    rise, 1.00 is a drop by the factor."""
+    lim = Limits(change=0.2, factor=10.0)
+    _store([(f"P{k}", Decimal(10), 6) for k in range(8)])
+    sheet = pl.DataFrame(
+        [
+            ("P0", Decimal(8), 0),
+            ("P1", Decimal(12), 3),
+            ("P2", Decimal(1), 2),
+            ("P3", Decimal(100), 9),
+            ("P4", Decimal("7.9999"), 4),
+            ("P5", Decimal("12.0001"), 6),
+            ("P6", Decimal(10), 10),
+            ("P7", None, None),
+        ],
+        schema=[("sku", pl.String), ("price", PRICE), ("quantity", pl.Int64)],
+        orient="row",
+    )
+    in_sql, copied = _both(sheet, lim, count=True, mode=ImportMode.UPSERT)
+    assert copied == in_sql
+    updated, measured = copied
+    assert updated == 8 and measured.touched == 8  # P7's empty cells differ too
+    # Between 1/10, 0.8, 1, 1.2 and 10 of the stored price: 1.00, 7.9999, 8.00, 12.00,
+    # 12.0001 and 100.00 one in each bucket; 10.00 and an empty price are no change.
+    assert measured.prices == (1, 1, 1, 1, 1, 1)
+    # From 6: to 0; to 2 (down over half); to 3 (by half exactly) and 4 (down up to
+    # half); to 9 (up by half exactly); to 10 (up over half). 6 -> 6 is no change.
+    assert measured.quantities == (1, 1, 2, 1, 1, 0)
