@@ -231,7 +231,7 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
     """Read, validate and write `file` into `url`, timing each phase."""
     batch_size = _batch(batch_size, url)
     from db.models import JobSource
-    from db.session import session_scope
+    from db.session import commit_without_waiting, session_scope
     from itemsheet.files.storage import StoredFile
     from itemsheet.jobs.importing import (
         JobOptions,
@@ -298,6 +298,7 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
     created = updated = unchanged = 0
     for batch_no, start in enumerate(range(0, rows.height, batch_size), start=1):
         with session_scope() as session:
+            commit_without_waiting(session)  # as the service's batches do
             outcome = apply_batch(
                 session,
                 job_id,

@@ -146,3 +146,18 @@ def session_scope(*, write: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def commit_without_waiting(session: Session) -> None:
+    """Let the session's current transaction commit without waiting for its WAL to reach
+    the disk (PostgreSQL's `synchronous_commit`, for this transaction alone).
+
+    For a batch that commits together with its own progress: should the database server
+    crash, its last few such commits may be lost, each batch with its progress, and the
+    attempt resumes before them. The commit that ends a job waits as ever, which puts
+    everything committed before it on the disk too. SQLite in WAL mode with
+    synchronous=NORMAL already commits so.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")

@@ -75,3 +75,23 @@ def test_server_options_in_the_database_url_are_kept_beside_the_limit(
         assert show["idle_in_transaction_session_timeout"] == idle
         if "statement_timeout" in options:
             assert show["statement_timeout"] == "1234ms"
+
+
+def test_a_commit_without_waiting_is_this_transactions_alone(importer_env: Path) -> None:
+    """A batch's transaction commits without waiting for the disk; the next transaction on
+    the same pooled connection (the one that ends the job, say) waits again."""
+    from sqlalchemy.orm import Session
+
+    from db.session import commit_without_waiting
+
+    def setting(session: Session) -> str:
+        return str(session.execute(text("SHOW synchronous_commit")).scalar_one())
+
+    with session_scope() as session:
+        before = setting(session)
+        commit_without_waiting(session)
+        assert setting(session) == "off"
+        session.add(Item(sku="S-1", name="Kept"))
+    with session_scope() as session:
+        assert setting(session) == before == "on"
+        assert session.scalars(select(Item.name)).all() == ["Kept"]
