@@ -340,11 +340,15 @@ def _price_bucket(limits: Limits) -> str:
     )
 
 
+# The products are of decimals: a quantity may be any 64-bit integer, and twice one
+# overflows PostgreSQL's bigint (an error). On SQLite the cast leaves an integer as it is.
 _QUANTITY_BUCKET = (
     "CASE WHEN s.quantity IS NULL OR i.quantity IS NULL OR s.quantity = i.quantity THEN NULL"
     " WHEN i.quantity <= 0 THEN 5 WHEN s.quantity = 0 THEN 0"
-    " WHEN s.quantity * 2 < i.quantity THEN 1 WHEN s.quantity < i.quantity THEN 2"
-    " WHEN s.quantity * 2 <= i.quantity * 3 THEN 3 ELSE 4 END"
+    " WHEN CAST(s.quantity AS NUMERIC) * 2 < i.quantity THEN 1"
+    " WHEN s.quantity < i.quantity THEN 2"
+    " WHEN CAST(s.quantity AS NUMERIC) * 2 <= CAST(i.quantity AS NUMERIC) * 3 THEN 3"
+    " ELSE 4 END"
 )
 
 

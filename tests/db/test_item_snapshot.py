@@ -164,3 +164,21 @@ def test_edges_land_in_the_same_buckets(importer_env: Path, database: str) -> No
     # From 6: to 0; to 2 (down over half); to 3 (by half exactly) and 4 (down up to
     # half); to 9 (up by half exactly); to 10 (up over half). 6 -> 6 is no change.
     assert measured.quantities == (1, 1, 2, 1, 1, 0)
+
+
+def test_quantities_of_any_64_bit_size_are_measured(importer_env: Path, database: str) -> None:
+    """Twice a quantity past 4.6e18 overflows a 64-bit integer: the measure still buckets it
+    (PostgreSQL refused the whole pass with "bigint out of range")."""
+    most = 2**63 - 1
+    _store([("Q-1", None, 5), ("Q-2", None, most), ("Q-3", None, 3 * 10**18)])
+    sheet = pl.DataFrame(
+        [("Q-1", 9 * 10**18), ("Q-2", 4 * 10**18), ("Q-3", most)],
+        schema=[("sku", pl.String), ("quantity", pl.Int64)],
+        orient="row",
+    )
+    in_sql, copied = _both(
+        sheet, Limits(change=0.5, factor=10.0), count=False, mode=ImportMode.UPSERT
+    )
+    assert copied == in_sql
+    # Up over half; down over half; up over half.
+    assert in_sql[1].quantities == (0, 1, 0, 0, 2, 0)
