@@ -158,6 +158,5 @@ def commit_without_waiting(session: Session) -> None:
     everything committed before it on the disk too. SQLite in WAL mode with
     synchronous=NORMAL already commits so.
     """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    if session.get_bind().dialect.name == "postgresql":  # SQLite: no transaction begun
+        session.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
