@@ -27,10 +27,18 @@ ROWS = [
 ]
 
 
-def grid_rows(path: Path, sheet: str | None = None) -> list[tuple[int, list[str | None]]]:
+def grid_rows(
+    path: Path, sheet: str | None = None, *, error_cells: bool = True
+) -> list[tuple[int, list[str | None]]]:
     data = path.read_bytes()
-    grid = read_grid(data, detect_format(data, filename=path.name), sheet=sheet)
+    fmt = detect_format(data, filename=path.name)
+    grid = read_grid(data, fmt, sheet=sheet, error_cells=error_cells)
     return list(zip(grid.rows.to_list(), [list(r) for r in grid.frame.iter_rows()], strict=True))
+
+
+# A package searched for error cells is read straight to Arrow, its sheet chosen from its
+# workbook part; every other read loads the sheet first. Both choose alike.
+BOTH_READS = pytest.mark.parametrize("error_cells", [True, False], ids=["loaded", "straight"])
 
 
 @pytest.mark.parametrize(
@@ -80,21 +88,30 @@ def test_csv_in_a_windows_code_page_reads_as_its_writer_saw_it() -> None:
     assert grid.text is not None and grid.text.encoding.label == "Windows-1252"
 
 
-def test_first_visible_sheet_is_the_default_and_sheets_can_be_chosen(tmp_path: Path) -> None:
+@BOTH_READS
+def test_first_visible_sheet_is_the_default_and_sheets_can_be_chosen(
+    tmp_path: Path, error_cells: bool
+) -> None:
     path = write_xlsx(
         tmp_path / "book.xlsx",
         sheets={
             "Hidden": [["SKU", "Name"], ["H", "h"]],
-            "Main": [["SKU", "Name"], ["M", "m"]],
+            "Also <hidden> & 'so'": [["SKU", "Name"], ["A", "a"]],
+            'R&D "Main"': [["SKU", "Name"], ["M", "m"]],
             "Other": [["SKU", "Name"], ["O", "o"]],
         },
-        hidden=["Hidden"],
+        hidden=["Hidden", "Also <hidden> & 'so'"],
     )
-    assert grid_rows(path)[1][1] == ["M", "m"]
-    assert grid_rows(path, "Other")[1][1] == ["O", "o"]
-    assert grid_rows(path, "0")[1][1] == ["H", "h"]
-    with pytest.raises(SheetError, match=r"^sheet 'Nope' not found; sheets: Hidden, Main, Other$"):
-        grid_rows(path, "Nope")
+    read = lambda *sheet: grid_rows(path, *sheet, error_cells=error_cells)  # noqa: E731
+    assert read()[1][1] == ["M", "m"]
+    assert read("Other")[1][1] == ["O", "o"]
+    assert read('R&D "Main"')[1][1] == ["M", "m"]
+    assert read("0")[1][1] == ["H", "h"]
+    assert read("1")[1][1] == ["A", "a"]
+    with pytest.raises(SheetError, match=r"^sheet 'Nope' not found; sheets: Hidden, Also"):
+        read("Nope")
+    with pytest.raises(SheetError, match=r"^sheet '4' not found"):
+        read("4")
 
 
 def test_a_sheet_option_is_an_index_only_in_the_digits_0_to_9(tmp_path: Path) -> None:
