@@ -290,9 +290,6 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         return None
     out = rows_path(settings, job_id, attempt)
     package, limits = parse_limits(settings)
-    local = fetch_local(file_uri, settings.work_dir)
-    if previewing and not review and mode is not ImportMode.CREATE_ONLY:
-        read_stored_ahead(job_id, attempt, local)
     key = reading_key(
         file=file_sha256,
         filename=filename,
@@ -305,18 +302,23 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
     )
     try:
         # A confirmed review writes the rows its preview read, when they are still here.
-        summary = kept_rows(settings, job_id, attempt, key) or prepare_in_child(
-            local,
-            out,
-            filename=filename,
-            sheet=sheet,
-            package=package,
-            limits=limits,
-            choice=choice,
-            options=options,
-            batch_rows=batch_size,
-            on_poll=touch,
-        )
+        summary = kept_rows(settings, job_id, attempt, key)
+        if summary is None:
+            local = fetch_local(file_uri, settings.work_dir)
+            if previewing and not review and mode is not ImportMode.CREATE_ONLY:
+                read_stored_ahead(job_id, attempt, local)  # while the child parses
+            summary = prepare_in_child(
+                local,
+                out,
+                filename=filename,
+                sheet=sheet,
+                package=package,
+                limits=limits,
+                choice=choice,
+                options=options,
+                batch_rows=batch_size,
+                on_poll=touch,
+            )
         keep_summary(settings, job_id, attempt, key, summary)
     except MappingNeeded as exc:
         if not (previewing and review):  # the guardrails' pass has nobody to ask

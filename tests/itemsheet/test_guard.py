@@ -460,3 +460,24 @@ def test_items_another_import_may_have_written_meanwhile_are_measured_in_the_dat
 
     assert sum(steps) == N
     assert not running.close_preview(job_id)  # nothing tripped
+
+
+def test_a_guarded_import_whose_stored_file_is_gone_fails_with_the_reason(
+    importer_env: Path, tmp_path: Path
+) -> None:
+    with session_scope() as session:
+        job_id = create_job(
+            session,
+            stored=StoredFile(uri=str(tmp_path / "gone.xlsx"), sha256="ab" * 32, size=1),
+            filename="items.xlsx",
+            source=JobSource.UPLOAD,
+            options=JobOptions(batch_size=BATCH),
+        ).id
+
+    view = run(job_id)
+
+    assert view.status is JobStatus.FAILED
+    assert (
+        view.error
+        == "the stored file of this import is missing from storage; upload the file again"
+    )
