@@ -96,7 +96,7 @@ def measure_stored(
     fields = [c for c in frame.columns if c != "sku"]
     if frame.is_empty():
         return (0 if count else None), Measured(0, (), ())
-    new = frame.select("sku", *fields)
+    new = frame
     if "price" in fields:
         if stored.exact:
             new = new.with_columns((pl.col("price") * _SCALE).cast(_WIDE))
@@ -121,7 +121,7 @@ def measure_stored(
     updated = None
     if count:
         differs = pl.any_horizontal(pl.col(f).ne_missing(pl.col(f"{f}_i")) for f in fields)
-        updated = int(joined.select(differs.sum()).item()) if fields else 0
+        updated = int(joined.select(differs.sum()).item())
     return updated, Measured(joined.height, tuple(prices), tuple(quantities))
 
 

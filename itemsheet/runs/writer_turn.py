@@ -76,15 +76,13 @@ def wait_for_writer_turn(
         time.sleep(poll_s)
 
 
+# A job holds the writer's turn from its first batch until it leaves `processing`.
+_HOLDS_TURN = (ImportJob.status == JobStatus.PROCESSING) & ImportJob.writing_since.is_not(None)
+
+
 def _holder(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
     return session.scalars(
-        select(ImportJob.id)
-        .where(
-            ImportJob.id != job_id,
-            ImportJob.status == JobStatus.PROCESSING,
-            ImportJob.writing_since.is_not(None),
-        )
-        .limit(1)
+        select(ImportJob.id).where(ImportJob.id != job_id, _HOLDS_TURN).limit(1)
     ).first()
 
 
@@ -102,7 +100,7 @@ def written_besides(session: Session, job_id: uuid.UUID, *, since: datetime) -> 
         .where(
             ImportJob.id != job_id,
             or_(
-                (ImportJob.status == JobStatus.PROCESSING) & ImportJob.writing_since.is_not(None),
+                _HOLDS_TURN,
                 ImportJob.writing_since >= after,
                 ImportJob.finished_at >= after,
             ),

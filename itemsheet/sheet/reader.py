@@ -158,10 +158,17 @@ def _resolve_sheet(reader: fastexcel.ExcelReader, sheet: str | None) -> tuple[in
             if str(loaded.visible) == "visible":
                 return index, loaded
         raise SheetError("the workbook has no visible worksheet; choose one with the sheet option")
-    chosen = names.index(sheet) if sheet in names else _sheet_index(sheet)
-    if chosen is None or chosen >= len(names):
+    chosen = _chosen_index(names, sheet)
+    if chosen is None:
         raise SheetError(f"sheet '{sheet}' not found; sheets: {', '.join(names)}")
     return chosen, _load(reader, chosen)
+
+
+def _chosen_index(names: list[str], sheet: str) -> int | None:
+    """The index of the sheet a sheet option names (by name, else by index); None when
+    the workbook has no such sheet."""
+    chosen = names.index(sheet) if sheet in names else _sheet_index(sheet)
+    return chosen if chosen is not None and chosen < len(names) else None
 
 
 def _sheet_index(sheet: str) -> int | None:
@@ -193,8 +200,7 @@ def _known_sheet(data: bytes, reader: fastexcel.ExcelReader, sheet: str | None) 
     part lists the reader's sheets in its order. None: `_resolve_sheet` decides."""
     names: list[str] = list(reader.sheet_names)
     if sheet is not None:
-        chosen = names.index(sheet) if sheet in names else _sheet_index(sheet)
-        return chosen if chosen is not None and chosen < len(names) else None
+        return _chosen_index(names, sheet)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
             part = package.read("xl/workbook.xml")
