@@ -17,6 +17,9 @@ A batch is merged in these steps inside the caller's transaction:
 A measuring dry run (a review's preview, and `measure_items`, the guardrails' own pass over
 the fields their rules read) also sorts the stored items the batch names by how far their
 price and quantity would move, in one grouped statement, and describes the largest moves.
+On SQLite, a batch written in upsert mode whose rows all carry a name needs none of steps
+1-4: its rows go into the upsert itself as VALUES lists, and its new items are the ones
+above the table's largest rowid as it was before (`_upsert_values`).
 Counts come from the database, never from a guess in Python. A `WriteHook` (the undo's
 before-image, `db.undo_store`) sees step 5 from inside the same transaction: on
 PostgreSQL the upsert then returns its rows with their old values.
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from itertools import zip_longest
+from itertools import chain, zip_longest
 from typing import Any, Protocol
 
 import polars as pl
@@ -479,13 +482,13 @@ def _measure_values(
 class WriteHook(Protocol):
     """Sees a batch's write from inside its transaction (`db.undo_store.BeforeImage`)."""
 
-    def before(self, conn: Connection, fields: list[str]) -> int | None:
-        """Called once the batch is staged; how many staged rows are new, if it knows."""
+    def before(self, conn: Connection, fields: list[str]) -> None:
+        """Called just before the batch's upsert."""
 
-    def after(self, conn: Connection, written: tuple[int, str, list[Any]] | None) -> None:
-        """Called once the batch is written; on PostgreSQL with what the upsert returned:
-        the number of new items, their SKUs as a JSON array, and `[sku, old values, new
-        values]` of each updated item (`written_values`)."""
+    def after(self, conn: Connection, written: tuple[int, str, list[Any] | None]) -> None:
+        """Called once the batch is written, with the number of new items and their SKUs
+        as a JSON array, and on PostgreSQL `[sku, old values, new values]` of each updated
+        item (`written_values`) as the upsert returned them (SQLite: None)."""
 
 
 def written_values(fields: list[str], row: str) -> str:
@@ -495,6 +498,93 @@ def written_values(fields: list[str], row: str) -> str:
         + ", ".join(f"{row}.{f}::text" if f == "price" else f"{row}.{f}" for f in fields)
         + ")"
     )
+
+
+def _on_conflict(conn: Connection, fields: list[str]) -> str:
+    """The upsert's conflict clause: a stored SKU takes the row's `fields` (and a new
+    `updated_at`) only when one of them differs, so an unchanged item is not written."""
+    assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
+    return (
+        f" ON CONFLICT (sku) DO UPDATE SET {assignments}"
+        f" WHERE {_differs(conn, fields, 'item', 'excluded')}"
+    )
+
+
+# SQLite gives a new row the rowid one above the table's largest, unless that is the
+# largest possible one (then it picks unused ones at random).
+_MAX_ROWID = 2**63 - 1
+
+
+def _last_rowid(conn: Connection, rows: int) -> int | None:
+    """SQLite: the item table's largest rowid, when the next `rows` inserts are sure to get
+    larger ones (so they, and only they, are the items above it); else None."""
+    top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM item").scalar_one())
+    return top if top <= _MAX_ROWID - rows else None
+
+
+def _new_above(conn: Connection, top: int, *, skus: bool) -> tuple[int, str]:
+    """SQLite: how many items lie above rowid `top` (those this transaction created since
+    it read `top`), and with `skus` their SKUs as a JSON array."""
+    if not skus:
+        count = conn.exec_driver_sql("SELECT COUNT(*) FROM item WHERE id > ?", (top,)).scalar_one()
+        return int(count), "[]"
+    count, found = conn.exec_driver_sql(
+        "SELECT COUNT(*), COALESCE(json_group_array(sku), '[]') FROM item WHERE id > ?", (top,)
+    ).one()
+    return int(count), str(found)
+
+
+def _new_staged(conn: Connection, *, skus: bool) -> tuple[int, str]:
+    """SQLite: how many staged rows are new SKUs, and with `skus` those SKUs as a JSON
+    array (kept inside SQLite as one text: fetching them row by row cost more)."""
+    absent = f"FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM item i WHERE i.sku = s.sku)"
+    if not skus:
+        return int(conn.exec_driver_sql(f"SELECT COUNT(*) {absent}").scalar_one()), "[]"
+    count, found = conn.exec_driver_sql(
+        f"SELECT COUNT(*), COALESCE(json_group_array(s.sku), '[]') {absent}"
+    ).one()
+    return int(count), str(found)
+
+
+def _upsert_values(
+    conn: Connection, frame: pl.DataFrame, now: datetime, hook: WriteHook | None, top: int
+) -> MergeCounts:
+    """SQLite, upsert mode, every row named: write `frame` (sku first) from VALUES lists in
+    the upsert itself, in SKU order, in chunks of as many rows as its bound parameters
+    allow; the new items are the ones above rowid `top` afterwards. Staging the rows first
+    cost a third more of the write (an `executemany` into the staging table, a count of
+    the new SKUs against it, and the upsert's pass over it)."""
+    fields = frame.columns[1:]
+    if "price" in fields:
+        frame = frame.with_columns(pl.col("price").cast(pl.Float64))
+    frame = frame.sort("sku")
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    # Two more parameters per statement: its timestamps.
+    most = max(1, (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2) // frame.width)
+    row = "(" + ", ".join("?" * frame.width) + ")"
+    picked = ", ".join(f"column{k}" for k in range(1, frame.width + 1))
+    stamp = _timestamp(conn, now)
+    if hook is not None:
+        hook.before(conn, fields)
+    written = 0
+    for start in range(0, frame.height, most):
+        chunk = frame.slice(start, most)
+        # The chunk's values row by row, flattened in C.
+        columns = (c.to_list() for c in chunk.get_columns())
+        values = chain.from_iterable(zip(*columns, strict=True))
+        params = (stamp, stamp, *values)
+        result = conn.exec_driver_sql(
+            f"INSERT INTO item ({', '.join(frame.columns)}, created_at, updated_at)"
+            f" SELECT {picked}, ?, ? FROM (VALUES {', '.join([row] * chunk.height)}) WHERE true"
+            f"{_on_conflict(conn, fields)}",
+            params,
+        )
+        written += result.rowcount
+    created, created_json = _new_above(conn, top, skus=hook is not None)
+    if hook is not None:
+        hook.after(conn, (created, created_json, None))
+    return MergeCounts(created, written - created, frame.height - written)
 
 
 def merge_items(
@@ -526,6 +616,11 @@ def merge_items(
         return MergeCounts(0, 0, 0)
     conn = _connection(session)
     fields = [c for c in frame.columns if c != "sku"]
+    if not dry_run and _is_sqlite(conn) and mode is ImportMode.UPSERT:
+        top = _last_rowid(conn, frame.height)
+        # Every row carries a name (the common case): no step needs a staging table.
+        if top is not None and "name" in fields and not frame.get_column("name").null_count():
+            return _upsert_values(conn, frame.select("sku", *fields), now, hook, top)
     _stage(conn, frame.select("sku", *fields))
     skipped = _skip_by_mode(conn, mode)
     nameless: frozenset[str] = frozenset()
@@ -543,36 +638,26 @@ def merge_items(
         measured = _measure(conn, fields, measure) if measure is not None else None
         return MergeCounts(created, updated, unchanged, nameless, skipped, described, measured)
     columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
-    assignments = ", ".join(f"{f} = excluded.{f}" for f in [*fields, "updated_at"])
     stamp = _timestamp(conn, now)
-    new = hook.before(conn, fields) if hook is not None else None
+    if hook is not None:
+        hook.before(conn, fields)
     if _is_sqlite(conn):
-        # SQLite cannot tell an insert from an update in RETURNING; count new SKUs first
-        # (the before-image has counted them already).
-        created = (
-            new
-            if new is not None
-            else conn.exec_driver_sql(
-                f"SELECT COUNT(*) FROM {STAGE} s WHERE NOT EXISTS"
-                f" (SELECT 1 FROM item i WHERE i.sku = s.sku)"
-            ).scalar_one()
-        )
+        # SQLite cannot tell an insert from an update in RETURNING; count new SKUs first.
+        created, created_json = _new_staged(conn, skus=hook is not None)
         result = conn.exec_driver_sql(
             f"INSERT INTO item ({columns}, created_at, updated_at)"
             f" SELECT {columns}, ?, ? FROM {STAGE} WHERE true ORDER BY sku"
-            f" ON CONFLICT (sku) DO UPDATE SET {assignments}"
-            f" WHERE {_differs(conn, fields, 'item', 'excluded')}",
+            f"{_on_conflict(conn, fields)}",
             (stamp, stamp),
         )
         written = result.rowcount
         if hook is not None:
-            hook.after(conn, None)
+            hook.after(conn, (created, created_json, None))
         return MergeCounts(created, written - created, staged - written, nameless, skipped)
     upsert = (
         f"INSERT INTO item ({columns}, created_at, updated_at)"
         f" SELECT {columns}, %(now)s, %(now)s FROM {STAGE} ORDER BY sku"
-        f" ON CONFLICT (sku) DO UPDATE SET {assignments}"
-        f" WHERE {_differs(conn, fields, 'item', 'excluded')}"
+        f"{_on_conflict(conn, fields)}"
     )
     if hook is not None:
         # A subquery in RETURNING reads the statement's own snapshot, so it still sees the

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
-from db.item_store import _STAGE_TYPES, STAGE, _is_sqlite, _timestamp
+from db.item_store import _STAGE_TYPES, _is_sqlite, _timestamp
 from db.models import ItemUndo
 
 UNDO_STAGE = "item_undo_stage"
@@ -45,37 +45,23 @@ class BeforeImage:
     batch_no: int
     written_at: datetime
     fields: list[str] = field(default_factory=list)
-    # SQLite: the new SKUs as the JSON text it is stored as, and how many.
-    created_json: str = "[]"
-    created_count: int = 0
     # [sku, {field: [before, after]}] for each item it changes, changed fields only.
     changed: list[list[Any]] = field(default_factory=list)
 
-    def before(self, conn: Connection, fields: list[str]) -> int | None:
-        """SQLite: the new SKUs (the count the upsert needs anyway) and a trigger that keeps
-        the old values as the upsert overwrites them. PostgreSQL: nothing; the upsert
-        returns what it did."""
+    def before(self, conn: Connection, fields: list[str]) -> None:
+        """SQLite: a trigger that keeps the old values as the upsert overwrites them.
+        PostgreSQL: nothing; the upsert returns what it did."""
         self.fields = fields
-        if not _is_sqlite(conn):
-            return None
-        # The new SKUs stay inside SQLite as one JSON text: fetching them row by row into
-        # Python cost more than the rest of the before-image.
-        count, self.created_json = conn.exec_driver_sql(
-            f"SELECT COUNT(*), COALESCE(json_group_array(s.sku), '[]') FROM {STAGE} s"
-            f" WHERE NOT EXISTS (SELECT 1 FROM item i WHERE i.sku = s.sku)"
-        ).one()
-        self.created_count = int(count)
-        _arm_capture(conn)
-        return self.created_count
+        if _is_sqlite(conn):
+            _arm_capture(conn)
 
-    def after(self, conn: Connection, written: tuple[int, str, list[Any]] | None) -> None:
+    def after(self, conn: Connection, written: tuple[int, str, list[Any] | None]) -> None:
         """Store the image (nothing when the batch created and changed nothing)."""
         compact = {"separators": (",", ":"), "ensure_ascii": False}
-        if written is None:
+        new, created, rows = written
+        if rows is None:
             self.changed = _captured(conn)
-            new, created = self.created_count, self.created_json
         else:
-            new, created, rows = written
             self.changed = [_changes(self.fields, row) for row in rows]
         entries = new + len(self.changed)
         if not entries:

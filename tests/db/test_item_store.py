@@ -336,3 +336,87 @@ def test_measuring_in_chunks_of_bound_values_counts_as_the_staged_rows_do(
     assert sum(whole.prices) == 16  # four rows of each changed price
     assert sum(whole.quantities) == 12  # and of each changed quantity (three of five)
     assert whole.quantities[0] == 4  # to 0 from positive
+
+
+class Recorder:
+    """A `WriteHook` that keeps what a write hands it: (new items, their SKUs, updated)."""
+
+    def __init__(self) -> None:
+        self.written: tuple[int, list[str], list[Any] | None] | None = None
+
+    def before(self, conn: Any, fields: list[str]) -> None:
+        return None
+
+    def after(self, conn: Any, written: tuple[int, str, list[Any] | None]) -> None:
+        import json
+
+        self.written = (written[0], json.loads(written[1]), written[2])
+
+
+def _second_batch() -> list[dict[str, Any]]:
+    return [
+        {**BASE[0]},  # unchanged
+        {**BASE[1], "price": Decimal("7")},  # changed
+        {**BASE[2], "name": "Gamma 2"},  # changed
+        *({"sku": s, "name": s, "description": None, "price": None, "quantity": 1} for s in "FED"),
+    ]
+
+
+def _merge_recorded(rows: list[dict[str, Any]]) -> tuple[MergeCounts, Recorder]:
+    recorder = Recorder()
+    with session_scope() as session:
+        counts = merge_items(session, frame(rows), now=T1, hook=recorder)
+    return counts, recorder
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_write_in_chunks_of_bound_values_stores_and_counts_as_one_statement_does(
+    db: None,
+) -> None:
+    """SQLite writes a batch whose rows all carry a name from VALUES lists, as many rows to a
+    statement as its bound parameters allow: cut into statements of two rows, a batch
+    counts, stores and reports its new SKUs as it does in one."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from db.session import get_engine
+
+    merge(BASE)
+    small = lambda conn, _record: conn.setlimit(  # noqa: E731
+        sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 2 + 2 * len(BASE[0])
+    )
+    event.listen(get_engine(), "connect", small)
+    get_engine().dispose()
+    try:
+        counts, recorder = _merge_recorded(_second_batch())
+    finally:
+        event.remove(get_engine(), "connect", small)
+        get_engine().dispose()
+    assert counts == MergeCounts(3, 2, 1)
+    assert recorder.written is not None and recorder.written[:2] == (3, ["D", "E", "F"])
+    stored = items()
+    assert sorted(stored) == ["A", "B", "C", "D", "E", "F"]
+    assert stored["B"]["price"] == Decimal("7.0000") and stored["C"]["name"] == "Gamma 2"
+    assert stored["A"]["updated_at"] == T0 and stored["F"]["created_at"] == T1
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_new_items_are_found_when_an_item_holds_the_largest_rowid(db: None) -> None:
+    """SQLite gives new rows random rowids once one row holds the largest possible: the new
+    items of a batch cannot be told by their rowids then, and are counted before the write."""
+    from sqlalchemy import text
+
+    merge(BASE)
+    with session_scope() as session:
+        session.execute(
+            text(
+                "INSERT INTO item (id, sku, name, created_at, updated_at)"
+                " VALUES (:id, 'TOP', 'Top', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            ),
+            {"id": 2**63 - 1},
+        )
+    counts, recorder = _merge_recorded(_second_batch())
+    assert counts == MergeCounts(3, 2, 1)
+    assert recorder.written is not None and sorted(recorder.written[1]) == ["D", "E", "F"]
+    assert sorted(items()) == ["A", "B", "C", "D", "E", "F", "TOP"]
