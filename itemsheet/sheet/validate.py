@@ -112,6 +112,34 @@ def _error_codes(grid: Grid, header: Header) -> pl.DataFrame:
     return wide
 
 
+# A cell that begins with a character neither stripping removes holds something.
+_SURELY_HOLDS = r"^[^\x00-\x20\x7F\s]"
+
+
+def _non_empty(data: pl.DataFrame, grid: Grid, header: Header) -> pl.Series:
+    """Which rows of `data` hold something. Control characters alone do not make a row
+    non-empty, nor does a rejected-rows file's Error cell (a note row that holds nothing
+    else is not a data row); an error cell does.
+
+    A cell is stripped of both (and of white space) only in the rows where no cell begins
+    with a character that is neither: nearly always none, and the stripping of every cell
+    was a third of validating a clean sheet.
+    """
+    columns = [c for c in grid.frame.columns if c not in header.notes]
+    surely = data.select(
+        pl.any_horizontal(pl.col(c).str.contains(_SURELY_HOLDS) for c in columns).fill_null(False)
+    ).to_series()
+    if surely.all():
+        return surely
+    error_rows = grid.error_cells.get_column("index").unique().implode()
+    stripped = pl.any_horizontal(
+        pl.col(c).str.strip_chars(_STRIPPABLE).str.strip_chars().str.len_chars() > 0
+        for c in columns
+    ).fill_null(False) | pl.col("index").is_in(error_rows)
+    doubtful = (~surely).arg_true()
+    return surely.scatter(doubtful, data[doubtful].select(stripped).to_series())
+
+
 def validate(
     grid: Grid, header: Header, *, decimal: str | None = None, decimal_how: How = How.GIVEN
 ) -> Validated:
@@ -124,15 +152,8 @@ def validate(
     data = grid.frame.with_columns(
         grid.rows.alias("row"), pl.int_range(pl.len(), dtype=pl.Int64).alias("index")
     ).slice(header.index + 1)
-    error_rows = grid.error_cells.get_column("index").unique().implode()
-    # Control characters alone do not make a row non-empty, nor does a rejected-rows
-    # file's Error cell (a note row that holds nothing else is not a data row).
-    non_empty = pl.any_horizontal(
-        pl.col(c).str.strip_chars(_STRIPPABLE).str.strip_chars().str.len_chars() > 0
-        for c in grid.frame.columns
-        if c not in header.notes
-    ).fill_null(False) | pl.col("index").is_in(error_rows)
-    data = data.filter(non_empty).join(_error_codes(grid, header), on="index", how="left")
+    data = data.filter(_non_empty(data, grid, header))
+    data = data.join(_error_codes(grid, header), on="index", how="left")
 
     # Clean each mapped cell once; every check below reads the cleaned column.
     data = data.with_columns(

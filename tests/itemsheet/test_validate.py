@@ -174,6 +174,22 @@ def test_fully_empty_rows_are_skipped_and_row_numbers_are_the_sheets() -> None:
     assert [r["row"] for r in rows] == [4, 7]
 
 
+def test_a_row_is_empty_when_stripping_leaves_nothing_in_any_cell() -> None:
+    """Cells that begin with white space or control characters are stripped to be judged:
+    what is left decides, in rows of every kind of cell beside them."""
+    rows = check(
+        [
+            ["SKU", "Name"],
+            ["\x01 A", None],  # 2: holds "A"
+            ["\x01\x02", " \u3000 "],  # 3: control characters and spaces only
+            [None, "\u3000x\x7f"],  # 4: holds "x"
+            ["\t", "\x00"],  # 5: nothing
+            ["B", "b"],  # 6
+        ]
+    )
+    assert [r["row"] for r in rows] == [2, 4, 6]
+
+
 def test_a_row_holding_only_an_error_value_is_not_empty() -> None:
     rows = check([["SKU", "Name"], [None, None]], errors=[(1, 1, "#REF!")])
     assert [r["row"] for r in rows] == [2]
