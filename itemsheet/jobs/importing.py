@@ -287,8 +287,12 @@ def apply_batch(
     if job is None:
         return None
     fields = list(job.columns)
-    failed = rows.filter(pl.col("error_message").is_not_null()).select("row", *ERROR_COLUMNS)
-    valid = rows.filter(pl.col("error_message").is_null())
+    failing = pl.col("error_message").is_not_null()
+    if rows.get_column("error_message").null_count() == rows.height:
+        # No row failed (the common batch): no filter copies the rows.
+        failed, valid = rows.head(0).select("row", *ERROR_COLUMNS), rows
+    else:
+        failed, valid = rows.filter(failing).select("row", *ERROR_COLUMNS), rows.filter(~failing)
     now = now or utcnow()
     if job.checking_guard:
         check_batches(session, job_id, attempt=attempt, first=batch_no, last=batch_no, rows=rows)
@@ -316,10 +320,10 @@ def apply_batch(
         job.preview = add_measured(job.preview or {}, counts.measured, _rows_of(valid, found))
     if counts.nameless:
         failed = pl.concat([failed, name_errors(valid, counts.nameless)]).sort("row")
-    skipped = mode_skips(valid, counts.skipped, job.mode)
+    skipped = mode_skips(valid, counts.skipped, job.mode) if counts.skipped else None
     _keep_row_errors(session, job, failed, skipped)
     outcome = BatchOutcome(
-        counts.created, counts.updated, counts.unchanged, failed.height, skipped.height
+        counts.created, counts.updated, counts.unchanged, failed.height, len(counts.skipped)
     )
     job.created += outcome.created
     job.updated += outcome.updated
