@@ -485,19 +485,36 @@ class WriteHook(Protocol):
     def before(self, conn: Connection, fields: list[str]) -> None:
         """Called just before the batch's upsert."""
 
-    def after(self, conn: Connection, written: tuple[int, str, list[Any] | None]) -> None:
+    def after(self, conn: Connection, created: int, skus: str, changed: Changed | None) -> None:
         """Called once the batch is written, with the number of new items and their SKUs
-        as a JSON array, and on PostgreSQL `[sku, old values, new values]` of each updated
-        item (`written_values`) as the upsert returned them (SQLite: None)."""
+        as a JSON array, and on PostgreSQL what the upsert changed (`Changed`; SQLite:
+        None)."""
 
 
-def written_values(fields: list[str], row: str) -> str:
-    """PostgreSQL: the JSON array of `fields` of a row alias, prices as exact text."""
-    return (
-        "json_build_array("
-        + ", ".join(f"{row}.{f}::text" if f == "price" else f"{row}.{f}" for f in fields)
-        + ")"
+@dataclass(frozen=True)
+class Changed:
+    """The items an upsert updated: how many, and a JSON array of `[sku, {field: [old,
+    new]}, old updated_at]` for each, with only the fields that changed (prices as exact
+    text), as PostgreSQL built it in the upsert's own statement."""
+
+    count: int
+    json: str
+
+
+def _changed_fields(fields: list[str], old: str, new: str) -> str:
+    """PostgreSQL: a JSON object of `{field: [old, new]}` for the `fields` that differ
+    between two row aliases, prices as exact text."""
+
+    def value(row: str, f: str) -> str:
+        return f"{row}.{f}::text" if f == "price" else f"{row}.{f}"
+
+    pairs = ", ".join(
+        f"'{f}', CASE WHEN {old}.{f} IS DISTINCT FROM {new}.{f}"
+        f" THEN json_build_array({value(old, f)}, {value(new, f)}) END"
+        for f in fields
     )
+    # A field that did not change is null in the object, which json_strip_nulls drops.
+    return f"json_strip_nulls(json_build_object({pairs}))"
 
 
 def _on_conflict(conn: Connection, fields: list[str]) -> str:
@@ -583,7 +600,7 @@ def _upsert_values(
         written += result.rowcount
     created, created_json = _new_above(conn, top, skus=hook is not None)
     if hook is not None:
-        hook.after(conn, (created, created_json, None))
+        hook.after(conn, created, created_json, None)
     return MergeCounts(created, written - created, frame.height - written)
 
 
@@ -652,7 +669,7 @@ def merge_items(
         )
         written = result.rowcount
         if hook is not None:
-            hook.after(conn, (created, created_json, None))
+            hook.after(conn, created, created_json, None)
         return MergeCounts(created, written - created, staged - written, nameless, skipped)
     upsert = (
         f"INSERT INTO item ({columns}, created_at, updated_at)"
@@ -662,21 +679,21 @@ def merge_items(
     if hook is not None:
         # A subquery in RETURNING reads the statement's own snapshot, so it still sees the
         # row as it was before this upsert changed it: the old values cost no other pass.
-        # The new SKUs come back as one JSON text, which is stored as it is.
-        old = written_values([*fields, "updated_at"], "o")
+        # The new SKUs and the changes come back as JSON texts, which are stored as they are.
+        change = f"json_build_array(item.sku, {_changed_fields(fields, 'o', 'item')}, o.updated_at)"
         row = conn.exec_driver_sql(
             f"WITH merged AS ({upsert}"
             f" RETURNING item.sku, (xmax = 0) AS inserted,"
-            f" CASE WHEN xmax <> 0 THEN (SELECT {old} FROM item o WHERE o.sku = item.sku)"
-            f" END AS old, CASE WHEN xmax <> 0 THEN {written_values(fields, 'item')} END AS new)"
+            f" CASE WHEN xmax <> 0 THEN (SELECT {change} FROM item o WHERE o.sku = item.sku)"
+            f" END AS change)"
             f" SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted),"
             f" COALESCE(json_agg(sku) FILTER (WHERE inserted), '[]')::text,"
-            f" json_agg(json_build_array(sku, old, new)) FILTER (WHERE NOT inserted)"
+            f" COALESCE(json_agg(change) FILTER (WHERE NOT inserted), '[]')::text"
             f" FROM merged",
             {"now": stamp},
         ).one()
         created, updated = int(row[0]), int(row[1])
-        hook.after(conn, (created, str(row[2]), list(row[3] or [])))
+        hook.after(conn, created, str(row[2]), Changed(updated, str(row[3])))
         return MergeCounts(created, updated, staged - created - updated, nameless, skipped)
     row = conn.exec_driver_sql(
         f"WITH merged AS ({upsert} RETURNING (xmax = 0) AS inserted)"

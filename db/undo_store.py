@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
-from db.item_store import _STAGE_TYPES, _is_sqlite, _timestamp
+from db.item_store import _STAGE_TYPES, Changed, _is_sqlite, _timestamp
 from db.models import ItemUndo
 
 UNDO_STAGE = "item_undo_stage"
@@ -44,27 +44,21 @@ class BeforeImage:
     job_id: uuid.UUID
     batch_no: int
     written_at: datetime
-    fields: list[str] = field(default_factory=list)
-    # [sku, {field: [before, after]}] for each item it changes, changed fields only.
-    changed: list[list[Any]] = field(default_factory=list)
 
     def before(self, conn: Connection, fields: list[str]) -> None:
         """SQLite: a trigger that keeps the old values as the upsert overwrites them.
         PostgreSQL: nothing; the upsert returns what it did."""
-        self.fields = fields
         if _is_sqlite(conn):
             _arm_capture(conn)
 
-    def after(self, conn: Connection, written: tuple[int, str, list[Any] | None]) -> None:
+    def after(self, conn: Connection, created: int, skus: str, changed: Changed | None) -> None:
         """Store the image (nothing when the batch created and changed nothing)."""
-        compact = {"separators": (",", ":"), "ensure_ascii": False}
-        new, created, rows = written
-        if rows is None:
-            self.changed = _captured(conn)
-        else:
-            self.changed = [_changes(self.fields, row) for row in rows]
-        entries = new + len(self.changed)
-        if not entries:
+        if changed is None:
+            found = _captured(conn)
+            changed = Changed(
+                len(found), json.dumps(found, separators=(",", ":"), ensure_ascii=False)
+            )
+        if not created + changed.count:
             return
         # One cached statement with parameters: a `.values(...)` built per batch was
         # compiled anew each time.
@@ -74,19 +68,11 @@ class BeforeImage:
                 "job_id": self.job_id,
                 "batch_no": self.batch_no,
                 "written_at": self.written_at,
-                "entries": entries,
-                "created": created,
-                "changed": json.dumps(self.changed, **compact),  # type: ignore[arg-type]
+                "entries": created + changed.count,
+                "created": skus,
+                "changed": changed.json,
             },
         )
-
-
-def _changes(fields: list[str], row: Any) -> list[Any]:
-    """`[sku, {field: [old, new]}, old updated_at]` of a row the PostgreSQL upsert updated
-    (its old values end with the old `updated_at`)."""
-    old, new = row[1], row[2]
-    changed = {f: [old[k], new[k]] for k, f in enumerate(fields) if old[k] != new[k]}
-    return [row[0], changed, old[-1]]
 
 
 def _distinct(conn: Connection, left: str, right: str) -> str:
