@@ -40,24 +40,42 @@ _GUARDED_CELL = r"^'('*[=+\-@\t\r])"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
 
 
-def _clean_text(frame: pl.DataFrame, column: str, *, spreadsheet: bool) -> pl.Expr:
+def _needs(frame: pl.DataFrame, columns: list[str], *, spreadsheet: bool) -> dict[str, set[str]]:
+    """Which of the costlier rewrites of `_clean_text` each column needs, found for all
+    columns in one pass that polars spreads over the cores: "control" (it holds control
+    characters), "guarded" (a text file's cell guarded against formulas) and "date" (a
+    spreadsheet's date cell as fastexcel renders it)."""
+    tests = {"control": _CONTROL}
+    tests.update({"date": _DATE_TEXT} if spreadsheet else {"guarded": r"^\s*'+[=+\-@\t\r]"})
+    asked = [(c, need) for c in dict.fromkeys(columns) for need in tests]
+    found = frame.select(
+        pl.col(c).str.contains(tests[need]).any().alias(str(k)) for k, (c, need) in enumerate(asked)
+    ).row(0)
+    needs: dict[str, set[str]] = {c: set() for c in columns}
+    for (column, need), hit in zip(asked, found, strict=True):
+        if hit:
+            needs[column].add(need)
+    return needs
+
+
+def _clean_text(column: str, needs: set[str]) -> pl.Expr:
     """Trimmed text of a column with control characters dropped; empty text is null.
 
-    The costlier rewrites only run on columns that need them (checked on the whole
-    column first), which keeps a clean sheet fast.
+    The costlier rewrites only run on columns that need them (`_needs`), which keeps a
+    clean sheet fast.
     """
     text = pl.col(column)
-    if frame.get_column(column).str.contains(_CONTROL).any():
+    if "control" in needs:
         text = text.str.replace_all(_CONTROL, "")
     text = text.str.strip_chars()
-    if not spreadsheet and frame.get_column(column).str.contains(r"^\s*'+[=+\-@\t\r]").any():
+    if "guarded" in needs:
         text = text.str.replace(_GUARDED_CELL, "$1").str.strip_chars()
-    if spreadsheet and frame.get_column(column).str.contains(_DATE_TEXT).any():
+    if "date" in needs:
         # fastexcel renders date cells as "YYYY-MM-DD HH:MM:SS"; the contract wants ISO 8601.
         text = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1").str.replace(
             r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?)$", "${1}T${2}"
         )
-    return pl.when(text.str.len_chars() > 0).then(text)
+    return pl.when(text.str.len_bytes() > 0).then(text)
 
 
 def _field_checks(field: str, text: pl.Expr, code: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -156,9 +174,9 @@ def validate(
     data = data.join(_error_codes(grid, header), on="index", how="left")
 
     # Clean each mapped cell once; every check below reads the cleaned column.
+    needs = _needs(data, list(header.columns.values()), spreadsheet=grid.spreadsheet)
     data = data.with_columns(
-        _clean_text(data, header.columns[f], spreadsheet=grid.spreadsheet).alias(f"text_{f}")
-        for f in fields
+        _clean_text(header.columns[f], needs[header.columns[f]]).alias(f"text_{f}") for f in fields
     )
     kinds = {f: FIELDS_BY_NAME[f].kind for f in fields if FIELDS_BY_NAME[f].kind in NUMBER_KINDS}
     data, numbers = read_numbers(
