@@ -151,8 +151,9 @@ def _timestamp(conn: Connection, now: datetime) -> Any:
     return now.replace(tzinfo=None).isoformat(sep=" ") if _is_sqlite(conn) else now
 
 
-def _stage(conn: Connection, frame: pl.DataFrame) -> None:
-    """Empty the staging table (creating it on a new connection) and load `frame` into it."""
+def _stage(conn: Connection, frame: pl.DataFrame, *, csv: bytes | None = None) -> None:
+    """Empty the staging table (creating it on a new connection) and load `frame` into it
+    (PostgreSQL: from `csv`, its COPY text made ahead, when given)."""
     columns = ", ".join(f"{name} {kind}" for name, kind in _STAGE_TYPES.items())
     names = ", ".join(frame.columns)
     if _is_sqlite(conn):
@@ -172,14 +173,14 @@ def _stage(conn: Connection, frame: pl.DataFrame) -> None:
     )
     # Empty already, unless this transaction staged before (the name check of an abort).
     conn.exec_driver_sql(f"DELETE FROM {STAGE}")
-    text = frame.write_csv(include_header=False)
+    text = csv if csv is not None else frame.write_csv(include_header=False).encode("utf-8")
     raw = conn.connection.driver_connection
     assert raw is not None
     with (
         raw.cursor() as cursor,
         cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN (FORMAT csv)") as copy,
     ):
-        copy.write(text.encode("utf-8"))
+        copy.write(text)
 
 
 def _drop_nameless_new(conn: Connection) -> frozenset[str]:
@@ -563,45 +564,72 @@ def _new_staged(conn: Connection, *, skus: bool) -> tuple[int, str]:
     return int(count), str(found)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch's rows as its write sends them to the database, made by `prepare` ahead of
+    the write (while the batch before it is written): SQLite's VALUES parameters (the rows
+    in SKU order, flattened) or PostgreSQL's COPY text, and what they were made of."""
+
+    columns: tuple[str, ...]
+    rows: int
+    values: tuple[Any, ...] | None = None
+    csv: bytes | None = None
+
+
+def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` as SQLite binds it: in SKU order, prices as doubles (the sqlite3 driver
+    binds no Decimal; NUMERIC affinity stores a double either way)."""
+    if "price" in frame.columns:
+        frame = frame.with_columns(pl.col("price").cast(pl.Float64))
+    return frame.sort("sku")
+
+
+def prepare(frame: pl.DataFrame, dialect: str) -> Prepared:
+    """What `merge_items` sends to a `dialect` database for `frame` (its `frame`
+    argument), made ready for it."""
+    frame = frame.select("sku", *(c for c in frame.columns if c != "sku"))
+    columns, rows = tuple(frame.columns), frame.height
+    if dialect == "sqlite":
+        ordered = _ordered(frame).get_columns()
+        # Row by row, flattened in C.
+        values = tuple(chain.from_iterable(zip(*(c.to_list() for c in ordered), strict=True)))
+        return Prepared(columns, rows, values=values)
+    return Prepared(columns, rows, csv=frame.write_csv(include_header=False).encode("utf-8"))
+
+
 def _upsert_values(
-    conn: Connection, frame: pl.DataFrame, now: datetime, hook: WriteHook | None, top: int
+    conn: Connection, prepared: Prepared, now: datetime, hook: WriteHook | None, top: int
 ) -> MergeCounts:
-    """SQLite, upsert mode, every row named: write `frame` (sku first) from VALUES lists in
-    the upsert itself, in SKU order, in chunks of as many rows as its bound parameters
+    """SQLite, upsert mode, every row named: write the `prepared` rows from VALUES lists
+    in the upsert itself, in SKU order, in chunks of as many rows as its bound parameters
     allow; the new items are the ones above rowid `top` afterwards. Staging the rows first
     cost a third more of the write (an `executemany` into the staging table, a count of
     the new SKUs against it, and the upsert's pass over it)."""
-    fields = frame.columns[1:]
-    if "price" in fields:
-        frame = frame.with_columns(pl.col("price").cast(pl.Float64))
-    frame = frame.sort("sku")
+    assert prepared.values is not None
+    names, fields, width = prepared.columns, list(prepared.columns[1:]), len(prepared.columns)
     raw = conn.connection.driver_connection
     assert isinstance(raw, sqlite3.Connection)
     # Two more parameters per statement: its timestamps.
-    most = max(1, (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2) // frame.width)
-    row = "(" + ", ".join("?" * frame.width) + ")"
-    picked = ", ".join(f"column{k}" for k in range(1, frame.width + 1))
+    most = max(1, (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2) // width)
+    row = "(" + ", ".join("?" * width) + ")"
+    picked = ", ".join(f"column{k}" for k in range(1, width + 1))
     stamp = _timestamp(conn, now)
     if hook is not None:
         hook.before(conn, fields)
     written = 0
-    for start in range(0, frame.height, most):
-        chunk = frame.slice(start, most)
-        # The chunk's values row by row, flattened in C.
-        columns = (c.to_list() for c in chunk.get_columns())
-        values = chain.from_iterable(zip(*columns, strict=True))
-        params = (stamp, stamp, *values)
+    for start in range(0, prepared.rows, most):
+        values = prepared.values[start * width : (start + most) * width]
         result = conn.exec_driver_sql(
-            f"INSERT INTO item ({', '.join(frame.columns)}, created_at, updated_at)"
-            f" SELECT {picked}, ?, ? FROM (VALUES {', '.join([row] * chunk.height)}) WHERE true"
-            f"{_on_conflict(conn, fields)}",
-            params,
+            f"INSERT INTO item ({', '.join(names)}, created_at, updated_at)"
+            f" SELECT {picked}, ?, ? FROM (VALUES {', '.join([row] * (len(values) // width))})"
+            f" WHERE true{_on_conflict(conn, fields)}",
+            (stamp, stamp, *values),
         )
         written += result.rowcount
     created, created_json = _new_above(conn, top, skus=hook is not None)
     if hook is not None:
         hook.after(conn, created, created_json, None)
-    return MergeCounts(created, written - created, frame.height - written)
+    return MergeCounts(created, written - created, prepared.rows - written)
 
 
 def merge_items(
@@ -614,6 +642,7 @@ def merge_items(
     hook: WriteHook | None = None,
     mode: ImportMode = ImportMode.UPSERT,
     measure: Limits | None = None,
+    prepared: Prepared | None = None,
 ) -> MergeCounts:
     """Create new items and update changed ones from `frame` (sku + imported fields).
 
@@ -627,18 +656,22 @@ def merge_items(
     With `dry_run`, the counts are computed the same way and nothing is written, and up
     to `changes` of the rows that would change are described, and with `measure` how far
     prices and quantities would move (`Measured`); else `hook` sees the write from inside
-    the same transaction.
+    the same transaction. `prepared`: `prepare(frame, ...)` for this database, made ahead.
     """
     if frame.is_empty():
         return MergeCounts(0, 0, 0)
     conn = _connection(session)
     fields = [c for c in frame.columns if c != "sku"]
+    batch = (("sku", *fields), frame.height)
+    if prepared is not None and (prepared.columns, prepared.rows) != batch:
+        raise ValueError(f"rows prepared for {prepared.columns} are not the batch's")
     if not dry_run and _is_sqlite(conn) and mode is ImportMode.UPSERT:
         top = _last_rowid(conn, frame.height)
         # Every row carries a name (the common case): no step needs a staging table.
         if top is not None and "name" in fields and not frame.get_column("name").null_count():
-            return _upsert_values(conn, frame.select("sku", *fields), now, hook, top)
-    _stage(conn, frame.select("sku", *fields))
+            ready = prepared if prepared and prepared.values is not None else None
+            return _upsert_values(conn, ready or prepare(frame, "sqlite"), now, hook, top)
+    _stage(conn, frame.select("sku", *fields), csv=prepared.csv if prepared else None)
     skipped = _skip_by_mode(conn, mode)
     nameless: frozenset[str] = frozenset()
     # A whole sheet with names (the common case) pays nothing for these two steps.

@@ -45,7 +45,7 @@ def _begin_sqlite(conn: Any) -> None:
     upload's one-row insert, waiting behind an import that commits batch after batch, only
     got the lock when a try happened to fall between two batches: seconds, sometimes. Asking
     every millisecond, it gets the lock at the first gap (imports leave one, see
-    `flows.import_items.BATCH_GAP_S`): at most one batch later.
+    `itemsheet.runs.running.BATCH_GAP_S`): at most one batch later.
     """
     raw = conn.connection.driver_connection
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000

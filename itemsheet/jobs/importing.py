@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from db.item_snapshot import StoredItems, can_measure, measure_stored
 from db.item_store import (
     Measured,
+    Prepared,
     lock_for_transaction,
     measure_items,
     merge_items,
     nameless_new_skus,
+    prepare,
 )
 from db.models import ImportJob, ImportMode, JobSource, JobStatus, OnError, utcnow
 from db.repository import add_row_errors, count_row_errors, delete_row_errors, get_job
@@ -269,6 +271,22 @@ def claim_batch(
     return job
 
 
+def _split(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A batch's failing rows (`row` and the error columns) and its valid ones."""
+    if rows.get_column("error_message").null_count() == rows.height:
+        # No row failed (the common batch): no filter copies the rows.
+        return rows.head(0).select("row", *ERROR_COLUMNS), rows
+    failing = pl.col("error_message").is_not_null()
+    return rows.filter(failing).select("row", *ERROR_COLUMNS), rows.filter(~failing)
+
+
+def prepare_batch(rows: pl.DataFrame, columns: list[str], dialect: str) -> Prepared:
+    """The valid rows of a batch of an import of `columns`, made ready for `apply_batch`
+    to write them to a `dialect` database (`item_store.prepare`): done ahead, while the
+    batch before it is written."""
+    return prepare(_split(rows)[1].select(columns), dialect)
+
+
 def apply_batch(
     session: Session,
     job_id: uuid.UUID,
@@ -277,8 +295,10 @@ def apply_batch(
     batch_no: int,
     rows: pl.DataFrame,
     now: datetime | None = None,
+    prepared: Prepared | None = None,
 ) -> BatchOutcome | None:
     """Write batch `batch_no` (1-based) and its progress; None if it was committed before.
+    `prepared`: `prepare_batch(rows, ...)`, made ahead.
 
     Raises `StaleAttempt` when a newer attempt owns the job, so an old worker that wakes up
     late never writes twice, and `CancelRequested` (writing nothing) once a cancel was asked.
@@ -287,12 +307,7 @@ def apply_batch(
     if job is None:
         return None
     fields = list(job.columns)
-    failing = pl.col("error_message").is_not_null()
-    if rows.get_column("error_message").null_count() == rows.height:
-        # No row failed (the common batch): no filter copies the rows.
-        failed, valid = rows.head(0).select("row", *ERROR_COLUMNS), rows
-    else:
-        failed, valid = rows.filter(failing).select("row", *ERROR_COLUMNS), rows.filter(~failing)
+    failed, valid = _split(rows)
     now = now or utcnow()
     if job.checking_guard:
         check_batches(session, job_id, attempt=attempt, first=batch_no, last=batch_no, rows=rows)
@@ -312,6 +327,7 @@ def apply_batch(
         mode=job.mode,
         # A preview also measures how far prices and quantities would move.
         measure=limits(get_settings()) if job.previewing else None,
+        prepared=prepared,
     )
     if counts.changes:
         note_changes(job, counts.changes, _rows_of(valid, counts.changes))

@@ -420,3 +420,22 @@ def test_new_items_are_found_when_an_item_holds_the_largest_rowid(db: None) -> N
     assert counts == MergeCounts(3, 2, 1)
     assert recorder.written is not None and sorted(recorder.written[1]) == ["D", "E", "F"]
     assert sorted(items()) == ["A", "B", "C", "D", "E", "F", "TOP"]
+
+
+def test_rows_prepared_for_another_batch_are_refused(db: None, database: str) -> None:
+    """A write made ready ahead (`prepare`) must be of the batch it is given with: rows of
+    another height or other columns fail the batch instead of writing them."""
+    from db.item_store import prepare
+
+    batch = frame(BASE)
+    other = prepare(frame(BASE[:2]), database)
+    with pytest.raises(ValueError, match="not the batch's"), session_scope() as session:
+        merge_items(session, batch, now=T0, prepared=other)
+    fewer = prepare(batch.drop("quantity"), database)
+    with pytest.raises(ValueError, match="not the batch's"), session_scope() as session:
+        merge_items(session, batch, now=T0, prepared=fewer)
+    assert items() == {}
+    with session_scope() as session:
+        counts = merge_items(session, batch, now=T0, prepared=prepare(batch, database))
+    assert (counts.created, counts.updated, counts.unchanged) == (3, 0, 0)
+    assert items()["A"]["price"] == Decimal("1.5000") and items()["B"]["name"] == "Beta"
