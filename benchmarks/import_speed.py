@@ -10,7 +10,8 @@ already in the table, one in ten of them with a new price), and for every databa
     IMPORTER_GUARD=off, alternated `--guard-rounds` times, for what the guardrails cost;
   * the data work by phase in a fresh process: read (package check + fastexcel),
     validate (polars), the guardrails' pass (every batch counted and measured, nothing
-    written), write (merge batches with their progress commits), peak RSS;
+    written), write (the writing pass as the service runs it: batches merged with their
+    progress commits, each made ready while the one before it is written), peak RSS;
   * the naive write: per row a SELECT through the ORM, then `add` or set attributes,
     one commit per batch, on an evenly spread sample of the same rows;
 and once per size the naive read: pandas with openpyxl. The PostgreSQL cluster is a
@@ -242,15 +243,10 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
     """Read, validate and write `file` into `url`, timing each phase."""
     batch_size = _batch(batch_size, url)
     from db.models import JobSource
-    from db.session import commit_without_waiting, session_scope
+    from db.repository import get_job
+    from db.session import session_scope
     from itemsheet.files.storage import StoredFile
-    from itemsheet.jobs.importing import (
-        JobOptions,
-        apply_batch,
-        begin_attempt,
-        create_job,
-        record_summary,
-    )
+    from itemsheet.jobs.importing import JobOptions, begin_attempt, create_job, record_summary
     from itemsheet.jobs.review import end_preview
     from itemsheet.runs.running import read_stored_ahead, rows_path, write
     from itemsheet.sheet.checked import read_checked
@@ -305,23 +301,14 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
         assert end_preview(session, job_id) == "", "a guardrail tripped on the benchmark sheet"
     check_s = time.perf_counter() - c0
     t3 = time.perf_counter()
-    commits = 0
-    created = updated = unchanged = 0
-    for batch_no, start in enumerate(range(0, rows.height, batch_size), start=1):
-        with session_scope() as session:
-            commit_without_waiting(session)  # as the service's batches do
-            outcome = apply_batch(
-                session,
-                job_id,
-                attempt=attempt,
-                batch_no=batch_no,
-                rows=rows.slice(start, batch_size),
-            )
-        assert outcome is not None
-        created, updated = created + outcome.created, updated + outcome.updated
-        unchanged += outcome.unchanged
-        commits += 1
+    # The writing pass as the service runs it too: each batch made ready while the one
+    # before it is written, SQLite's gap between batches included.
+    assert write(job_id, attempt, batches, lambda percent, total: None)
     t4 = time.perf_counter()
+    with session_scope(write=False) as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        created, updated, unchanged = job.created, job.updated, job.unchanged
     return {
         "rows": rows.height,
         "parse_s": parse_s,
@@ -329,7 +316,7 @@ def phases(file: Path, url: str, batch_size: int | None) -> dict[str, Any]:
         "validate_s": t2 - t1,
         "write_s": t4 - t3,
         "check_s": check_s,
-        "commits": commits,
+        "commits": batches,
         "counts": [created, updated, unchanged],
         "peak_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
