@@ -483,7 +483,7 @@ def _measure_values(
 class WriteHook(Protocol):
     """Sees a batch's write from inside its transaction (`db.undo_store.BeforeImage`)."""
 
-    def before(self, conn: Connection, fields: list[str]) -> None:
+    def before(self, conn: Connection) -> None:
         """Called just before the batch's upsert."""
 
     def after(self, conn: Connection, created: int, skus: str, changed: Changed | None) -> None:
@@ -540,26 +540,21 @@ def _last_rowid(conn: Connection, rows: int) -> int | None:
     return top if top <= _MAX_ROWID - rows else None
 
 
-def _new_above(conn: Connection, top: int, *, skus: bool) -> tuple[int, str]:
+def _new_above(conn: Connection, top: int) -> tuple[int, str]:
     """SQLite: how many items lie above rowid `top` (those this transaction created since
-    it read `top`), and with `skus` their SKUs as a JSON array."""
-    if not skus:
-        count = conn.exec_driver_sql("SELECT COUNT(*) FROM item WHERE id > ?", (top,)).scalar_one()
-        return int(count), "[]"
+    it read `top`), and their SKUs as a JSON array."""
     count, found = conn.exec_driver_sql(
         "SELECT COUNT(*), COALESCE(json_group_array(sku), '[]') FROM item WHERE id > ?", (top,)
     ).one()
     return int(count), str(found)
 
 
-def _new_staged(conn: Connection, *, skus: bool) -> tuple[int, str]:
-    """SQLite: how many staged rows are new SKUs, and with `skus` those SKUs as a JSON
-    array (kept inside SQLite as one text: fetching them row by row cost more)."""
-    absent = f"FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM item i WHERE i.sku = s.sku)"
-    if not skus:
-        return int(conn.exec_driver_sql(f"SELECT COUNT(*) {absent}").scalar_one()), "[]"
+def _new_staged(conn: Connection) -> tuple[int, str]:
+    """SQLite: how many staged rows are new SKUs, and those SKUs as a JSON array (kept
+    inside SQLite as one text: fetching them row by row cost more)."""
     count, found = conn.exec_driver_sql(
-        f"SELECT COUNT(*), COALESCE(json_group_array(s.sku), '[]') {absent}"
+        f"SELECT COUNT(*), COALESCE(json_group_array(s.sku), '[]') FROM {STAGE} s"
+        f" WHERE NOT EXISTS (SELECT 1 FROM item i WHERE i.sku = s.sku)"
     ).one()
     return int(count), str(found)
 
@@ -615,7 +610,7 @@ def _upsert_values(
     picked = ", ".join(f"column{k}" for k in range(1, width + 1))
     stamp = _timestamp(conn, now)
     if hook is not None:
-        hook.before(conn, fields)
+        hook.before(conn)
     written = 0
     for start in range(0, prepared.rows, most):
         values = prepared.values[start * width : (start + most) * width]
@@ -626,7 +621,7 @@ def _upsert_values(
             (stamp, stamp, *values),
         )
         written += result.rowcount
-    created, created_json = _new_above(conn, top, skus=hook is not None)
+    created, created_json = _new_above(conn, top)
     if hook is not None:
         hook.after(conn, created, created_json, None)
     return MergeCounts(created, written - created, prepared.rows - written)
@@ -690,10 +685,10 @@ def merge_items(
     columns = ", ".join(["sku", *fields] if "name" in fields else ["sku", "name", *fields])
     stamp = _timestamp(conn, now)
     if hook is not None:
-        hook.before(conn, fields)
+        hook.before(conn)
     if _is_sqlite(conn):
         # SQLite cannot tell an insert from an update in RETURNING; count new SKUs first.
-        created, created_json = _new_staged(conn, skus=hook is not None)
+        created, created_json = _new_staged(conn)
         result = conn.exec_driver_sql(
             f"INSERT INTO item ({columns}, created_at, updated_at)"
             f" SELECT {columns}, ?, ? FROM {STAGE} WHERE true ORDER BY sku"

@@ -45,7 +45,7 @@ class BeforeImage:
     batch_no: int
     written_at: datetime
 
-    def before(self, conn: Connection, fields: list[str]) -> None:
+    def before(self, conn: Connection) -> None:
         """SQLite: a trigger that keeps the old values as the upsert overwrites them.
         PostgreSQL: nothing; the upsert returns what it did."""
         if _is_sqlite(conn):

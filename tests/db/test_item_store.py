@@ -344,7 +344,7 @@ class Recorder:
     def __init__(self) -> None:
         self.written: tuple[int, list[str]] | None = None
 
-    def before(self, conn: Any, fields: list[str]) -> None:
+    def before(self, conn: Any) -> None:
         return None
 
     def after(self, conn: Any, created: int, skus: str, changed: Any) -> None:
