@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import time
@@ -39,17 +40,18 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_sqlite(conn: Any) -> None:
     """Take the write lock up front (so two imports never deadlock on an upgrade), asking
-    every millisecond.
+    every millisecond, and saying so (`writers_waiting`) while it is taken.
 
     SQLite's own busy handler sleeps longer and longer (up to 100 ms) between tries, so an
     upload's one-row insert, waiting behind an import that commits batch after batch, only
     got the lock when a try happened to fall between two batches: seconds, sometimes. Asking
-    every millisecond, it gets the lock at the first gap (imports leave one, see
+    every millisecond, it gets the lock at the first pause an import makes for it (see
     `itemsheet.runs.running.BATCH_GAP_S`): at most one batch later.
     """
     raw = conn.connection.driver_connection
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     raw.execute("PRAGMA busy_timeout=0")
+    waiting: int | None = None
     try:
         while True:
             try:
@@ -58,9 +60,65 @@ def _begin_sqlite(conn: Any) -> None:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+            if waiting is None:
+                waiting = _say_waiting(conn.engine.url.database)
             time.sleep(WRITE_LOCK_POLL_S)
     finally:
+        if waiting is not None and waiting >= 0:
+            os.close(waiting)  # and with it the shared lock
         raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+# A writer waiting for SQLite's write lock holds a shared `flock` on this file beside the
+# database for as long as it waits; a process that writes many transactions in a row (an
+# import's batches) pauses between two only when it cannot lock the file exclusively.
+# The kernel drops the lock of a waiter that dies, so a crash leaves no one "waiting".
+WAITING_SUFFIX = ".waiting"
+
+
+def _waiting_file(database: str | None) -> str | None:
+    """The file waiting writers lock; None for a database with no file of its own."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database + WAITING_SUFFIX
+
+
+def _say_waiting(database: str | None) -> int:
+    """Hold a shared lock on the waiting file; its descriptor (-1: there is none)."""
+    path = _waiting_file(database)
+    if path is None:
+        return -1
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    except OSError:
+        return -1
+    fcntl.flock(handle, fcntl.LOCK_SH)  # an exclusive holder only tests, for microseconds
+    return handle
+
+
+def writers_waiting(session: Session) -> bool:
+    """Whether another writer waits for the write lock of the session's SQLite database,
+    so that a process committing transaction after transaction should pause between two.
+    True when that cannot be known (a database with no file of its own, a file that cannot
+    be opened); False on PostgreSQL, where writers of other rows do not wait for ours."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return False
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    path = _waiting_file(engine.url.database)
+    if path is None:
+        return True
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(handle)  # the exclusive lock, if taken, goes with it
+    return False
 
 
 def make_engine(url: str, *, write: bool = True) -> Engine:
