@@ -10,7 +10,7 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy.orm import Session
 
-from db.item_snapshot import StoredItems, can_measure, measure_stored
+from db.item_snapshot import StoredItems, can_measure, measure_stored, same_as_stored
 from db.item_store import (
     Measured,
     Prepared,
@@ -280,11 +280,29 @@ def _split(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return rows.filter(failing).select("row", *ERROR_COLUMNS), rows.filter(~failing)
 
 
-def prepare_batch(rows: pl.DataFrame, columns: list[str], dialect: str) -> Prepared:
+@dataclass(frozen=True)
+class ReadyBatch:
+    """A batch's valid rows made ready for `apply_batch` (`prepare_batch`): what the
+    database is sent (`prepared`), and which of the valid rows that is (`sent`; None: all).
+    The others equal their stored item and are counted unchanged without being sent."""
+
+    prepared: Prepared
+    sent: pl.Series | None = None
+
+
+def prepare_batch(
+    rows: pl.DataFrame, columns: list[str], dialect: str, stored: StoredItems | None = None
+) -> ReadyBatch:
     """The valid rows of a batch of an import of `columns`, made ready for `apply_batch`
     to write them to a `dialect` database (`item_store.prepare`): done ahead, while the
-    batch before it is written."""
-    return prepare(_split(rows)[1].select(columns), dialect)
+    batch before it is written. With `stored`, a copy of the stored items that no other
+    job has written since (upsert or update_only), the rows equal to their stored item
+    are left out (`item_snapshot.same_as_stored`)."""
+    valid = _split(rows)[1].select(columns)
+    if stored is None:
+        return ReadyBatch(prepare(valid, dialect))
+    sent = ~same_as_stored(valid, stored)
+    return ReadyBatch(prepare(valid.filter(sent), dialect), sent)
 
 
 def apply_batch(
@@ -295,7 +313,7 @@ def apply_batch(
     batch_no: int,
     rows: pl.DataFrame,
     now: datetime | None = None,
-    prepared: Prepared | None = None,
+    prepared: ReadyBatch | None = None,
 ) -> BatchOutcome | None:
     """Write batch `batch_no` (1-based) and its progress; None if it was committed before.
     `prepared`: `prepare_batch(rows, ...)`, made ahead.
@@ -317,9 +335,16 @@ def apply_batch(
     dry = job.dry_run or job.previewing
     # The before-image an undo needs commits with the batch; a dry pass writes neither.
     before = None if dry else keep_before(session, job_id, batch_no, written_at=now)
+    sent = valid.select(fields)
+    if prepared is not None and prepared.sent is not None:
+        if prepared.sent.len() != valid.height:
+            raise ValueError(
+                f"rows prepared for {prepared.sent.len():,} rows, not {valid.height:,}"
+            )
+        sent = sent.filter(prepared.sent)
     counts = merge_items(
         session,
-        valid.select(fields),
+        sent,
         now=now,
         dry_run=dry,
         changes=wanted,
@@ -327,7 +352,7 @@ def apply_batch(
         mode=job.mode,
         # A preview also measures how far prices and quantities would move.
         measure=limits(get_settings()) if job.previewing else None,
-        prepared=prepared,
+        prepared=prepared.prepared if prepared is not None else None,
     )
     if counts.changes:
         note_changes(job, counts.changes, _rows_of(valid, counts.changes))
@@ -339,7 +364,11 @@ def apply_batch(
     skipped = mode_skips(valid, counts.skipped, job.mode) if counts.skipped else None
     _keep_row_errors(session, job, failed, skipped)
     outcome = BatchOutcome(
-        counts.created, counts.updated, counts.unchanged, failed.height, len(counts.skipped)
+        counts.created,
+        counts.updated,
+        counts.unchanged + valid.height - sent.height,
+        failed.height,
+        len(counts.skipped),
     )
     job.created += outcome.created
     job.updated += outcome.updated

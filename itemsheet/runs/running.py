@@ -36,7 +36,6 @@ import polars as pl
 from sqlalchemy.orm import Session
 
 from db.item_snapshot import StoredItems, count_stored, read_stored
-from db.item_store import Prepared
 from db.models import ImportMode, JobStatus, OnError, utcnow
 from db.repository import get_job, list_row_errors
 from db.session import commit_without_waiting, session_scope, writers_waiting
@@ -46,6 +45,7 @@ from itemsheet.jobs.dispatching import runs_waiting
 from itemsheet.jobs.importing import (
     CancelRequested,
     GuardMeasure,
+    ReadyBatch,
     apply_batch,
     begin_attempt,
     finish_job,
@@ -96,11 +96,12 @@ GUARD_THREADS = 2
 GUARD_AHEAD = 3
 # A big sheet's guardrails' pass measures against the stored items as read while its file
 # is parsed (`db.item_snapshot`; 1M rows against 500,000 items: 0.15 s after the parse,
-# against 1.3-2.5 s joined in the database), for a file of at least `AHEAD_MIN_BYTES`.
+# against 1.3-2.5 s joined in the database), and its writing pass sends the database no
+# row equal to its stored item, for a file of at least `AHEAD_MIN_BYTES`.
 # At most one stored item per `AHEAD_BYTES_PER_ITEM` bytes of the file is read: a row
 # takes 20-50 bytes of an xlsx file (more of a text file), so about as many items as
 # the sheet likely has rows or fewer, and never more than `AHEAD_MOST_ITEMS` (about
-# 40 MB a million).
+# 80 MB a million items of the benchmark's kind).
 AHEAD_MIN_BYTES = 4_000_000
 AHEAD_BYTES_PER_ITEM = 20
 AHEAD_MOST_ITEMS = 2_000_000
@@ -286,6 +287,7 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         on_error, batch_size = job.on_error, job.batch_size
         removed_at = job.files_removed_at
         previewing, review, mode = job.previewing, job.review, job.mode
+        dry_run = job.dry_run
         choice = mapping_choice(session, job)
         options = TextOptions(job.encoding, job.delimiter, job.decimal)
     if removed_at is not None:  # a retry from the Prefect UI of a job past retention
@@ -308,7 +310,9 @@ def load(job_id: uuid.UUID, attempt: int) -> int | None:
         summary = kept_rows(settings, job_id, attempt, key)
         if summary is None:
             local = fetch_local(file_uri, settings.work_dir)
-            if previewing and not review and mode is not ImportMode.CREATE_ONLY:
+            # For the guardrails' pass and the writing pass (a review's preview counts in
+            # the database, and may wait for its answer far longer than the copy holds).
+            if not review and not dry_run and mode is not ImportMode.CREATE_ONLY:
                 read_stored_ahead(job_id, attempt, local)  # while the child parses
             summary = prepare_in_child(
                 local,
@@ -377,9 +381,18 @@ def write(
         # (the database works without the GIL meanwhile); a pass that writes nothing on
         # SQLite would not use them.
         ready_ahead = not checking and (dialect != "sqlite" or not (job.dry_run or job.previewing))
+        # The writing pass sends no row equal to its stored item, when it has a copy of
+        # them (`importing.prepare_batch`): the only pass whose counts cannot tell.
+        leave_same = (
+            not checking
+            and not (job.dry_run or job.previewing)
+            and mode in (ImportMode.UPSERT, ImportMode.UPDATE_ONLY)
+        )
     step = max(1, GUARD_STEP_ROWS // size) if checking else 1
-    # The stored items read while the file was parsed (this attempt's, in this process).
-    read_ahead = _stored_ahead.pop((job_id, attempt), None)
+    # The stored items read while the file was parsed (this attempt's, in this process):
+    # the guardrails' pass leaves them to the writing pass.
+    key = (job_id, attempt)
+    read_ahead = _stored_ahead.get(key) if checking else _stored_ahead.pop(key, None)
     copied: list[StoredItems | None] = []
 
     def stored(session: Session) -> StoredItems | None:
@@ -417,11 +430,11 @@ def write(
                     ahead[n] = pool.submit(_measure_step, frame, columns, mode)
             return ahead.pop(first).result()
 
-        upcoming: dict[int, Future[tuple[pl.DataFrame, Prepared]]] = {}
+        upcoming: dict[int, Future[tuple[pl.DataFrame, ReadyBatch]]] = {}
 
-        def made_ready(batch_no: int) -> tuple[pl.DataFrame, Prepared]:
+        def made_ready(batch_no: int, copy: StoredItems | None) -> tuple[pl.DataFrame, ReadyBatch]:
             batch = read(batch_no)
-            return batch, prepare_batch(batch, columns, dialect)
+            return batch, prepare_batch(batch, columns, dialect, copy)
 
         def commit(session: Session, batch_no: int) -> int:
             if checking:
@@ -448,10 +461,11 @@ def write(
             if not ready_ahead:
                 batch, prepared = read(batch_no), None
             else:
+                copy = stored(session) if leave_same else None
                 coming = upcoming.pop(batch_no, None)
-                batch, prepared = coming.result() if coming else made_ready(batch_no)
+                batch, prepared = coming.result() if coming else made_ready(batch_no, copy)
                 if batch_no < batches:
-                    upcoming[batch_no + 1] = pool.submit(made_ready, batch_no + 1)
+                    upcoming[batch_no + 1] = pool.submit(made_ready, batch_no + 1, copy)
             apply_batch(
                 session, job_id, attempt=attempt, batch_no=batch_no, rows=batch, prepared=prepared
             )
@@ -467,8 +481,8 @@ def write(
 
 @dataclasses.dataclass(frozen=True)
 class StoredAhead:
-    """The stored items being read for an attempt's guardrails' pass (None: not read),
-    and when the read began."""
+    """The stored items being read for an attempt's guardrails' pass and writing pass
+    (None: not read), and when the read began."""
 
     items: Future[StoredItems | None]
     since: datetime
@@ -479,8 +493,8 @@ _stored_ahead: dict[tuple[uuid.UUID, int], StoredAhead] = {}
 
 def read_stored_ahead(job_id: uuid.UUID, attempt: int, file: Path) -> None:
     """Read the stored items in a thread while `file` is parsed, for the attempt's
-    guardrails' pass, when the file is big enough and there are not too many items
-    (`AHEAD_MIN_BYTES`); `write` takes them."""
+    guardrails' pass and writing pass, when the file is big enough and there are not too
+    many items (`AHEAD_MIN_BYTES`); `write` takes them."""
     try:
         file_bytes = file.stat().st_size
     except OSError:
