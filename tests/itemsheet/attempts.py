@@ -11,10 +11,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from db.models import JobStatus
+from db.models import JobSource, JobStatus
 from db.repository import get_job, list_row_errors
 from db.session import session_scope
-from itemsheet.jobs.importing import begin_attempt
+from itemsheet.files.storage import StoredFile
+from itemsheet.jobs.importing import JobOptions, begin_attempt, create_job
+from itemsheet.jobs.views import JobView
 from itemsheet.runs import running
 from itemsheet.sheet.prepare import SheetSummary
 from itemsheet.sheet.validate import unnamed
@@ -116,3 +118,43 @@ def outcome(job_id: uuid.UUID) -> dict[str, Any]:
             "error": job.error,
             "errors": list_row_errors(session, job_id, limit=1000),
         }
+
+
+def quiet(percent: float, total: int) -> None:
+    """A writing pass's progress, shown to nobody."""
+
+
+def run(job_id: uuid.UUID) -> JobView:
+    """One attempt as the flow runs it; a job that is to wait then waits."""
+    end, _ = running.attempt(
+        job_id,
+        None,
+        load=running.load,
+        write=lambda job, number, batches: running.write(job, number, batches, quiet),
+    )
+    if end is running.End.REVIEW:
+        running.await_review(job_id, run_ended=True)
+    return running.view(job_id)
+
+
+def read_ahead_job(
+    files: Files,
+    frame: pl.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    **options: Any,
+) -> uuid.UUID:
+    """A job of the validated rows `frame` whose file is big enough for its stored items
+    to be read during its parse (the fake child ignores the file; its size decides)."""
+    monkeypatch.setattr(running, "AHEAD_MIN_BYTES", 0)
+    path = tmp_path / f"sheet-{uuid.uuid4().hex}.csv"
+    path.write_bytes(b"x" * 1000)  # room for 50 stored items
+    files[str(path)] = frame
+    with session_scope() as session:
+        return create_job(
+            session,
+            stored=StoredFile(uri=str(path), sha256="ab" * 32, size=1000),
+            filename="items.csv",
+            source=JobSource.UPLOAD,
+            options=JobOptions(batch_size=BATCH, **options),
+        ).id

@@ -21,7 +21,15 @@ from itemsheet.jobs.views import JobView, job_view
 from itemsheet.runs import running
 from orchestration.answers import apply_in_run
 from settings import get_settings
-from tests.itemsheet.attempts import BATCH, Files, attempt, fake_parse_child
+from tests.itemsheet.attempts import (
+    BATCH,
+    Files,
+    attempt,
+    fake_parse_child,
+    quiet,
+    read_ahead_job,
+    run,
+)
 
 N = 10  # stored items per test, sheets name all of them
 
@@ -79,23 +87,6 @@ def new_job(files: Files, frame: pl.DataFrame, **options: Any) -> uuid.UUID:
             options=JobOptions(batch_size=BATCH, **options),
         )
         return job.id
-
-
-def run(job_id: uuid.UUID) -> JobView:
-    """One attempt as the flow runs it; a job that is to wait then waits."""
-    end, _ = running.attempt(
-        job_id,
-        None,
-        load=running.load,
-        write=lambda job, number, batches: running.write(job, number, batches, _quiet),
-    )
-    if end is running.End.REVIEW:
-        running.await_review(job_id, run_ended=True)
-    return running.view(job_id)
-
-
-def _quiet(percent: float, total: int) -> None:
-    pass
 
 
 def stored_values() -> dict[str, tuple[str, int | None]]:
@@ -328,9 +319,9 @@ def test_an_import_stopped_after_its_check_resumes_writing_exactly(files: Files)
     assert number is not None
     batches = running.load(stopped, number)
     assert batches is not None
-    assert running.write(stopped, number, batches, _quiet)  # the check's pass
+    assert running.write(stopped, number, batches, quiet)  # the check's pass
     assert not running.close_preview(stopped)  # nothing tripped: it writes now
-    assert running.write(stopped, number, 1, _quiet)  # then dies after one batch
+    assert running.write(stopped, number, 1, quiet)  # then dies after one batch
 
     resumed = run(stopped)
 
@@ -387,25 +378,6 @@ def test_the_check_takes_several_batches_to_a_transaction(
     assert set(stored_values().values()) == {("11", 6)}
 
 
-def read_ahead_job(
-    files: Files, frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> uuid.UUID:
-    """A job whose file is big enough for its stored items to be read during its parse
-    (the fake child ignores the file; its size decides)."""
-    monkeypatch.setattr(running, "AHEAD_MIN_BYTES", 0)
-    path = tmp_path / f"sheet-{uuid.uuid4().hex}.csv"
-    path.write_bytes(b"x" * 1000)  # room for 50 stored items
-    files[str(path)] = frame
-    with session_scope() as session:
-        return create_job(
-            session,
-            stored=StoredFile(uri=str(path), sha256="ab" * 32, size=1000),
-            filename="items.csv",
-            source=JobSource.UPLOAD,
-            options=JobOptions(batch_size=BATCH),
-        ).id
-
-
 def measured_in_database(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The rows each guardrails' step measured in the database, as they are measured."""
     from itemsheet.jobs import importing
@@ -456,7 +428,7 @@ def test_items_another_import_may_have_written_meanwhile_are_measured_in_the_dat
     running.finish(other, JobStatus.CANCELLED, reason="ended while the first was parsed")
     steps = measured_in_database(monkeypatch)
 
-    assert running.write(job_id, number, batches, _quiet)  # the guardrails' pass
+    assert running.write(job_id, number, batches, quiet)  # the guardrails' pass
 
     assert sum(steps) == N
     assert not running.close_preview(job_id)  # nothing tripped

@@ -12,14 +12,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from db.models import ImportMode, Item, JobSource, JobStatus
+from db.models import ImportMode, Item, JobStatus
 from db.session import session_scope
-from itemsheet.files.storage import StoredFile
 from itemsheet.jobs import importing
-from itemsheet.jobs.importing import JobOptions, begin_attempt, create_job
+from itemsheet.jobs.importing import begin_attempt
 from itemsheet.jobs.views import JobView
 from itemsheet.runs import running
-from tests.itemsheet.attempts import BATCH, Files, fake_parse_child
+from tests.itemsheet.attempts import Files, fake_parse_child, quiet, read_ahead_job, run
 
 STORED = [(f"S-{k}", f"Item {k}", Decimal("10.5"), k) for k in range(1, 10)]
 
@@ -31,8 +30,6 @@ def database(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def files(importer_env: Path, monkeypatch: pytest.MonkeyPatch) -> Files:
-    # Every file is big enough for its stored items to be read while it is parsed.
-    monkeypatch.setattr(running, "AHEAD_MIN_BYTES", 0)
     return fake_parse_child(monkeypatch)
 
 
@@ -73,33 +70,10 @@ def sheet(rows: list[tuple[str, str | None, str | None, int | None]]) -> pl.Data
     )
 
 
-def new_job(files: Files, frame: pl.DataFrame, tmp_path: Path, **options: Any) -> uuid.UUID:
-    path = tmp_path / f"sheet-{uuid.uuid4().hex}.csv"
-    path.write_bytes(b"x" * 1000)  # room for 50 stored items: the fake child ignores it
-    files[str(path)] = frame
-    with session_scope() as session:
-        return create_job(
-            session,
-            stored=StoredFile(uri=str(path), sha256="ab" * 32, size=1000),
-            filename="items.csv",
-            source=JobSource.UPLOAD,
-            options=JobOptions(batch_size=BATCH, **options),
-        ).id
-
-
-def run(job_id: uuid.UUID) -> JobView:
-    end, view = running.attempt(
-        job_id,
-        None,
-        load=running.load,
-        write=lambda job, number, batches: running.write(job, number, batches, _quiet),
-    )
-    assert end is running.End.COMPLETED, view.error
+def completed(job_id: uuid.UUID) -> JobView:
+    view = run(job_id)
+    assert view.status is JobStatus.COMPLETED, view.error
     return view
-
-
-def _quiet(percent: float, total: int) -> None:
-    pass
 
 
 def items() -> dict[str, tuple[str, str | None, int | None]]:
@@ -126,10 +100,14 @@ SHEET = [
 
 @pytest.mark.parametrize("mode", [ImportMode.UPSERT, ImportMode.UPDATE_ONLY])
 def test_rows_equal_to_their_item_are_not_sent_and_are_counted_unchanged(
-    files: Files, tmp_path: Path, sent: list[int], mode: ImportMode
+    files: Files,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sent: list[int],
+    mode: ImportMode,
 ) -> None:
     store()
-    done = run(new_job(files, sheet(SHEET), tmp_path, mode=mode.value))
+    done = completed(read_ahead_job(files, sheet(SHEET), tmp_path, monkeypatch, mode=mode.value))
 
     new = 2 if mode is ImportMode.UPSERT else 0
     assert (done.created, done.updated, done.unchanged) == (new, 3, 6)
@@ -145,25 +123,28 @@ def test_rows_equal_to_their_item_are_not_sent_and_are_counted_unchanged(
 
 
 def test_a_copy_another_import_may_have_made_stale_is_not_used(
-    files: Files, tmp_path: Path, sent: list[int]
+    files: Files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: list[int]
 ) -> None:
     store()
     # The sheet sends every item back as stored.
-    job_id = new_job(files, sheet([(s, n, str(p), q) for s, n, p, q in STORED]), tmp_path)
+    rows = sheet([(s, n, str(p), q) for s, n, p, q in STORED])
+    job_id = read_ahead_job(files, rows, tmp_path, monkeypatch)
     with session_scope() as session:
         number = begin_attempt(session, job_id, flow_run_id=None)
     assert number is not None
     batches = running.load(job_id, number)  # the stored items are read from here on
     assert batches is not None
     # Meanwhile another import changes S-1 (and ends before the first one writes).
-    other = run(new_job(files, sheet([("S-1", "Item 1", "99", 1)]), tmp_path))
+    other = completed(
+        read_ahead_job(files, sheet([("S-1", "Item 1", "99", 1)]), tmp_path, monkeypatch)
+    )
     assert other.updated == 1
     sent.clear()
 
     while running.is_previewing(job_id):  # the guardrails' pass
-        assert running.write(job_id, number, batches, _quiet)
+        assert running.write(job_id, number, batches, quiet)
         assert not running.close_preview(job_id)
-    assert running.write(job_id, number, batches, _quiet)
+    assert running.write(job_id, number, batches, quiet)
     done = running.finish(job_id, JobStatus.COMPLETED)
 
     # Written as the sheet says: the copy that still held S-1 at 10.5 was not used.
