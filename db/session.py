@@ -83,14 +83,21 @@ def _waiting_file(database: str | None) -> str | None:
     return database + WAITING_SUFFIX
 
 
-def _say_waiting(database: str | None) -> int:
-    """Hold a shared lock on the waiting file; its descriptor (-1: there is none)."""
+def _open_waiting(database: str | None) -> int | None:
+    """The waiting file of `database`, opened (made 0600 if new); None without one."""
     path = _waiting_file(database)
     if path is None:
-        return -1
+        return None
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        return os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     except OSError:
+        return None
+
+
+def _say_waiting(database: str | None) -> int:
+    """Hold a shared lock on the waiting file; its descriptor (-1: there is none)."""
+    handle = _open_waiting(database)
+    if handle is None:
         return -1
     fcntl.flock(handle, fcntl.LOCK_SH)  # an exclusive holder only tests, for microseconds
     return handle
@@ -105,12 +112,8 @@ def writers_waiting(session: Session) -> bool:
     if bind.dialect.name != "sqlite":
         return False
     engine = bind if isinstance(bind, Engine) else bind.engine
-    path = _waiting_file(engine.url.database)
-    if path is None:
-        return True
-    try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
-    except OSError:
+    handle = _open_waiting(engine.url.database)
+    if handle is None:
         return True
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
