@@ -193,10 +193,18 @@ def test_a_worksheet_with_an_error_cell_is_reported_as_holding_some() -> None:
     assert check_package(
         zip_bytes({**base, "xl/worksheets/sheet1.xml": error}), LIMITS
     ).may_hold_error_cells
-    # A mark split across two read chunks is still found.
-    padded = b" " * (2**20 - 6) + b'<c t="e"/>'  # the mark starts 1 byte before 1 MiB
-    assert check_package(
-        zip_bytes({**base, "xl/worksheets/sheet1.xml": padded}), LIMITS
+    # A mark split across two read chunks is still found, wherever it is cut, in either
+    # quotes, with no other "e" or quote in either chunk.
+    for cell in (b'<c t="e"/>', b"<c t='e'/>"):
+        for before in (1, 2):  # the mark starts 1 or 2 bytes before 1 MiB
+            padded = b" " * (2**20 - 5 - before) + cell
+            assert check_package(
+                zip_bytes({**base, "xl/worksheets/sheet1.xml": padded}), LIMITS
+            ).may_hold_error_cells, (cell, before)
+    # An "e" and quotes in one chunk that are not a mark do not make one.
+    apart = b'<c r="A1" t="s"><v>0</v></c>' + b" " * 2**20 + b"<sheetData/>"
+    assert not check_package(
+        zip_bytes({**base, "xl/worksheets/sheet1.xml": apart}), LIMITS
     ).may_hold_error_cells
     # Worksheets in unusual places are not searched, so they may hold some.
     assert check_package(
