@@ -18,7 +18,6 @@ from itemsheet.sheet.source_urls import form_refusal
 
 MIB = 1024 * 1024
 BATCH = 10_000
-SQLITE_BATCH = 5_000
 # A key is all a client needs to act; short ones are guessed.
 MIN_KEY_CHARS = 16
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}")
@@ -83,9 +82,8 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=1_000_000,
-        description="Rows per committed batch (one progress commit each); default 10,000 on"
-        " PostgreSQL and 5,000 on"
-        " SQLite, whose one write lock an upload waits for while a batch is written.",
+        description="Rows per committed batch (one progress commit each); default 10,000. On"
+        " SQLite an upload waits for the batch being written, whose one write lock it needs.",
     )
 
     # Limits on what a file may be or expand to.
@@ -396,10 +394,8 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'importer.db').resolve()}"
 
     def rows_per_batch(self) -> int:
-        """The batch size: the configured one, else the database's default."""
-        if self.batch_size is not None:
-            return self.batch_size
-        return SQLITE_BATCH if self.resolved_database_url().startswith("sqlite") else BATCH
+        """The batch size: the configured one, else `BATCH`."""
+        return self.batch_size if self.batch_size is not None else BATCH
 
     def public_base_url(self) -> str:
         """Where the API and the web page are reached from outside, without a trailing slash."""

@@ -402,6 +402,39 @@ def test_a_write_in_chunks_of_bound_values_stores_and_counts_as_one_statement_do
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_big_batch_is_written_in_short_values_lists(db: None) -> None:
+    """SQLite would bind a 2,500-row batch in one statement; it is cut into VALUES lists
+    of at most `VALUES_MOST_ROWS` rows (a long one costs more than its rows), and counts
+    and stores as one statement would."""
+    from sqlalchemy import event
+
+    from db.item_store import VALUES_MOST_ROWS
+
+    merge([{"sku": f"K{k:05d}", "name": "old", "quantity": k} for k in range(0, 2_500, 2)])
+    lists: list[int] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO item "):
+            lists.append(statement.count("(?"))
+
+    with session_scope() as session:
+        engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        counts, recorder = _merge_recorded(
+            [{"sku": f"K{k:05d}", "name": "new", "quantity": k} for k in range(2_500)]
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert counts == MergeCounts(1_250, 1_250, 0)
+    assert recorder.written is not None and len(recorder.written[1]) == 1_250
+    assert sum(lists) == 2_500 and len(lists) > 1 and max(lists) <= VALUES_MOST_ROWS
+    stored = items()
+    assert len(stored) == 2_500 and {i["name"] for i in stored.values()} == {"new"}
+    assert stored["K02499"]["quantity"] == 2_499
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_new_items_are_found_when_an_item_holds_the_largest_rowid(db: None) -> None:
     """SQLite gives new rows random rowids once one row holds the largest possible: the new
     items of a batch cannot be told by their rowids then, and are counted before the write."""
