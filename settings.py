@@ -17,7 +17,11 @@ from db.enums import ImportMode
 from itemsheet.sheet.source_urls import form_refusal
 
 MIB = 1024 * 1024
-BATCH = 10_000
+# Rows per batch: on SQLite an upload waits for the batch being written (about 25 ms of
+# 10,000 rows); PostgreSQL makes no upload wait, and a batch of 20,000 wrote 1M rows in
+# 3.85 s against 4.26 s in batches of 10,000 (medians of three alternated runs).
+BATCH = 20_000
+SQLITE_BATCH = 10_000
 # A key is all a client needs to act; short ones are guessed.
 MIN_KEY_CHARS = 16
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}")
@@ -82,8 +86,9 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=1_000_000,
-        description="Rows per committed batch (one progress commit each); default 10,000. On"
-        " SQLite an upload waits for the batch being written, whose one write lock it needs.",
+        description="Rows per committed batch (one progress commit each); default 20,000 on"
+        " PostgreSQL and 10,000 on SQLite, whose one write lock an upload waits for while a"
+        " batch is written.",
     )
 
     # Limits on what a file may be or expand to.
@@ -394,8 +399,10 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'importer.db').resolve()}"
 
     def rows_per_batch(self) -> int:
-        """The batch size: the configured one, else `BATCH`."""
-        return self.batch_size if self.batch_size is not None else BATCH
+        """The batch size: the configured one, else the database's default."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return SQLITE_BATCH if self.resolved_database_url().startswith("sqlite") else BATCH
 
     def public_base_url(self) -> str:
         """Where the API and the web page are reached from outside, without a trailing slash."""
