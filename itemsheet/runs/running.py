@@ -85,7 +85,7 @@ BATCH_GAP_S = 0.002
 SHOW_EVERY_S = 1.0
 # The guardrails' pass writes no item, so it reads whole batches in transactions of at
 # least this many rows: each costs a claim, a progress write and a commit, and 50,000
-# rows hold SQLite's write lock about as long as two batches' writes do (80 ms).
+# rows measured in SQL hold SQLite's write lock about 80 ms.
 GUARD_STEP_ROWS = 50_000
 # On PostgreSQL its steps are measured in reader transactions of their own, this many at
 # once and up to `GUARD_AHEAD` steps ahead of the one being recorded: the server does most
@@ -388,7 +388,7 @@ def write(
             and not (job.dry_run or job.previewing)
             and mode in (ImportMode.UPSERT, ImportMode.UPDATE_ONLY)
         )
-    step = max(1, GUARD_STEP_ROWS // size) if checking else 1
+    step = -(-GUARD_STEP_ROWS // size) if checking else 1  # whole batches, at least the rows
     # The stored items read while the file was parsed (this attempt's, in this process):
     # the guardrails' pass leaves them to the writing pass.
     key = (job_id, attempt)

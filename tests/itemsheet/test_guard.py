@@ -350,14 +350,16 @@ def test_the_check_counts_apart_so_progress_rises_once_from_the_first_write(
     assert (done.processed_rows, done.percent, done.checked_rows) == (N, 100.0, None)
 
 
+@pytest.mark.parametrize("step_rows", [2 * BATCH, 2 * BATCH - 1])
 def test_the_check_takes_several_batches_to_a_transaction(
-    files: Files, monkeypatch: pytest.MonkeyPatch
+    files: Files, monkeypatch: pytest.MonkeyPatch, step_rows: int
 ) -> None:
+    """A step is whole batches of at least `GUARD_STEP_ROWS` rows."""
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
     store()
-    monkeypatch.setattr(running, "GUARD_STEP_ROWS", 2 * BATCH)
+    monkeypatch.setattr(running, "GUARD_STEP_ROWS", step_rows)
     job_id = new_job(files, sheet(["11"] * N, [6] * N))  # 4 batches of 3 rows
     checked: list[int] = []
 
