@@ -475,8 +475,8 @@ def _measure_values(
     conn: Connection, frame: pl.DataFrame, fields: list[str], limits: Limits
 ) -> Measured:
     """SQLite: measure `frame` from a VALUES list in the query itself, in chunks of
-    `_values_rows`, instead of staging it first (1M rows of SKU, price
-    and quantity: 0.78 s against 1.3 s, the inserts into the staging table being most)."""
+    `_values_rows`, instead of staging it first (1M rows of SKU, price and quantity:
+    0.78 s against 1.3 s, the inserts into the staging table being most)."""
     if "price" in frame.columns:
         frame = frame.with_columns(pl.col("price").cast(pl.Float64))
     raw = conn.connection.driver_connection

@@ -233,14 +233,12 @@ def _marks_error_cell(tail: bytes, chunk: bytes) -> bool:
     A mark holds an "e" between two quotes. Each is looked for alone first, by a search for
     one byte (about ten times as fast as one for three): a sheet of shared strings and
     numbers seldom holds the letter at all, and single quotes are rarer still."""
-    joint = tail + chunk[:2]
-    for mark in _ERROR_CELL_MARKS:
-        quote = mark[:1]
-        if b"e" in chunk and quote in chunk and mark in chunk:
-            return True
-        if b"e" in joint and quote in joint and mark in joint:
-            return True
-    return False
+    joint = tail + chunk[:2]  # four bytes: searched as they are
+    if any(mark in joint for mark in _ERROR_CELL_MARKS):
+        return True
+    if b"e" not in chunk:
+        return False
+    return any(mark[:1] in chunk and mark in chunk for mark in _ERROR_CELL_MARKS)
 
 
 def check_package(data: bytes, limits: PackageLimits) -> PackageReport:
