@@ -40,6 +40,7 @@ from uuid import UUID
 import anyio
 import anyio.abc
 import anyio.to_thread
+import httpx
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import InfrastructureNotFound
 from prefect.logging import get_logger
@@ -62,7 +63,9 @@ if TYPE_CHECKING:
 WORKER_TYPE = "importer"
 SPARE_START_TIMEOUT_S = 120.0
 LEAVE_TIMEOUT_S = 3.0
-LABEL_TIMEOUT_S = 10.0
+# A label write Prefect's client gave up on (its own retries spent) is tried again after
+# these pauses; the worker's stop cancels it wherever it is.
+LABEL_RETRY_PAUSES_S = (1.0, 5.0, 15.0, 30.0, 60.0)
 
 logger = get_logger("importer.worker")
 
@@ -383,6 +386,11 @@ class SpareStarter:
             self.running.pop(process, None)
 
 
+def _refused(exc: Exception) -> bool:
+    """An answer no repeat changes (the run is gone, the request wrong), unlike a 5xx."""
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code < 500
+
+
 def _per_run(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith(PER_RUN_PREFIX)}
 
@@ -411,6 +419,8 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         # The runs this worker carries out, by their process.
         self.running: dict[anyio.abc.Process, UUID] = {}
         self.stopping = False
+        # Label writes still trying (`_label_run`); a stopping worker cancels them.
+        self._labelling: set[anyio.CancelScope] = set()
 
     async def setup(self) -> None:
         """Start the spares and wait for the first, then register with Prefect: the worker
@@ -422,6 +432,8 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
     async def teardown(self, *exc_info: Any) -> None:
         """Leave the work pool's list of workers, stop polling and the spares (runs in
         progress were stopped by then)."""
+        for scope in self._labelling:
+            scope.cancel()
         try:
             await self._leave_work_pool()
             await super().teardown(*exc_info)
@@ -459,15 +471,33 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
         self._runs_task_group.start_soon(self._label_run, flow_run_id)
 
     async def _label_run(self, flow_run_id: UUID) -> None:
+        """Write the worker's labels on the run, trying again while Prefect is busy.
+
+        Prefect's client already repeats a write answered 503, but gives up after about
+        a minute of its backoff, and one slow answer on a busy machine used most of that;
+        the labels are how the Prefect UI tells which worker ran what, so the write is
+        repeated a few times more. A worker that stops cancels it (`teardown`).
+        """
+        scope = anyio.CancelScope()
+        self._labelling.add(scope)
         try:
-            # Bounded: a worker that stops waits for this task, and Prefect's client would
-            # retry a server that went away for about a minute.
-            with anyio.fail_after(LABEL_TIMEOUT_S):
-                await super()._give_worker_labels_to_flow_run(flow_run_id)
-        except Exception:  # a courtesy: the run goes on without its worker's labels
-            logger.warning(
-                "could not label flow run %s with its worker", flow_run_id, exc_info=True
-            )
+            with scope:
+                for pause in (*LABEL_RETRY_PAUSES_S, None):
+                    try:
+                        await super()._give_worker_labels_to_flow_run(flow_run_id)
+                        return
+                    except Exception as exc:
+                        if pause is None or _refused(exc):
+                            # A courtesy: the run goes on without its worker's labels.
+                            logger.warning(
+                                "could not label flow run %s with its worker: %s",
+                                flow_run_id,
+                                exc,
+                            )
+                            return
+                    await anyio.sleep(pause)
+        finally:
+            self._labelling.discard(scope)
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         """Prefect's poll of the work pool, except while the worker stops."""

@@ -84,7 +84,7 @@ def test_upload_is_imported_by_a_prefect_run_and_progress_reaches_completed(
     assert labels["prefect.worker.name"]
 
 
-def labels_of(stack: RunningStack, flow_run_id: str, timeout: float = 30) -> dict[str, Any]:
+def labels_of(stack: RunningStack, flow_run_id: str, timeout: float = 120) -> dict[str, Any]:
     """The run's labels once its worker's are there (or as they are at `timeout`)."""
     deadline = time.monotonic() + timeout
     while True:
