@@ -76,8 +76,8 @@ def test_upload_is_imported_by_a_prefect_run_and_progress_reaches_completed(
     assert run.name == "import first.xlsx"
     assert run.state is not None and run.state.is_completed(), run.state
     # Labelled with the worker that carried it out, as Prefect's own workers label runs
-    # (given while the run starts, not before: after Prefect's 2 s backoff when its
-    # database was busy, so possibly after the run ended).
+    # (given while the run starts, not before, and tried again while Prefect's database is
+    # busy: so possibly after the run ended).
     labels = labels_of(stack, job["flow_run_id"])
     assert labels["prefect.worker.type"] == "importer"
     assert labels["prefect.work-pool.name"] == f"{stack.name_prefix}{WORK_POOL}"
