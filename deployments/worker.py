@@ -473,9 +473,9 @@ class ImporterWorker(BaseWorker[ImporterJobConfiguration, ImporterVariables, Imp
     async def _label_run(self, flow_run_id: UUID) -> None:
         """Write the worker's labels on the run, trying again while Prefect is busy.
 
-        Prefect's client already repeats a write answered 503, but gives up after about
-        a minute of its backoff, and one slow answer on a busy machine used most of that;
-        the labels are how the Prefect UI tells which worker ran what, so the write is
+        Prefect's client already repeats a write answered 503 (2, 4, 8, 16 and 32 s
+        apart, then gives up 64 s after the last); the labels are how the Prefect UI
+        tells which worker ran what, so a write Prefect keeps refusing beyond that is
         repeated a few times more. A worker that stops cancels it (`teardown`).
         """
         scope = anyio.CancelScope()
